@@ -1,0 +1,30 @@
+//! `genc check FILE...`: report every diagnostic, or one OK line per file.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::{Status, load, parse};
+use crate::report::{MessageFormat, Reporter};
+
+pub fn run(files: &[PathBuf], reporter: &Reporter) -> Status {
+    let mut status = Status::Ok;
+    for path in files {
+        let started = Instant::now();
+        let file = match load(path, reporter) {
+            Ok(file) => file,
+            Err(s) => {
+                status = status.worst(s);
+                continue;
+            }
+        };
+        if parse(&file, reporter).is_some() {
+            if reporter.format == MessageFormat::Human {
+                let ms = started.elapsed().as_secs_f64() * 1e3;
+                println!("ok: {} ({ms:.1} ms)", file.name());
+            }
+        } else {
+            status = status.worst(Status::Diagnostics);
+        }
+    }
+    status
+}

@@ -1,0 +1,84 @@
+//! `genc`: check, format, compile and (later) train `.gen` model specs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use genc::commands::{self, Status, compile::Stage, fmt::Mode};
+use genc::report::{ColorChoice, MessageFormat, Reporter};
+
+/// genc compiles generative image models written as `.gen` specs.
+///
+/// Exit status: 0 when clean, 1 when a spec has diagnostics (or is not formatted, with
+/// `fmt --check`), 2 on a usage or I/O error.
+#[derive(Parser)]
+#[command(name = "genc", version, about, long_about = None, after_help = "The language: docs/language.md. Error codes: docs/errors.md.")]
+struct Cli {
+    /// When to colour diagnostics.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+
+    /// `human` reports on stderr, or `json`: one object per diagnostic per line on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human)]
+    message_format: MessageFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check specs and report every diagnostic (syntax for now).
+    Check {
+        /// The `.gen` files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print specs in the canonical layout.
+    Fmt {
+        /// Change nothing; exit 1 if a file is not formatted.
+        #[arg(long, conflicts_with = "write")]
+        check: bool,
+        /// Rewrite the files in place.
+        #[arg(long, short)]
+        write: bool,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print a compiler stage of a spec in its stable text form.
+    Compile {
+        file: PathBuf,
+        /// The stage to print.
+        #[arg(long, value_enum, default_value_t = Stage::Ast)]
+        emit: Stage,
+    },
+}
+
+fn main() -> ExitCode {
+    install_panic_hook();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { Status::Usage as u8 } else { 0 });
+        }
+    };
+    let reporter = Reporter::new(cli.message_format, cli.color);
+    let status = match &cli.command {
+        Command::Check { files } => commands::check::run(files, &reporter),
+        Command::Fmt { check, write, files } => {
+            let mode = if *check { Mode::Check } else if *write { Mode::Write } else { Mode::Print };
+            commands::fmt::run(files, mode, &reporter)
+        }
+        Command::Compile { file, emit } => commands::compile::run(file, *emit, &reporter),
+    };
+    ExitCode::from(status as u8)
+}
+
+/// A bug in genc is reported as one, with a request to file it, instead of a raw panic.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal compiler error: {info}");
+        eprintln!("  genc hit a bug; please report it with the spec that caused it.");
+    }));
+}
