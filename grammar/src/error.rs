@@ -83,7 +83,7 @@ pub enum SyntaxError {
     #[error("unexpected character `{character}`")]
     #[diagnostic(code(E0008))]
     InvalidCharacter {
-        character: char,
+        character: String,
         #[label("not part of the language")]
         span: Span,
         #[help]
@@ -253,9 +253,15 @@ impl SyntaxError {
             '#' => "comments start with `//`",
             '&' | '|' => "the logical operators are `&&` and `||`",
             '?' => "there is no `?` operator; use `select(cond, a, b)`",
+            c if c.is_alphabetic() => "names use ASCII letters, digits and `_`",
             _ => "remove it",
         };
-        SyntaxError::InvalidCharacter { character, span, help: help.to_string() }
+        let shown = if character.is_control() || character.is_whitespace() {
+            format!("U+{:04X}", u32::from(character))
+        } else {
+            character.to_string()
+        };
+        SyntaxError::InvalidCharacter { character: shown, span, help: help.to_string() }
     }
 
     /// The primary span, used to order diagnostics and to place them in items.

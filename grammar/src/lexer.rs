@@ -124,9 +124,20 @@ impl Lexer<'_> {
             } else if let Some(p) = PUNCTS.iter().find(|p| self.rest().starts_with(**p)) {
                 self.pos += p.len();
                 self.push(TokenKind::Punct, start);
+            } else if c == '\'' {
+                // A single-quoted string is one mistake, not two stray quotes.
+                let line_end = self.rest().find('\n').unwrap_or(self.rest().len());
+                let close = self.rest().get(1..line_end).and_then(|s| s.find('\'')).map_or(1, |i| i + 2);
+                self.pos += close;
+                self.errors.push(SyntaxError::invalid_character(c, Span::new(start, self.pos)));
             } else {
                 self.pos += c.len_utf8();
-                self.errors.push(SyntaxError::invalid_character(c, Span::new(start, self.pos)));
+                let span = Span::new(start, self.pos);
+                // A run of bad characters is one error.
+                match self.errors.last_mut() {
+                    Some(SyntaxError::InvalidCharacter { span: last, .. }) if last.end == start => last.end = span.end,
+                    _ => self.errors.push(SyntaxError::invalid_character(c, span)),
+                }
             }
         }
     }
@@ -274,7 +285,10 @@ fn split_items(source: &str, lexed: &mut Lexed) {
         let span = Span::new(head.span.start, tail.span.end);
         let mut errors: Vec<SyntaxError> =
             lexical_errors.iter().filter(|e| span_contains(span, e.span())).cloned().collect();
-        check_brackets(source, tokens, &mut errors);
+        // An unterminated string swallows its line's brackets: checking them would only echo it.
+        if !errors.iter().any(|e| matches!(e, SyntaxError::UnterminatedString { .. })) {
+            check_brackets(source, tokens, &mut errors);
+        }
         check_operator_chains(source, tokens, &mut errors);
         lexed.chunks.push(Chunk { span, has_errors: !errors.is_empty() });
         lexed.errors.extend(errors);
@@ -333,13 +347,12 @@ fn check_brackets(source: &str, tokens: &[Token], errors: &mut Vec<SyntaxError>)
                     Some(i) if i + 1 == stack.len() => {
                         stack.pop();
                     }
-                    Some(_) | None => {
-                        let Some(open) = stack.pop() else {
-                            errors.push(SyntaxError::UnmatchedClose { close: closer, span: token.span });
-                            before_previous = previous;
-                            previous = Some(token);
-                            continue;
-                        };
+                    None => {
+                        // Nothing open of this kind: a stray closer; skip it and go on.
+                        errors.push(SyntaxError::UnmatchedClose { close: closer, span: token.span });
+                    }
+                    Some(_) => {
+                        let Some(open) = stack.pop() else { return };
                         errors.push(SyntaxError::Mismatched {
                             expected: open.delimiter.close(),
                             found: closer,

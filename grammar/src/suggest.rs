@@ -11,20 +11,31 @@ pub fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str
         .map(|(_, c)| c)
 }
 
-/// Levenshtein distance over characters.
+/// Edit distance where an insertion, a deletion, a substitution or a swap of two adjacent
+/// characters costs one (the optimal-string-alignment distance): `stpes` is one edit from
+/// `steps`.
 pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+    let width = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * width];
+    for i in 0..=a.len() {
+        d[i * width] = i;
+    }
+    for j in 0..=b.len() {
+        d[j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[(i - 1) * width + j] + 1).min(d[i * width + j - 1] + 1).min(d[(i - 1) * width + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[(i - 2) * width + j - 2] + 1);
+            }
+            d[i * width + j] = best;
         }
     }
-    row[b.len()]
+    d[a.len() * width + b.len()]
 }
 
 #[cfg(test)]
@@ -37,5 +48,7 @@ mod tests {
         assert_eq!(did_you_mean("optimiser", ["optimizer", "ema"]), Some("optimizer"));
         assert_eq!(did_you_mean("banana", ["steps", "seed"]), None);
         assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("stpes", "steps"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }
