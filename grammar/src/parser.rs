@@ -59,7 +59,8 @@ fn parse_item(source: &str, chunk: &Chunk, lexed: &Lexed) -> Result<(Item, Vec<S
     }
     let mut pairs = GencParser::parse(Rule::item_only, text)
         .map_err(|e| crate::diagnose::pest_error(e, source, chunk, lexed))?;
-    let builder = Builder { offset: chunk.span.start, errors: RefCell::new(Vec::new()) };
+    let token_ends = lexed.tokens.iter().filter(|t| t.kind != TokenKind::Comment).map(|t| t.span.end).collect();
+    let builder = Builder { offset: chunk.span.start, token_ends, errors: RefCell::new(Vec::new()) };
     let pair = pairs.next().ok_or_else(|| SyntaxError::Empty { span: chunk.span })?;
     let item = builder.item(pair);
     Ok((item, builder.errors.into_inner()))
@@ -105,13 +106,23 @@ struct Sized {
 
 struct Builder {
     offset: usize,
+    /// The end offsets of the file's code tokens, in order.
+    token_ends: Vec<usize>,
     errors: RefCell<Vec<SyntaxError>>,
 }
 
 impl Builder {
+    /// The span of a pair, without the whitespace and comments pest may include at its end
+    /// (a rule that ends in a repetition consumes the trivia after it).
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
         let s = pair.as_span();
-        Span::new(s.start() + self.offset, s.end() + self.offset)
+        let (start, end) = (s.start() + self.offset, s.end() + self.offset);
+        let last = self.token_ends.partition_point(|&e| e <= end);
+        let end = match last.checked_sub(1).and_then(|i| self.token_ends.get(i)) {
+            Some(&token_end) if token_end > start => token_end,
+            _ => end,
+        };
+        Span::new(start, end)
     }
 
     fn error(&self, error: SyntaxError) {
