@@ -233,6 +233,14 @@ fn starts_line(source: &str, token: &Token) -> bool {
     line.trim().is_empty()
 }
 
+fn matching(open: &str) -> &'static str {
+    match open {
+        "(" => ")",
+        "[" => "]",
+        _ => "}",
+    }
+}
+
 fn ends_operand(source: &str, token: &Token) -> bool {
     match token.kind {
         TokenKind::Ident | TokenKind::Number | TokenKind::Str => true,
@@ -252,6 +260,7 @@ fn at_column_zero(source: &str, token: &Token) -> bool {
 fn split_items(source: &str, lexed: &mut Lexed) {
     let code: Vec<Token> = lexed.tokens.iter().copied().filter(|t| t.kind != TokenKind::Comment).collect();
     let mut starts = Vec::new();
+    let mut open: Vec<&str> = Vec::new();
     let mut depth = 0usize;
     let mut previous: Option<&Token> = None;
     for (i, token) in code.iter().enumerate() {
@@ -269,13 +278,20 @@ fn split_items(source: &str, lexed: &mut Lexed) {
         previous = Some(token);
         if starts_item || i == 0 {
             starts.push(i);
-            depth = 0;
+            open.clear();
         }
-        match t {
-            "(" | "[" | "{" if token.kind == TokenKind::Punct => depth += 1,
-            ")" | "]" | "}" if token.kind == TokenKind::Punct => depth = depth.saturating_sub(1),
-            _ => {}
+        // A stray closer of another kind does not end what is open (check_brackets reports
+        // it), so one extra `)` does not cut a body in two.
+        if token.kind == TokenKind::Punct {
+            match t {
+                "(" | "[" | "{" => open.push(t),
+                ")" | "]" | "}" if open.last().is_some_and(|o| matching(o) == t) => {
+                    open.pop();
+                }
+                _ => {}
+            }
         }
+        depth = open.len();
     }
     let lexical_errors = std::mem::take(&mut lexed.errors);
     for (n, &first) in starts.iter().enumerate() {
@@ -347,11 +363,12 @@ fn check_brackets(source: &str, tokens: &[Token], errors: &mut Vec<SyntaxError>)
                     Some(i) if i + 1 == stack.len() => {
                         stack.pop();
                     }
-                    None => {
-                        // Nothing open of this kind: a stray closer; skip it and go on.
+                    // Nothing of this kind is open. Inside brackets, `(1, 2]` is a typo for the
+                    // right closer; directly in a block, a stray closer to skip.
+                    None if stack.last().is_none_or(|open| open.delimiter == Delimiter::Brace) => {
                         errors.push(SyntaxError::UnmatchedClose { close: closer, span: token.span });
                     }
-                    Some(_) => {
+                    _ => {
                         let Some(open) = stack.pop() else { return };
                         errors.push(SyntaxError::Mismatched {
                             expected: open.delimiter.close(),

@@ -1,0 +1,56 @@
+//! `docs/errors.md` is the registry of diagnostic codes: each code in the source is listed
+//! there, and each syntax example there still produces its code.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+/// `(code, example)` for every `### E0xxx` heading, with the first fenced block after it.
+fn documented() -> Vec<(String, String, String)> {
+    let doc = common::read(&common::root().join("docs/errors.md"));
+    let mut out = Vec::new();
+    for section in doc.split("### ").skip(1) {
+        let code: String = section.chars().take(5).collect();
+        let Some(fence) = section.find("```") else { continue };
+        let after = &section[fence + 3..];
+        let lang: String = after.chars().take_while(|c| *c != '\n').collect();
+        let body_start = lang.len() + 1;
+        let body_end = after[body_start..].find("```").map_or(after.len(), |e| body_start + e);
+        out.push((code, lang, after[body_start..body_end].to_string()));
+    }
+    out
+}
+
+fn codes_in_source() -> BTreeSet<String> {
+    let mut codes = BTreeSet::new();
+    for file in ["grammar/src/error.rs", "src/source.rs"] {
+        let text = common::read(&common::root().join(file));
+        for (i, _) in text.match_indices("code(E") {
+            codes.insert(text[i + 5..i + 10].to_string());
+        }
+    }
+    codes
+}
+
+#[test]
+fn every_code_is_documented_once() {
+    let docs: Vec<String> = documented().into_iter().map(|(code, _, _)| code).collect();
+    let unique: BTreeSet<String> = docs.iter().cloned().collect();
+    assert_eq!(unique.len(), docs.len(), "a code is documented twice: {docs:?}");
+    assert_eq!(unique, codes_in_source(), "docs/errors.md and the source disagree on the codes");
+}
+
+#[test]
+fn every_syntax_example_produces_its_code() {
+    for (code, lang, example) in documented() {
+        if lang != "gen" {
+            continue;
+        }
+        let (_, errors) = genc_grammar::parse(&example);
+        let produced: Vec<String> = errors
+            .iter()
+            .filter_map(|e| miette::Diagnostic::code(e).map(|c| c.to_string()))
+            .collect();
+        assert!(produced.contains(&code), "the example of {code} produced {produced:?}:\n{example}");
+    }
+}
