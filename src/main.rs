@@ -12,7 +12,12 @@ use genc::report::{ColorChoice, MessageFormat, Reporter};
 /// Exit status: 0 when clean, 1 when a spec has diagnostics (or is not formatted, with
 /// `fmt --check`), 2 on a usage or I/O error.
 #[derive(Parser)]
-#[command(name = "genc", version, about, long_about = None, after_help = "The language: docs/language.md. Error codes: docs/errors.md.")]
+#[command(
+    name = "genc",
+    version,
+    about,
+    after_help = "The language: docs/language.md. Error codes: docs/errors.md."
+)]
 struct Cli {
     /// When to colour diagnostics.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
@@ -67,7 +72,13 @@ fn main() -> ExitCode {
     let status = match &cli.command {
         Command::Check { files } => commands::check::run(files, &reporter),
         Command::Fmt { check, write, files } => {
-            let mode = if *check { Mode::Check } else if *write { Mode::Write } else { Mode::Print };
+            let mode = if *check {
+                Mode::Check
+            } else if *write {
+                Mode::Write
+            } else {
+                Mode::Print
+            };
             commands::fmt::run(files, mode, &reporter)
         }
         Command::Compile { file, emit } => commands::compile::run(file, *emit, &reporter),

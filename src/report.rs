@@ -41,7 +41,9 @@ impl Reporter {
     /// Writes one diagnostic about `file` (whose text is `source`, if there is one).
     pub fn emit(&self, diagnostic: &dyn Diagnostic, file: &str, source: Option<&str>) {
         match self.format {
-            MessageFormat::Human => eprintln!("{}", render_human(diagnostic, file, source, self.color)),
+            MessageFormat::Human => {
+                eprintln!("{}", render_human(diagnostic, file, source, self.color))
+            }
             MessageFormat::Json => println!("{}", render_json(diagnostic, file, source)),
         }
     }
@@ -92,7 +94,8 @@ impl Diagnostic for Located<'_> {
 /// The report a person reads. Without colour it is stable text, which the snapshot tests
 /// keep.
 pub fn render_human(diagnostic: &dyn Diagnostic, file: &str, source: Option<&str>, color: bool) -> String {
-    let located = Located { inner: diagnostic, source: source.map(|s| NamedSource::new(file, s.to_string())) };
+    let located =
+        Located { inner: diagnostic, source: source.map(|s| NamedSource::new(file, s.to_string())) };
     let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
     let mut out = String::new();
@@ -168,5 +171,6 @@ pub fn render_json(diagnostic: &dyn Diagnostic, file: &str, source: Option<&str>
         help: diagnostic.help().map(|h| h.to_string()),
         rendered: render_human(diagnostic, file, source, false),
     };
-    serde_json::to_string(&json).unwrap_or_else(|e| format!("{{\"error\":\"cannot encode a diagnostic: {e}\"}}"))
+    serde_json::to_string(&json)
+        .unwrap_or_else(|e| format!("{{\"error\":\"cannot encode a diagnostic: {e}\"}}"))
 }

@@ -48,12 +48,17 @@ pub fn read_source(path: &Path) -> Result<SourceFile, SourceError> {
         help: help.map(str::to_string),
     };
     let metadata = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => unreadable("no such file".into(), Some("check the path; specs live in `specs/`")),
+        std::io::ErrorKind::NotFound => {
+            unreadable("no such file".into(), Some("check the path; specs live in `specs/`"))
+        }
         std::io::ErrorKind::PermissionDenied => unreadable("permission denied".into(), None),
         _ => unreadable(e.to_string(), None),
     })?;
     if metadata.is_dir() {
-        return Err(unreadable("it is a directory".into(), Some("pass the `.gen` files in it, e.g. `specs/*.gen`")));
+        return Err(unreadable(
+            "it is a directory".into(),
+            Some("pass the `.gen` files in it, e.g. `specs/*.gen`"),
+        ));
     }
     if metadata.len() > MAX_SOURCE_BYTES {
         return Err(SourceError::TooLarge { path: shown, size: metadata.len(), limit: MAX_SOURCE_BYTES });

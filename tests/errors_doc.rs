@@ -11,7 +11,9 @@ fn documented() -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for section in doc.split("### ").skip(1) {
         let code: String = section.chars().take(5).collect();
-        let Some(fence) = section.find("```") else { continue };
+        let Some(fence) = section.find("```") else {
+            continue;
+        };
         let after = &section[fence + 3..];
         let lang: String = after.chars().take_while(|c| *c != '\n').collect();
         let body_start = lang.len() + 1;
@@ -47,10 +49,8 @@ fn every_syntax_example_produces_its_code() {
             continue;
         }
         let (_, errors) = genc_grammar::parse(&example);
-        let produced: Vec<String> = errors
-            .iter()
-            .filter_map(|e| miette::Diagnostic::code(e).map(|c| c.to_string()))
-            .collect();
+        let produced: Vec<String> =
+            errors.iter().filter_map(|e| miette::Diagnostic::code(e).map(|c| c.to_string())).collect();
         assert!(produced.contains(&code), "the example of {code} produced {produced:?}:\n{example}");
     }
 }

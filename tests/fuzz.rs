@@ -25,10 +25,10 @@ impl Rng {
 }
 
 const TOKENS: [&str; 48] = [
-    "(", ")", "[", "]", "{", "}", ",", ":", "=", "==", "~", "|>", "->", "..", "..=", "...", "^", "-", "!", "@",
-    "let", "return", "for", "in", "if", "else", "fixed", "net", "block", "loss", "sampler", "train", "dims",
-    "where", "param", "step", "repeat", "minimize", "with", "every", "steps", "\"", "//", "\n", "1e", "2.5",
-    "x", "é",
+    "(", ")", "[", "]", "{", "}", ",", ":", "=", "==", "~", "|>", "->", "..", "..=", "...", "^", "-", "!",
+    "@", "let", "return", "for", "in", "if", "else", "fixed", "net", "block", "loss", "sampler", "train",
+    "dims", "where", "param", "step", "repeat", "minimize", "with", "every", "steps", "\"", "//", "\n", "1e",
+    "2.5", "x", "é",
 ];
 
 fn mutate(rng: &mut Rng, seed: &str) -> String {

@@ -122,7 +122,10 @@ pub struct Type {
 #[derive(Clone, Debug, PartialEq)]
 pub enum TypeKind {
     /// `[B, C, H, W]`, `int[B]`; the element type is `None` when not written (f32).
-    Tensor { dtype: Option<String>, dims: Vec<Expr> },
+    Tensor {
+        dtype: Option<String>,
+        dims: Vec<Expr>,
+    },
     /// `int`, `float`, `bool`, `str`
     Scalar(String),
     Tuple(Vec<Type>),
@@ -143,14 +146,34 @@ pub struct Stmt {
 #[derive(Clone, Debug, PartialEq)]
 pub enum StmtKind {
     /// `let p = e`, or `let p ~ e` when `draw` (a random draw).
-    Let { pattern: Pattern, ty: Option<Type>, draw: bool, value: Expr },
+    Let {
+        pattern: Pattern,
+        ty: Option<Type>,
+        draw: bool,
+        value: Expr,
+    },
     /// `x = e`, `x[i] = e`, `x += e`
-    Assign { target: Place, op: AssignOp, value: Expr },
+    Assign {
+        target: Place,
+        op: AssignOp,
+        value: Expr,
+    },
     Return(Expr),
-    For { var: Ident, range: Range, body: Block },
-    If { cond: Expr, then: Block, otherwise: Option<Else> },
+    For {
+        var: Ident,
+        range: Range,
+        body: Block,
+    },
+    If {
+        cond: Expr,
+        then: Block,
+        otherwise: Option<Else>,
+    },
     /// `log name = e`: a metric logged with the losses.
-    Log { name: Ident, value: Expr },
+    Log {
+        name: Ident,
+        value: Expr,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -280,7 +303,10 @@ impl BinaryOp {
     }
 
     pub fn is_comparison(self) -> bool {
-        matches!(self, BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge)
+        matches!(
+            self,
+            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge
+        )
     }
 }
 
@@ -295,7 +321,12 @@ pub struct Arg {
 pub enum IndexItem {
     Expr(Expr),
     /// `a:b:c` with every part optional.
-    Slice { start: Option<Expr>, end: Option<Expr>, step: Option<Expr>, span: Span },
+    Slice {
+        start: Option<Expr>,
+        end: Option<Expr>,
+        step: Option<Expr>,
+        span: Span,
+    },
     /// `...`: every axis not named.
     Ellipsis(Span),
 }
@@ -338,11 +369,21 @@ pub struct StepStmt {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum StepStmtKind {
-    Repeat { count: Expr, body: Vec<StepStmt> },
+    Repeat {
+        count: Expr,
+        body: Vec<StepStmt>,
+    },
     /// `minimize L(...) with opt`, or `maximize` when `maximize`.
-    Minimize { maximize: bool, objective: Expr, optimizer: Ident },
+    Minimize {
+        maximize: bool,
+        objective: Expr,
+        optimizer: Ident,
+    },
     /// `clip D to [-c, c]`, applied after the optimizer step.
-    Clip { target: Path, range: Expr },
+    Clip {
+        target: Path,
+        range: Expr,
+    },
 }
 
 /// `G.block0.conv`

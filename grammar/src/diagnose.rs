@@ -11,13 +11,29 @@ use crate::span::Span;
 use crate::suggest::did_you_mean;
 
 const TRAIN_ENTRIES: [&str; 13] = [
-    "data", "batch", "steps", "epochs", "seed", "optimizer", "schedule", "ema", "step", "sample",
-    "checkpoint", "log", "eval",
+    "data",
+    "batch",
+    "steps",
+    "epochs",
+    "seed",
+    "optimizer",
+    "schedule",
+    "ema",
+    "step",
+    "sample",
+    "checkpoint",
+    "log",
+    "eval",
 ];
 const STEP_ENTRIES: [&str; 4] = ["repeat", "minimize", "maximize", "clip"];
 const STATEMENT_WORDS: [&str; 6] = ["let", "return", "for", "if", "else", "log"];
 
-pub(crate) fn pest_error(error: pest::error::Error<Rule>, source: &str, chunk: &Chunk, lexed: &Lexed) -> SyntaxError {
+pub(crate) fn pest_error(
+    error: pest::error::Error<Rule>,
+    source: &str,
+    chunk: &Chunk,
+    lexed: &Lexed,
+) -> SyntaxError {
     let mut local = match error.location {
         InputLocation::Pos(p) => p,
         InputLocation::Span((start, _)) => start,
@@ -37,7 +53,8 @@ pub(crate) fn pest_error(error: pest::error::Error<Rule>, source: &str, chunk: &
         // Lookaheads (`name` refuses reserved words) also advance the furthest position; a
         // keyword in between means that position is an artefact, not progress.
         let crosses_keyword = lexed.tokens.iter().any(|t| {
-            let inside = t.span.start >= chunk.span.start + local && t.span.start < chunk.span.start + attempts.max_position;
+            let inside = t.span.start >= chunk.span.start + local
+                && t.span.start < chunk.span.start + attempts.max_position;
             let word = source.get(t.span.range()).unwrap_or("");
             inside && (lexer::RESERVED.contains(&word) || lexer::ITEM_KEYWORDS.contains(&word))
         });
@@ -58,12 +75,14 @@ pub(crate) fn pest_error(error: pest::error::Error<Rule>, source: &str, chunk: &
     let pos = chunk.span.start + local;
     let found = lexed.token_at(pos);
     let found_text = found.map_or("", |t| source.get(t.span.range()).unwrap_or(""));
-    let found_desc = found.map_or_else(|| "the end of the file".to_string(), |t| describe_token(t, found_text));
+    let found_desc =
+        found.map_or_else(|| "the end of the file".to_string(), |t| describe_token(t, found_text));
     let span = found.map_or(Span::at(source.len()), |t| t.span);
 
-    let is_name_expected = [Rule::name, Rule::arg_name, Rule::pattern, Rule::path, Rule::dim_decl, Rule::param]
-        .iter()
-        .any(|rule| positives.contains(rule));
+    let is_name_expected =
+        [Rule::name, Rule::arg_name, Rule::pattern, Rule::path, Rule::dim_decl, Rule::param]
+            .iter()
+            .any(|rule| positives.contains(rule));
     if let Some(token) = found {
         let is_reserved = token.kind == TokenKind::Ident && lexer::RESERVED.contains(&found_text);
         if is_reserved && is_name_expected && found_text != "else" {
@@ -77,13 +96,12 @@ pub(crate) fn pest_error(error: pest::error::Error<Rule>, source: &str, chunk: &
     }
 
     let mut expected: Vec<String> = Vec::new();
-    let phrases = literals
-        .iter()
-        .filter_map(|l| describe_literal(l).map(str::to_string))
-        .chain(positives.iter().filter_map(|rule| match rule {
+    let phrases = literals.iter().filter_map(|l| describe_literal(l).map(str::to_string)).chain(
+        positives.iter().filter_map(|rule| match rule {
             Rule::EOI => Some(format!("the end of `{}`", item_keyword(source, chunk, lexed))),
             rule => describe_rule(*rule).map(str::to_string),
-        }));
+        }),
+    );
     for phrase in phrases {
         if !expected.contains(&phrase) {
             expected.push(phrase);
@@ -91,7 +109,9 @@ pub(crate) fn pest_error(error: pest::error::Error<Rule>, source: &str, chunk: &
     }
     // `(`, `[` and names are ways to start an expression or continue one with a call or an
     // index: the broad phrase says it better.
-    let broad = expected.iter().any(|p| matches!(p.as_str(), "an expression" | "an operator" | "an argument" | "an index"));
+    let broad = expected
+        .iter()
+        .any(|p| matches!(p.as_str(), "an expression" | "an operator" | "an argument" | "an index"));
     if broad || expected.iter().any(|p| p == "a name") {
         expected.retain(|p| !matches!(p.as_str(), "`(`" | "`[`"));
     }
@@ -109,7 +129,9 @@ pub(crate) fn pest_error(error: pest::error::Error<Rule>, source: &str, chunk: &
     // token: that is where the missing piece belongs.
     let previous = previous_token(lexed, pos);
     let span = match previous {
-        Some(prev) if found.is_none() || source.get(prev.span.end..span.start).is_some_and(|g| g.contains('\n')) => {
+        Some(prev)
+            if found.is_none() || source.get(prev.span.end..span.start).is_some_and(|g| g.contains('\n')) =>
+        {
             Span::at(prev.span.end)
         }
         _ => span,
@@ -149,9 +171,14 @@ fn unknown_entry(positives: &[Rule], found: &str, span: Span) -> Option<SyntaxEr
         return None;
     };
     let help = match did_you_mean(found, entries.iter().copied()) {
-        _ if block == "train" && STEP_ENTRIES.contains(&found) => format!("`{found}` goes inside `step {{ ... }}`"),
+        _ if block == "train" && STEP_ENTRIES.contains(&found) => {
+            format!("`{found}` goes inside `step {{ ... }}`")
+        }
         Some(guess) => format!("did you mean `{guess}`?"),
-        None => format!("the entries of `{block}` are {}", entries.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")),
+        None => format!(
+            "the entries of `{block}` are {}",
+            entries.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+        ),
     };
     Some(SyntaxError::UnknownEntry { block, found: found.to_string(), span, help })
 }
@@ -161,7 +188,9 @@ pub(crate) fn expected_item(word: &str, kind: TokenKind, span: Span) -> SyntaxEr
         "let" | "return" | "for" | "if" | "log" => {
             "statements belong inside the body of a `net`, `block`, `loss` or `sampler`".to_string()
         }
-        "minimize" | "maximize" | "repeat" | "clip" => format!("`{word}` belongs in the `step {{ ... }}` block of `train`"),
+        "minimize" | "maximize" | "repeat" | "clip" => {
+            format!("`{word}` belongs in the `step {{ ... }}` block of `train`")
+        }
         "fn" | "def" | "function" | "model" | "layer" => {
             "definitions start with `net`, `block`, `loss` or `sampler`".to_string()
         }
@@ -215,8 +244,12 @@ fn describe_token(token: Token, text: &str) -> String {
 fn describe_rule(rule: Rule) -> Option<&'static str> {
     use Rule::*;
     let phrase = match rule {
-        expr | neg | not | postfix | fixed | float | int | string | boolean | paren | list | kw_fixed => "an expression",
-        pipe | or | and | eq | ne | le | ge | lt | gt | add | sub | mul | div | rem | matmul | pow => "an operator",
+        expr | neg | not | postfix | fixed | float | int | string | boolean | paren | list | kw_fixed => {
+            "an expression"
+        }
+        pipe | or | and | eq | ne | le | ge | lt | gt | add | sub | mul | div | rem | matmul | pow => {
+            "an operator"
+        }
         call_args | index | field => "an operator",
         name | arg_name | path => "a name",
         tensor_type | tuple_type | scalar_type | dtype => "a type",
@@ -224,10 +257,12 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         block | train_item | step_entry | repeat_stmt => "`{`",
         let_stmt | return_stmt | for_stmt | if_stmt | log_stmt | assign_stmt | place => "a statement",
         kw_let | kw_return | kw_for | kw_if | kw_log => "a statement",
-        data_entry | batch_entry | steps_entry | epochs_entry | seed_entry | optimizer_entry | schedule_entry
-        | ema_entry | sample_entry | checkpoint_entry | log_entry | eval_entry => "a `train` entry",
-        kw_data | kw_batch | kw_steps | kw_epochs | kw_seed | kw_optimizer | kw_schedule | kw_ema | kw_step
-        | kw_sample | kw_checkpoint | kw_eval => "a `train` entry",
+        data_entry | batch_entry | steps_entry | epochs_entry | seed_entry | optimizer_entry
+        | schedule_entry | ema_entry | sample_entry | checkpoint_entry | log_entry | eval_entry => {
+            "a `train` entry"
+        }
+        kw_data | kw_batch | kw_steps | kw_epochs | kw_seed | kw_optimizer | kw_schedule | kw_ema
+        | kw_step | kw_sample | kw_checkpoint | kw_eval => "a `train` entry",
         minimize_stmt | clip_stmt | kw_minimize | kw_repeat | kw_clip => "`minimize`, `repeat` or `clip`",
         param_list => "`(`",
         output_type => "`->`",
@@ -249,8 +284,8 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         dim_decl => "a dimension name",
         tuple_comma => "`,`",
         def_kind | kw_net | kw_block | kw_loss | kw_sampler => "a definition",
-        kw_dims | kw_where | kw_param | kw_const | kw_train | dims_item | where_item | param_item | const_item
-        | definition => "a top-level item",
+        kw_dims | kw_where | kw_param | kw_const | kw_train | dims_item | where_item | param_item
+        | const_item | definition => "a top-level item",
         _ => return None,
     };
     Some(phrase)

@@ -51,7 +51,12 @@ impl Dumper {
             Item::Def(def) => {
                 let params: Vec<String> = def.params.iter().map(param).collect();
                 let output = def.output.as_ref().map_or("none".to_string(), ty);
-                let head = format!("{} {} (params {}) (output {output})", def.kind.keyword(), def.name.name, params.join(" "));
+                let head = format!(
+                    "{} {} (params {}) (output {output})",
+                    def.kind.keyword(),
+                    def.name.name,
+                    params.join(" ")
+                );
                 match &def.body {
                     Body::Expr(e) => self.line(&format!("({head} (= {}))", expr(e))),
                     Body::Block(block) => self.nested(&head, |d| d.stmts(&block.stmts)),
@@ -103,14 +108,22 @@ impl Dumper {
 
     fn train_entry(&mut self, entry: &TrainEntry) {
         let line = match &entry.kind {
-            TrainEntryKind::Data { pattern: p, source } => format!("(data {} {})", pattern(p), expr(source)),
+            TrainEntryKind::Data { pattern: p, source } => {
+                format!("(data {} {})", pattern(p), expr(source))
+            }
             TrainEntryKind::Batch { dim, size } => format!("(batch {} {})", dim.name, expr(size)),
             TrainEntryKind::Steps(e) => format!("(steps {})", expr(e)),
             TrainEntryKind::Epochs(e) => format!("(epochs {})", expr(e)),
             TrainEntryKind::Seed(e) => format!("(seed {})", expr(e)),
-            TrainEntryKind::Optimizer { name, spec } => format!("(optimizer {} {})", name.name, expr(spec)),
-            TrainEntryKind::Schedule { optimizer, spec } => format!("(schedule {} {})", optimizer.name, expr(spec)),
-            TrainEntryKind::Ema { target, args: a } => format!("(ema {} {})", path(target), args(a)),
+            TrainEntryKind::Optimizer { name, spec } => {
+                format!("(optimizer {} {})", name.name, expr(spec))
+            }
+            TrainEntryKind::Schedule { optimizer, spec } => {
+                format!("(schedule {} {})", optimizer.name, expr(spec))
+            }
+            TrainEntryKind::Ema { target, args: a } => {
+                format!("(ema {} {})", path(target), args(a))
+            }
             TrainEntryKind::Step(stmts) => {
                 self.nested("step", |d| d.step_stmts(stmts));
                 return;
@@ -143,7 +156,9 @@ impl Dumper {
                     let verb = if *maximize { "maximize" } else { "minimize" };
                     self.line(&format!("({verb} {} {})", expr(objective), optimizer.name));
                 }
-                StepStmtKind::Clip { target, range } => self.line(&format!("(clip {} {})", path(target), expr(range))),
+                StepStmtKind::Clip { target, range } => {
+                    self.line(&format!("(clip {} {})", path(target), expr(range)))
+                }
             }
         }
     }
@@ -192,7 +207,9 @@ fn index_items(items: &[IndexItem]) -> String {
         .map(|item| match item {
             IndexItem::Expr(e) => expr(e),
             IndexItem::Ellipsis(_) => "...".to_string(),
-            IndexItem::Slice { start, end, step, .. } => format!("(slice {} {} {})", opt(start), opt(end), opt(step)),
+            IndexItem::Slice { start, end, step, .. } => {
+                format!("(slice {} {} {})", opt(start), opt(end), opt(step))
+            }
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -200,7 +217,9 @@ fn index_items(items: &[IndexItem]) -> String {
 
 fn ty(t: &Type) -> String {
     match &t.kind {
-        TypeKind::Tensor { dtype, dims } => format!("({} {})", dtype.as_deref().unwrap_or("f32"), exprs(dims)),
+        TypeKind::Tensor { dtype, dims } => {
+            format!("({} {})", dtype.as_deref().unwrap_or("f32"), exprs(dims))
+        }
         TypeKind::Scalar(name) => name.clone(),
         TypeKind::Tuple(items) => format!("(tuple {})", items.iter().map(ty).collect::<Vec<_>>().join(" ")),
     }
@@ -220,7 +239,9 @@ fn param(p: &Param) -> String {
 fn pattern(p: &Pattern) -> String {
     match p {
         Pattern::Name(name) => name.name.clone(),
-        Pattern::Tuple(names, _) => format!("({})", names.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(" ")),
+        Pattern::Tuple(names, _) => {
+            format!("({})", names.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(" "))
+        }
     }
 }
 

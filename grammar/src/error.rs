@@ -100,7 +100,10 @@ pub enum SyntaxError {
     },
 
     #[error("{kind} `{name}` must declare its output type")]
-    #[diagnostic(code(E0010), help("add `-> [dims...]` after the parameter list, as in `net G(z: [B, Z]) -> [B, C, H, W]`"))]
+    #[diagnostic(
+        code(E0010),
+        help("add `-> [dims...]` after the parameter list, as in `net G(z: [B, Z]) -> [B, C, H, W]`")
+    )]
     MissingOutputType {
         kind: &'static str,
         name: String,

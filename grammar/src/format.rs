@@ -26,7 +26,14 @@ pub fn format_source(source: &str) -> Result<String, Vec<SyntaxError>> {
 
 /// Formats a parsed file; `source` is the text it was parsed from (for blank lines).
 pub fn format_file(file: &File, source: &str) -> String {
-    let mut printer = Printer { source, out: String::new(), indent: 0, comments: &file.comments, next_comment: 0, last_end: 0 };
+    let mut printer = Printer {
+        source,
+        out: String::new(),
+        indent: 0,
+        comments: &file.comments,
+        next_comment: 0,
+        last_end: 0,
+    };
     printer.file(file);
     printer.out
 }
@@ -81,7 +88,9 @@ impl Printer<'_> {
     /// just printed.
     fn trailing_comment(&mut self, end: usize) {
         self.last_end = self.last_end.max(end);
-        let Some(comment) = self.comments.get(self.next_comment) else { return };
+        let Some(comment) = self.comments.get(self.next_comment) else {
+            return;
+        };
         let same_line = self.source.get(end..comment.span.start).is_some_and(|gap| !gap.contains('\n'));
         if comment.trailing && comment.span.start >= end && same_line {
             if self.out.ends_with('\n') {
@@ -243,7 +252,9 @@ impl Printer<'_> {
                 self.expr_line(stmt.span, &format!("{} {} ", place(target), op.symbol()), value);
             }
             StmtKind::Return(value) => self.expr_line(stmt.span, "return ", value),
-            StmtKind::Log { name, value } => self.expr_line(stmt.span, &format!("log {} = ", name.name), value),
+            StmtKind::Log { name, value } => {
+                self.expr_line(stmt.span, &format!("log {} = ", name.name), value)
+            }
             StmtKind::For { var, range: r, body } => {
                 let header = format!("for {} in {}", var.name, range(r));
                 self.braced(stmt.span, body.span.start, &header, |p| p.stmts(&body.stmts));
@@ -257,8 +268,7 @@ impl Printer<'_> {
         let mut current = stmt;
         let mut header = String::new();
         self.begin(stmt.span, if_block_start(stmt));
-        loop {
-            let StmtKind::If { cond, then, otherwise } = &current.kind else { break };
+        while let StmtKind::If { cond, then, otherwise } = &current.kind {
             self.line(&format!("{header}if {} {{", expr(cond)));
             self.trailing_comment(then.span.start + 1);
             self.indent += 1;
@@ -304,7 +314,9 @@ impl Printer<'_> {
             TrainEntryKind::Data { pattern: p, source } => {
                 self.expr_line(span, &format!("data {} = ", pattern(p)), source);
             }
-            TrainEntryKind::Batch { dim, size } => self.simple(span, &format!("batch {} = {}", dim.name, expr(size))),
+            TrainEntryKind::Batch { dim, size } => {
+                self.simple(span, &format!("batch {} = {}", dim.name, expr(size)))
+            }
             TrainEntryKind::Steps(e) => self.simple(span, &format!("steps {}", expr(e))),
             TrainEntryKind::Epochs(e) => self.simple(span, &format!("epochs {}", expr(e))),
             TrainEntryKind::Seed(e) => self.simple(span, &format!("seed {}", expr(e))),
@@ -461,9 +473,13 @@ fn string_literal(s: &str) -> String {
 
 pub fn ty(t: &Type) -> String {
     match &t.kind {
-        TypeKind::Tensor { dtype, dims } => format!("{}[{}]", dtype.as_deref().unwrap_or(""), list(dims)),
+        TypeKind::Tensor { dtype, dims } => {
+            format!("{}[{}]", dtype.as_deref().unwrap_or(""), list(dims))
+        }
         TypeKind::Scalar(name) => name.clone(),
-        TypeKind::Tuple(items) => format!("({})", items.iter().map(ty).collect::<Vec<_>>().join(", ")),
+        TypeKind::Tuple(items) => {
+            format!("({})", items.iter().map(ty).collect::<Vec<_>>().join(", "))
+        }
     }
 }
 

@@ -75,14 +75,15 @@ impl Lexed {
 }
 
 const PUNCTS: [&str; 29] = [
-    "..=", "...", "|>", "||", "&&", "==", "!=", "<=", ">=", "->", "..", "+=", "-=", "*=", "/=",
-    "+", "-", "*", "/", "%", "^", "@", "<", ">", "=", "!", "~", ":", ",",
+    "..=", "...", "|>", "||", "&&", "==", "!=", "<=", ">=", "->", "..", "+=", "-=", "*=", "/=", "+", "-",
+    "*", "/", "%", "^", "@", "<", ">", "=", "!", "~", ":", ",",
 ];
 
 pub fn lex(source: &str) -> Lexed {
     let mut lexer = Lexer { source, pos: 0, tokens: Vec::new(), comments: Vec::new(), errors: Vec::new() };
     lexer.run();
-    let mut lexed = Lexed { tokens: lexer.tokens, comments: lexer.comments, chunks: Vec::new(), errors: lexer.errors };
+    let mut lexed =
+        Lexed { tokens: lexer.tokens, comments: lexer.comments, chunks: Vec::new(), errors: lexer.errors };
     split_items(source, &mut lexed);
     lexed
 }
@@ -135,7 +136,9 @@ impl Lexer<'_> {
                 let span = Span::new(start, self.pos);
                 // A run of bad characters is one error.
                 match self.errors.last_mut() {
-                    Some(SyntaxError::InvalidCharacter { span: last, .. }) if last.end == start => last.end = span.end,
+                    Some(SyntaxError::InvalidCharacter { span: last, .. }) if last.end == start => {
+                        last.end = span.end
+                    }
                     _ => self.errors.push(SyntaxError::invalid_character(c, span)),
                 }
             }
@@ -297,7 +300,9 @@ fn split_items(source: &str, lexed: &mut Lexed) {
     for (n, &first) in starts.iter().enumerate() {
         let last = starts.get(n + 1).map_or(code.len(), |&next| next);
         let tokens = code.get(first..last).unwrap_or(&[]);
-        let (Some(head), Some(tail)) = (tokens.first(), tokens.last()) else { continue };
+        let (Some(head), Some(tail)) = (tokens.first(), tokens.last()) else {
+            continue;
+        };
         let span = Span::new(head.span.start, tail.span.end);
         let mut errors: Vec<SyntaxError> =
             lexical_errors.iter().filter(|e| span_contains(span, e.span())).cloned().collect();
@@ -354,7 +359,11 @@ fn check_brackets(source: &str, tokens: &[Token], errors: &mut Vec<SyntaxError>)
             );
             if let Some(delimiter) = opened {
                 if stack.len() >= MAX_NESTING {
-                    errors.push(SyntaxError::TooDeep { what: "brackets", limit: MAX_NESTING, span: token.span });
+                    errors.push(SyntaxError::TooDeep {
+                        what: "brackets",
+                        limit: MAX_NESTING,
+                        span: token.span,
+                    });
                     return;
                 }
                 stack.push(Open { delimiter, span: token.span });

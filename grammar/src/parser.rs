@@ -59,9 +59,10 @@ fn parse_item(source: &str, chunk: &Chunk, lexed: &Lexed) -> Result<(Item, Vec<S
     }
     let mut pairs = GencParser::parse(Rule::item_only, text)
         .map_err(|e| crate::diagnose::pest_error(e, source, chunk, lexed))?;
-    let token_ends = lexed.tokens.iter().filter(|t| t.kind != TokenKind::Comment).map(|t| t.span.end).collect();
+    let token_ends =
+        lexed.tokens.iter().filter(|t| t.kind != TokenKind::Comment).map(|t| t.span.end).collect();
     let builder = Builder { offset: chunk.span.start, token_ends, errors: RefCell::new(Vec::new()) };
-    let pair = pairs.next().ok_or_else(|| SyntaxError::Empty { span: chunk.span })?;
+    let pair = pairs.next().ok_or(SyntaxError::Empty { span: chunk.span })?;
     let item = builder.item(pair);
     Ok((item, builder.errors.into_inner()))
 }
@@ -143,11 +144,15 @@ impl Builder {
         let head = inner.next();
         match rule {
             Rule::dims_item => Item::Dims(Dims { dims: inner.map(|p| self.dim_decl(p)).collect(), span }),
-            Rule::where_item => Item::Where(Where { constraints: inner.map(|p| self.expr(p)).collect(), span }),
+            Rule::where_item => {
+                Item::Where(Where { constraints: inner.map(|p| self.expr(p)).collect(), span })
+            }
             Rule::param_item => Item::Param(self.binding(inner, span)),
             Rule::const_item => Item::Const(self.binding(inner, span)),
             Rule::definition => Item::Def(self.definition(head, inner, span)),
-            Rule::train_item => Item::Train(Train { entries: inner.map(|p| self.train_entry(p)).collect(), span }),
+            Rule::train_item => {
+                Item::Train(Train { entries: inner.map(|p| self.train_entry(p)).collect(), span })
+            }
             _ => unreachable_rule(rule, span),
         }
     }
@@ -204,7 +209,11 @@ impl Builder {
             }
         }
         if kind == DefKind::Net && output.is_none() {
-            self.error(SyntaxError::MissingOutputType { kind: "net", name: name.name.clone(), span: params_span });
+            self.error(SyntaxError::MissingOutputType {
+                kind: "net",
+                name: name.name.clone(),
+                span: params_span,
+            });
         }
         Def { kind, name, params, output, body, span }
     }
@@ -355,7 +364,7 @@ impl Builder {
 
     fn sized_expr(&self, pair: Pair<'_, Rule>) -> Sized {
         let too_deep = RefCell::new(false);
-        let result = PRATT
+        PRATT
             .map_primary(|p| self.postfix(p))
             .map_prefix(|op, operand| {
                 let span = self.span(&op).to(operand.expr.span);
@@ -378,8 +387,7 @@ impl Builder {
                 let kind = ExprKind::Binary(op, Box::new(lhs.expr), Box::new(rhs.expr));
                 self.bounded(Sized { expr: Expr { kind, span }, depth }, &too_deep)
             })
-            .parse(pair.into_inner());
-        result
+            .parse(pair.into_inner())
     }
 
     /// Replaces a tree that grew past the depth limit by an error node, reported once.
@@ -440,7 +448,10 @@ impl Builder {
             Rule::name => leaf(ExprKind::Name(pair.as_str().to_string())),
             Rule::fixed => {
                 let operand = self.postfix(next(&mut pair.into_inner().skip(1)));
-                Sized { expr: Expr { kind: ExprKind::Fixed(Box::new(operand.expr)), span }, depth: operand.depth + 1 }
+                Sized {
+                    expr: Expr { kind: ExprKind::Fixed(Box::new(operand.expr)), span },
+                    depth: operand.depth + 1,
+                }
             }
             Rule::paren => {
                 let mut is_tuple = false;
@@ -465,7 +476,10 @@ impl Builder {
             Rule::list => {
                 let items: Vec<Sized> = pair.into_inner().map(|p| self.sized_expr(p)).collect();
                 let depth = items.iter().map(|s| s.depth).max().unwrap_or(0) + 1;
-                Sized { expr: Expr { kind: ExprKind::List(items.into_iter().map(|s| s.expr).collect()), span }, depth }
+                Sized {
+                    expr: Expr { kind: ExprKind::List(items.into_iter().map(|s| s.expr).collect()), span },
+                    depth,
+                }
             }
             rule => unreachable_rule(rule, span),
         }
@@ -576,7 +590,11 @@ impl Builder {
                 if rule == Rule::sample_entry {
                     TrainEntryKind::Sample { name, every, what }
                 } else {
-                    TrainEntryKind::Eval { name, every, what: what.unwrap_or(Expr { kind: ExprKind::Error, span }) }
+                    TrainEntryKind::Eval {
+                        name,
+                        every,
+                        what: what.unwrap_or(Expr { kind: ExprKind::Error, span }),
+                    }
                 }
             }
             Rule::checkpoint_entry => TrainEntryKind::Checkpoint(self.cadence(next(&mut inner))),
@@ -595,7 +613,11 @@ impl Builder {
         let mut inner = pair.into_inner();
         let _every = inner.next();
         let count = self.expr(next(&mut inner));
-        let unit = if next(&mut inner).as_str().starts_with("epoch") { CadenceUnit::Epochs } else { CadenceUnit::Steps };
+        let unit = if next(&mut inner).as_str().starts_with("epoch") {
+            CadenceUnit::Epochs
+        } else {
+            CadenceUnit::Steps
+        };
         Cadence { count, unit, span }
     }
 

@@ -16,7 +16,9 @@ pub fn run(path: &Path, stage: Stage, reporter: &Reporter) -> Status {
         Ok(file) => file,
         Err(status) => return status,
     };
-    let Some(ast) = parse(&file, reporter) else { return Status::Diagnostics };
+    let Some(ast) = parse(&file, reporter) else {
+        return Status::Diagnostics;
+    };
     match stage {
         Stage::Ast => print!("{}", genc_grammar::dump::dump(&ast)),
     }

@@ -39,7 +39,11 @@ pub fn run(files: &[PathBuf], mode: Mode, reporter: &Reporter) -> Status {
             Mode::Print => print!("{formatted}"),
             Mode::Check if formatted != file.text => {
                 let line = first_difference(&file.text, &formatted);
-                println!("{}: not formatted (first difference at line {line}); run `genc fmt --write {}`", file.name(), file.name());
+                println!(
+                    "{}: not formatted (first difference at line {line}); run `genc fmt --write {}`",
+                    file.name(),
+                    file.name()
+                );
                 status = status.worst(Status::Diagnostics);
             }
             Mode::Check => {}
@@ -56,7 +60,11 @@ pub fn run(files: &[PathBuf], mode: Mode, reporter: &Reporter) -> Status {
 }
 
 fn first_difference(a: &str, b: &str) -> usize {
-    a.lines().zip(b.lines()).position(|(x, y)| x != y).unwrap_or_else(|| a.lines().count().min(b.lines().count())) + 1
+    a.lines()
+        .zip(b.lines())
+        .position(|(x, y)| x != y)
+        .unwrap_or_else(|| a.lines().count().min(b.lines().count()))
+        + 1
 }
 
 /// Writes to a temporary file beside `path`, then renames it over: a crash leaves either

@@ -29,7 +29,11 @@ pub fn stem(path: &Path) -> String {
 /// Every diagnostic of `source`, rendered as a person sees them (without colour).
 pub fn render_syntax_errors(name: &str, source: &str) -> String {
     let (_, errors) = genc_grammar::parse(source);
-    errors.iter().map(|e| genc::report::render_human(e, name, Some(source), false)).collect::<Vec<_>>().join("\n")
+    errors
+        .iter()
+        .map(|e| genc::report::render_human(e, name, Some(source), false))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Checks the formatter's three properties on a source that parses: the output parses to

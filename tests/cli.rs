@@ -1,0 +1,129 @@
+//! The `genc` program end to end: exit statuses, file errors as diagnostics, JSON output.
+
+mod common;
+
+use std::process::{Command, Output};
+
+fn genc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_genc"))
+        .args(args)
+        .current_dir(common::root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run genc: {e}"))
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().unwrap_or(-1)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("genc-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
+    path
+}
+
+#[test]
+fn every_spec_checks_and_is_formatted() {
+    let specs: Vec<String> = common::gen_files("specs").iter().map(|p| p.display().to_string()).collect();
+    let mut args = vec!["check"];
+    args.extend(specs.iter().map(String::as_str));
+    let out = genc(&args);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().filter(|l| l.starts_with("ok: ")).count(), 19);
+    args[0] = "fmt";
+    args.insert(1, "--check");
+    let out = genc(&args);
+    assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
+}
+
+#[test]
+fn syntax_errors_exit_1_with_coded_diagnostics() {
+    let out = genc(&["check", "--color", "never", "tests/diagnostics/syntax/unclosed_call.gen"]);
+    assert_eq!(code(&out), 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("E0002") && stderr.contains("expected `)` to close the call opened here"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn file_problems_are_diagnostics_with_exit_2() {
+    let missing = genc(&["check", "specs/no_such_spec.gen"]);
+    assert_eq!(code(&missing), 2);
+    assert!(text(&missing.stderr).contains("E0019"), "{}", text(&missing.stderr));
+
+    let directory = genc(&["check", "specs"]);
+    assert_eq!(code(&directory), 2);
+    assert!(text(&directory.stderr).contains("it is a directory"));
+
+    let binary = temp_file("binary.gen", &[0xff, 0xfe, 0x00, 0x81]);
+    let out = genc(&["check", &binary.display().to_string()]);
+    assert_eq!(code(&out), 2);
+    assert!(text(&out.stderr).contains("E0020"));
+
+    let huge = temp_file("huge.gen", &vec![b' '; 10 << 20]);
+    let out = genc(&["check", &huge.display().to_string()]);
+    assert_eq!(code(&out), 2);
+    assert!(text(&out.stderr).contains("E0021"));
+
+    let empty = temp_file("empty.gen", b"");
+    let out = genc(&["check", &empty.display().to_string()]);
+    assert_eq!(code(&out), 1);
+    assert!(text(&out.stderr).contains("E0016"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(code(&genc(&["check"])), 2);
+    assert_eq!(code(&genc(&["frobnicate"])), 2);
+    assert_eq!(code(&genc(&["--version"])), 0);
+    let help = genc(&["--help"]);
+    assert_eq!(code(&help), 0);
+    assert!(text(&help.stdout).contains("Exit status"));
+}
+
+#[test]
+fn json_diagnostics_are_one_object_per_line() {
+    let out =
+        genc(&["check", "--message-format", "json", "tests/diagnostics/syntax/several_broken_items.gen"]);
+    assert_eq!(code(&out), 1);
+    let stdout = text(&out.stdout);
+    let objects: Vec<serde_json::Value> =
+        stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    assert_eq!(objects.len(), 3);
+    let first = &objects[0];
+    assert_eq!(first["code"], "E0001");
+    assert_eq!(first["severity"], "error");
+    assert_eq!(first["labels"][0]["line"], 3);
+    assert_eq!(first["labels"][0]["primary"], true);
+    assert!(first["rendered"].as_str().is_some_and(|r| r.contains("expected an expression")));
+    assert_eq!(objects[1]["code"], "E0002");
+    assert_eq!(objects[1]["labels"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn fmt_check_reports_unformatted_files_and_write_fixes_them() {
+    let messy = temp_file("messy.gen", b"dims B,Z=64\nnet G(z:[B,Z])->[B,Z]{return z|>linear(Z)}\n");
+    let path = messy.display().to_string();
+    let out = genc(&["fmt", "--check", &path]);
+    assert_eq!(code(&out), 1);
+    assert!(text(&out.stdout).contains("not formatted"));
+    assert_eq!(code(&genc(&["fmt", "--write", &path])), 0);
+    assert_eq!(code(&genc(&["fmt", "--check", &path])), 0);
+    let formatted = std::fs::read_to_string(&messy).unwrap_or_default();
+    assert_eq!(formatted, "dims B, Z = 64\n\nnet G(z: [B, Z]) -> [B, Z] {\n    return z |> linear(Z)\n}\n");
+}
+
+#[test]
+fn compile_emits_the_syntax_tree() {
+    let out = genc(&["compile", "specs/vae.gen", "--emit", "ast"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("(dims"));
+}
