@@ -26,7 +26,8 @@ const TRAIN_ENTRIES: [&str; 13] = [
     "eval",
 ];
 const STEP_ENTRIES: [&str; 4] = ["repeat", "minimize", "maximize", "clip"];
-const STATEMENT_WORDS: [&str; 6] = ["let", "return", "for", "if", "else", "log"];
+/// Statement keywords, for "did you mean" on a misspelt one.
+const STATEMENT_KEYWORDS: [&str; 6] = ["let", "return", "for", "if", "else", "log"];
 
 pub(crate) fn pest_error(
     error: pest::error::Error<Rule>,
@@ -139,7 +140,7 @@ pub(crate) fn pest_error(
     let help = specific_help(found_text, &positives).or_else(|| {
         let prev = previous?;
         let word = source.get(prev.span.range()).unwrap_or("");
-        let keywords = STATEMENT_WORDS.iter().chain(&TRAIN_ENTRIES).chain(&STEP_ENTRIES).copied();
+        let keywords = STATEMENT_KEYWORDS.iter().chain(&TRAIN_ENTRIES).chain(&STEP_ENTRIES).copied();
         let guess = did_you_mean(word, keywords).filter(|guess| *guess != word && word.len() >= 3)?;
         Some(format!("`{word}` is not a keyword here; did you mean `{guess}`?"))
     });

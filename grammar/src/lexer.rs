@@ -264,7 +264,6 @@ fn split_items(source: &str, lexed: &mut Lexed) {
     let code: Vec<Token> = lexed.tokens.iter().copied().filter(|t| t.kind != TokenKind::Comment).collect();
     let mut starts = Vec::new();
     let mut open: Vec<&str> = Vec::new();
-    let mut depth = 0usize;
     let mut previous: Option<&Token> = None;
     for (i, token) in code.iter().enumerate() {
         let t = text(source, token);
@@ -276,7 +275,7 @@ fn split_items(source: &str, lexed: &mut Lexed) {
         let after_operand = previous.is_some_and(|p| ends_operand(source, p));
         let is_statement_word = STATEMENT_WORDS.contains(&t);
         let starts_item = at_line_start
-            && ((depth == 0 && (is_item_keyword || is_statement_word || (is_word && after_operand)))
+            && ((open.is_empty() && (is_item_keyword || is_statement_word || (is_word && after_operand)))
                 || (is_item_keyword && at_column_zero(source, token)));
         previous = Some(token);
         if starts_item || i == 0 {
@@ -294,7 +293,6 @@ fn split_items(source: &str, lexed: &mut Lexed) {
                 _ => {}
             }
         }
-        depth = open.len();
     }
     let lexical_errors = std::mem::take(&mut lexed.errors);
     for (n, &first) in starts.iter().enumerate() {
