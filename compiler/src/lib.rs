@@ -7,3 +7,9 @@ pub use genc_grammar as grammar;
 
 pub mod prim;
 pub mod random;
+pub mod diag;
+pub mod dim;
+pub mod graph;
+pub mod params;
+pub mod shape_rules;
+pub mod types;

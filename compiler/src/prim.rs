@@ -312,6 +312,7 @@ impl Prim {
             | Prim::Random { .. } => Exactly(0),
             Prim::Unary(_)
             | Prim::Cast { .. }
+            | Prim::StopGrad
             | Prim::Reduce { .. }
             | Prim::Scan { .. }
             | Prim::Reshape
@@ -323,6 +324,7 @@ impl Prim {
             | Prim::Upsample { .. }
             | Prim::UpsampleGrad { .. } => Exactly(1),
             Prim::Binary(_)
+            | Prim::Grad
             | Prim::Gather { .. }
             | Prim::ScatterAdd { .. }
             | Prim::MatMul { .. }
@@ -345,6 +347,8 @@ impl Prim {
             | Prim::Fill { .. }
             | Prim::Iota { .. }
             | Prim::Random { .. }
+            | Prim::StopGrad
+            | Prim::Grad
             | Prim::Reduce { .. }
             | Prim::Scan { .. }
             | Prim::Reshape
@@ -468,6 +472,8 @@ impl fmt::Display for Prim {
             Prim::Binary(op) => f.write_str(op.name()),
             Prim::Select => f.write_str("select"),
             Prim::Cast { to } => write!(f, "cast[{to}]"),
+            Prim::StopGrad => f.write_str("stop_grad"),
+            Prim::Grad => f.write_str("grad"),
             Prim::Reduce { op, axes } => write!(f, "{}[axes={}]", op.name(), list(axes)),
             Prim::Scan { op, axis } => {
                 let name = match op {

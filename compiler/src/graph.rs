@@ -1,0 +1,145 @@
+//! The graph IR: a petgraph DAG of primitive ops, each node typed and tied to the span of
+//! the spec it came from, plus the stable text forms of the `graph`, `typed` and `dot` stages.
+
+use std::fmt::Write as _;
+
+use genc_grammar::Span;
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+
+use crate::prim::Prim;
+use crate::types::TensorType;
+
+pub type NodeId = NodeIndex<u32>;
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub prim: Prim,
+    pub ty: TensorType,
+    /// The spec text this node was built from.
+    pub span: Span,
+    /// The layer or function that produced it, e.g. `G.conv_transpose2d0` or `bce_logits`.
+    pub origin: String,
+}
+
+/// A named value a graph hands back (a loss, a logged metric, a net output).
+#[derive(Clone, Debug)]
+pub struct Output {
+    pub name: String,
+    pub node: NodeId,
+}
+
+/// A DAG of primitives. Edges carry the operand position, so `inputs` returns operands in
+/// order; nodes are only ever appended, so node order is a topological order.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub dag: DiGraph<Node, usize>,
+    pub outputs: Vec<Output>,
+    /// Names of the `Input { index }` leaves, by index.
+    pub input_names: Vec<String>,
+}
+
+impl Graph {
+    pub fn add(&mut self, node: Node, inputs: &[NodeId]) -> NodeId {
+        let id = self.dag.add_node(node);
+        for (pos, &input) in inputs.iter().enumerate() {
+            self.dag.add_edge(input, id, pos);
+        }
+        id
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.dag[id]
+    }
+
+    pub fn ty(&self, id: NodeId) -> &TensorType {
+        &self.dag[id].ty
+    }
+
+    pub fn inputs(&self, id: NodeId) -> Vec<NodeId> {
+        let mut edges: Vec<(usize, NodeId)> =
+            self.dag.edges_directed(id, Direction::Incoming).map(|e| (*e.weight(), e.source())).collect();
+        edges.sort();
+        edges.into_iter().map(|(_, n)| n).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.dag.node_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dag.node_count() == 0
+    }
+
+    /// The nodes some output depends on, in order.
+    pub fn live_nodes(&self) -> Vec<NodeId> {
+        let mut live = vec![false; self.len()];
+        let mut stack: Vec<NodeId> = self.outputs.iter().map(|o| o.node).collect();
+        while let Some(n) = stack.pop() {
+            if !std::mem::replace(&mut live[n.index()], true) {
+                stack.extend(self.inputs(n));
+            }
+        }
+        self.dag.node_indices().filter(|n| live[n.index()]).collect()
+    }
+
+    /// The text form: one line per live node, `%7 = conv2d[s=2,2 p=1,1 d=1,1](%3, %6)`, with
+    /// its type when `typed`. Numbering is dense over live nodes, so it is stable.
+    pub fn to_text(&self, typed: bool) -> String {
+        let live = self.live_nodes();
+        let mut number = vec![usize::MAX; self.len()];
+        for (i, n) in live.iter().enumerate() {
+            number[n.index()] = i;
+        }
+        let mut out = String::new();
+        for &n in &live {
+            let node = self.node(n);
+            let args: Vec<String> = self.inputs(n).iter().map(|i| format!("%{}", number[i.index()])).collect();
+            let _ = write!(out, "  %{} = {}", number[n.index()], self.describe(n));
+            if !args.is_empty() {
+                let _ = write!(out, "({})", args.join(", "));
+            }
+            if typed {
+                let _ = write!(out, " : {}", node.ty);
+            }
+            if !node.origin.is_empty() {
+                let _ = write!(out, "  // {}", node.origin);
+            }
+            out.push('\n');
+        }
+        for o in &self.outputs {
+            let _ = writeln!(out, "  return {} = %{}", o.name, number[o.node.index()]);
+        }
+        out
+    }
+
+    fn describe(&self, n: NodeId) -> String {
+        match &self.node(n).prim {
+            Prim::Input { index } => {
+                format!("input[{}]", self.input_names.get(*index).map(String::as_str).unwrap_or("?"))
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// Graphviz source: one box per live node labelled with its op and type.
+    pub fn to_dot(&self, name: &str) -> String {
+        let live = self.live_nodes();
+        let mut out = format!("digraph \"{name}\" {{\n  node [shape=box, fontname=monospace];\n");
+        for &n in &live {
+            let label = format!("{}\\n{}", self.describe(n), self.node(n).ty).replace('"', "\\\"");
+            let _ = writeln!(out, "  n{} [label=\"{label}\"];", n.index());
+        }
+        for &n in &live {
+            for (pos, input) in self.inputs(n).into_iter().enumerate() {
+                let _ = writeln!(out, "  n{} -> n{} [label=\"{pos}\"];", input.index(), n.index());
+            }
+        }
+        for o in &self.outputs {
+            let _ = writeln!(out, "  \"{}\" [shape=plaintext];\n  n{} -> \"{}\";", o.name, o.node.index(), o.name);
+        }
+        out.push_str("}\n");
+        out
+    }
+}
