@@ -71,6 +71,14 @@ pub enum Prim {
     Cast {
         to: DType,
     },
+    /// The identity, which autodiff treats as a constant (`stop_grad`).
+    StopGrad,
+
+    // ---- compile time only -------------------------------------------------------------
+    /// `grad(f, x)`: inputs `(f, x)` with `f` a scalar; the type is `x`'s. Autodiff replaces
+    /// every `Grad` by the gradient graph before anything evaluates the graph, so evaluators
+    /// reject it.
+    Grad,
 
     // ---- reductions --------------------------------------------------------------------
     /// Reduces over `axes` (sorted, distinct), keeping them with extent 1. `ArgMax`/`ArgMin`
