@@ -33,11 +33,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check specs and report every diagnostic (syntax for now).
+    /// Parse and type-check specs; report every diagnostic.
     Check {
         /// The `.gen` files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Override a `param`: `--set lambda=5` (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+    },
+    /// Print, per net, its layers, output shapes and parameter counts.
+    Summary {
+        file: PathBuf,
+        /// Override a `param`: `--set ngf=32` (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
     },
     /// Print specs in the canonical layout.
     Fmt {
@@ -56,6 +66,9 @@ enum Command {
         /// The stage to print.
         #[arg(long, value_enum, default_value_t = Stage::Ast)]
         emit: Stage,
+        /// Override a `param` (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
     },
 }
 
@@ -70,7 +83,8 @@ fn main() -> ExitCode {
     };
     let reporter = Reporter::new(cli.message_format, cli.color);
     let status = match &cli.command {
-        Command::Check { files } => commands::check::run(files, &reporter),
+        Command::Check { files, set } => commands::check::run(files, set, &reporter),
+        Command::Summary { file, set } => commands::summary::run(file, set, &reporter),
         Command::Fmt { check, write, files } => {
             let mode = if *check {
                 Mode::Check
@@ -81,7 +95,7 @@ fn main() -> ExitCode {
             };
             commands::fmt::run(files, mode, &reporter)
         }
-        Command::Compile { file, emit } => commands::compile::run(file, *emit, &reporter),
+        Command::Compile { file, emit, set } => commands::compile::run(file, *emit, set, &reporter),
     };
     ExitCode::from(status as u8)
 }

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod compile;
 pub mod fmt;
+pub mod summary;
 
 use std::path::Path;
 
@@ -37,4 +38,41 @@ pub fn parse(file: &SourceFile, reporter: &Reporter) -> Option<genc_grammar::ast
         reporter.emit(error, &file.name(), Some(&file.text));
     }
     errors.is_empty().then_some(ast)
+}
+
+/// Parses `--set name=value` arguments.
+pub fn overrides(sets: &[String]) -> Result<Vec<genc_compiler::check::Override>, String> {
+    sets.iter()
+        .map(|s| match s.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok(genc_compiler::check::Override { name: k.trim().to_string(), value: v.to_string() })
+            }
+            _ => Err(format!("`--set {s}`: expected NAME=VALUE, e.g. `--set lambda=5`")),
+        })
+        .collect()
+}
+
+/// Type-checks a parsed file, reporting every semantic diagnostic; `None` if there were any.
+pub fn typecheck(
+    file: &SourceFile,
+    ast: &genc_grammar::ast::File,
+    sets: &[String],
+    reporter: &Reporter,
+) -> Result<genc_compiler::check::Checked, Status> {
+    let overrides = overrides(sets).map_err(|message| {
+        eprintln!("error: {message}");
+        Status::Usage
+    })?;
+    let checked = genc_compiler::check::check(ast, &overrides);
+    for error in &checked.errors {
+        reporter.emit(error, &file.name(), Some(&file.text));
+    }
+    if checked.errors.is_empty() { Ok(checked) } else { Err(Status::Diagnostics) }
+}
+
+/// Loads, parses and type-checks one file.
+pub fn load_checked(path: &Path, sets: &[String], reporter: &Reporter) -> Result<genc_compiler::check::Checked, Status> {
+    let file = load(path, reporter)?;
+    let ast = parse(&file, reporter).ok_or(Status::Diagnostics)?;
+    typecheck(&file, &ast, sets, reporter)
 }

@@ -1,0 +1,391 @@
+//! Layers with weights: each call makes (or, in a shared net, finds) its parameters in the
+//! table under a hierarchical name and expands into primitives.
+
+use genc_grammar::Span;
+
+use super::calls::Args;
+use super::{Checker, Val};
+use crate::diag::TypeError;
+use crate::dim::Dim;
+use crate::graph::{Graph, NodeId};
+use crate::params::{Entry, Init, Kind};
+use crate::prim::{BinaryOp, ConvGeometry, DType, Distribution, Prim, ReduceOp, UnaryOp};
+use crate::shape_rules::{conv_out, conv_transpose_out};
+use crate::types::TensorType;
+
+pub(super) const LAYERS: &[&str] = &[
+    "linear",
+    "conv2d",
+    "conv_transpose2d",
+    "masked_conv2d",
+    "batch_norm",
+    "layer_norm",
+    "instance_norm",
+    "embedding",
+    "dropout",
+];
+
+impl<'a> Checker<'a> {
+    pub(super) fn layer(&mut self, name: &str, mut a: Args, span: Span) -> Val {
+        let r = match name {
+            "linear" => self.linear(&mut a, span),
+            "conv2d" | "masked_conv2d" => self.conv2d(name, &mut a, span),
+            "conv_transpose2d" => self.conv_transpose2d(&mut a, span),
+            "batch_norm" | "layer_norm" | "instance_norm" => self.norm_layer(name, &mut a, span),
+            "embedding" => self.embedding(&mut a, span),
+            "dropout" => self.dropout(&mut a, span),
+            _ => return self.unknown(name, span, "layer"),
+        };
+        if r.is_ok() {
+            self.reject_leftover(&a, name);
+        }
+        r.map(Val::Tensor).unwrap_or(Val::Poison)
+    }
+
+    /// The parameter `local` of the layer being built (`weight`, `bias`), created on first use
+    /// under the current owner and found again when a net is called a second time.
+    fn param(&mut self, layer: &str, local: &str, shape: &[Dim], init: Init, kind: Kind, span: Span) -> Result<NodeId, ()> {
+        let Some(owner) = self.frames.last().and_then(|f| f.owner.clone()) else {
+            let inside = self.frames.last().map(|f| f.def.clone()).unwrap_or_default();
+            self.error(
+                TypeError::new("E0110", span, format!("layer `{}` has no net to own its weights", self.origin))
+                    .label(format!("called from `{inside}`, which is not a net"))
+                    .help("move the layer into a `net` (or a block called from a net) and call that net here"),
+            );
+            return Err(());
+        };
+        let concrete: Option<Vec<usize>> = shape.iter().map(|d| d.as_const().and_then(|v| usize::try_from(v).ok())).collect();
+        let Some(concrete) = concrete else {
+            let t = TensorType::f32(shape.to_vec());
+            self.error(
+                TypeError::new("E0111", span, format!("the weights of `{}` would have the symbolic shape {t}", self.origin))
+                    .label("weights need a fixed shape")
+                    .help("weights may not depend on the batch size: flatten only the non-batch axes"),
+            );
+            return Err(());
+        };
+        let full = format!("{owner}.{layer}.{local}");
+        let index = match self.table.find(kind, &full) {
+            Some(i) => {
+                let have = self.table.list(kind)[i].shape.clone();
+                if have != concrete {
+                    let first = self.table.list(kind)[i].span;
+                    self.error(
+                        TypeError::new(
+                            "E0111",
+                            span,
+                            format!("`{full}` is {have:?} from an earlier call but {concrete:?} here"),
+                        )
+                        .label("a different input size here")
+                        .note(first, "the first call made it here")
+                        .help("a net shares its weights across calls: call it with the same feature sizes"),
+                    );
+                    return Err(());
+                }
+                i
+            }
+            None => {
+                let owner_net = owner.split('.').next().map(str::to_string);
+                self.table.push(Entry { name: full, shape: concrete, init, kind, owner: owner_net, span })
+            }
+        };
+        let ty = TensorType::f32(shape.to_vec());
+        let prim = match kind {
+            Kind::Trainable => Prim::Param { index },
+            Kind::Buffer => Prim::Buffer { index },
+        };
+        Ok(self.push_node(prim, ty, &[], span))
+    }
+
+    /// Names the layer being built (`conv2d0`) and records its full path (`G.conv2d0`) as
+    /// the origin of the nodes it makes, for the summary.
+    fn layer_name(&mut self, kind: &str) -> String {
+        let k = self.next_count(kind);
+        let local = format!("{kind}{k}");
+        if let Some(owner) = self.frames.last().and_then(|f| f.owner.clone()) {
+            self.origin = format!("{owner}.{local}");
+        }
+        local
+    }
+
+    fn input(&mut self, a: &Args, what: &str) -> Result<NodeId, ()> {
+        let (v, s) = self.pos_arg(a, 0, "x")?;
+        self.expect_tensor(&v, s, &format!("`{what}`'s input"))
+    }
+
+    fn linear(&mut self, a: &mut Args, span: Span) -> Result<NodeId, ()> {
+        let x = self.input(a, "linear")?;
+        let out = self.dim_arg(a, 1, "out")?;
+        let bias = self.bool_arg(a, 2, "bias", true)?;
+        let t = self.ty(x).clone();
+        if t.rank() < 2 || t.dtype != DType::F32 {
+            let e = TypeError::new("E0106", span, format!("linear needs features [B, F], found {t}"))
+                .label("not a feature matrix")
+                .note(self.graph.node(x).span, format!("this is {t}"))
+                .help("flatten images first: `x |> flatten |> linear(..)`");
+            self.error(e);
+            return Err(());
+        }
+        let name = self.layer_name("linear");
+        let fan_in = t.shape[t.rank() - 1].clone();
+        let bound = fan_in.as_const().map_or(0.0, |f| 1.0 / (f.max(1) as f64).sqrt());
+        let w = self.param(&name, "weight", &[out.clone(), fan_in.clone()], Init::Uniform { bound }, Kind::Trainable, span)?;
+        // Rows of any leading shape: [.., F] -> [rows, F] @ W^T -> [.., out].
+        let lead: Vec<Dim> = t.shape[..t.rank() - 1].to_vec();
+        let rows = lead.iter().try_fold(Dim::constant(1), |acc, d| acc.mul(d)).map_err(|_| ())?;
+        let x2 = self.reshape(x, vec![rows.clone(), fan_in], span)?;
+        let y = self.node(Prim::MatMul { transpose_a: false, transpose_b: true }, &[x2, w], None, span)?;
+        let y = if bias {
+            let b = self.param(&name, "bias", std::slice::from_ref(&out), Init::Uniform { bound }, Kind::Trainable, span)?;
+            let b = self.reshape(b, vec![Dim::constant(1), out.clone()], span)?;
+            self.binary(BinaryOp::Add, y, b, span)?
+        } else {
+            y
+        };
+        let mut shape = lead;
+        shape.push(out);
+        self.reshape(y, shape, span)
+    }
+
+    fn conv2d(&mut self, name: &str, a: &mut Args, span: Span) -> Result<NodeId, ()> {
+        let x = self.input(a, name)?;
+        let out = self.dim_arg(a, 1, "out")?;
+        let kernel = self.pair_arg(a, 2, "kernel", None)?;
+        let stride = self.pair_arg(a, 3, "stride", Some([1, 1]))?;
+        let pad = self.pair_arg(a, 4, "pad", Some([0, 0]))?;
+        let dilation = self.pair_arg(a, 5, "dilation", Some([1, 1]))?;
+        let groups = self.int_arg(a, 6, "groups", Some(1))?.max(1) as usize;
+        let mask = if name == "masked_conv2d" { Some(self.str_arg(a, 7, "mask", None)?) } else { None };
+        let bias = self.bool_arg(a, 8, "bias", true)?;
+        let t = self.ty(x).clone();
+        if t.rank() != 4 {
+            let e = TypeError::new("E0106", span, format!("{name} needs images [N, C, H, W], found {t}"))
+                .label("not an image batch")
+                .note(self.graph.node(x).span, format!("this is {t}"))
+                .help("reshape to [B, C, H, W] first");
+            self.error(e);
+            return Err(());
+        }
+        if stride.contains(&0) || dilation.contains(&0) || kernel.contains(&0) {
+            return self.fail(span, "kernel, stride and dilation must be at least 1");
+        }
+        let cin = t.shape[1].clone();
+        let g = Dim::constant(groups as i64);
+        if cin.rem(&g).map_err(|_| ())?.as_const() != Some(0) || out.rem(&g).map_err(|_| ())?.as_const() != Some(0) {
+            return self.fail(span, &format!("groups = {groups} must divide the {cin} input and {out} output channels"));
+        }
+        let geometry = ConvGeometry { stride, pad, dilation, groups };
+        // Check the output extent first, to explain a bad geometry with a fix.
+        for axis in 0..2 {
+            if let Err(e) = conv_out(&t.shape[2 + axis], &Dim::constant(kernel[axis] as i64), &geometry, axis) {
+                let err = TypeError::new("E0106", span, format!("{name} on {t}: {}", e.message))
+                    .label(format!("kernel {}x{}, stride {}, pad {}", kernel[0], kernel[1], stride[0], pad[0]))
+                    .note(self.graph.node(x).span, format!("this is {t}"))
+                    .help("use a smaller kernel or more padding");
+                self.error(err);
+                return Err(());
+            }
+        }
+        let lname = self.layer_name(name);
+        let cin_g = cin.div(&g).map_err(|_| ())?;
+        let wshape = [out.clone(), cin_g.clone(), Dim::constant(kernel[0] as i64), Dim::constant(kernel[1] as i64)];
+        let fan_in = cin_g.as_const().unwrap_or(1) * (kernel[0] * kernel[1]) as i64;
+        let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+        let mut w = self.param(&lname, "weight", &wshape, Init::Uniform { bound }, Kind::Trainable, span)?;
+        if let Some(m) = mask {
+            let kind = match m.as_str() {
+                "A" => 'A',
+                "B" => 'B',
+                other => {
+                    self.error(
+                        TypeError::new("E0104", span, format!("unknown mask \"{other}\""))
+                            .label("not a PixelCNN mask")
+                            .help("use mask: \"A\" (first layer: hides the centre pixel) or \"B\" (later layers)"),
+                    );
+                    return Err(());
+                }
+            };
+            if kernel[0] % 2 == 0 || kernel[1] % 2 == 0 {
+                return self.fail(span, "a masked convolution needs an odd kernel, so it has a centre pixel");
+            }
+            let m = self.param(&lname, "mask", &wshape, Init::CausalMask { kind }, Kind::Buffer, span)?;
+            w = self.binary(BinaryOp::Mul, w, m, span)?;
+        }
+        let y = self.node(Prim::Conv2d(geometry), &[x, w], None, span)?;
+        if !bias {
+            return Ok(y);
+        }
+        let b = self.param(&lname, "bias", std::slice::from_ref(&out), Init::Uniform { bound }, Kind::Trainable, span)?;
+        let b = self.reshape(b, vec![Dim::constant(1), out, Dim::constant(1), Dim::constant(1)], span)?;
+        self.binary(BinaryOp::Add, y, b, span)
+    }
+
+    fn conv_transpose2d(&mut self, a: &mut Args, span: Span) -> Result<NodeId, ()> {
+        let x = self.input(a, "conv_transpose2d")?;
+        let out = self.dim_arg(a, 1, "out")?;
+        let kernel = self.pair_arg(a, 2, "kernel", None)?;
+        let stride = self.pair_arg(a, 3, "stride", Some([1, 1]))?;
+        let pad = self.pair_arg(a, 4, "pad", Some([0, 0]))?;
+        let output_padding = self.pair_arg(a, 5, "output_padding", Some([0, 0]))?;
+        let bias = self.bool_arg(a, 6, "bias", true)?;
+        let t = self.ty(x).clone();
+        if t.rank() != 4 {
+            let e = TypeError::new("E0106", span, format!("conv_transpose2d needs images [N, C, H, W], found {t}"))
+                .label("not an image batch")
+                .note(self.graph.node(x).span, format!("this is {t}"))
+                .help("reshape to [B, C, H, W] first");
+            self.error(e);
+            return Err(());
+        }
+        if stride.contains(&0) || kernel.contains(&0) {
+            return self.fail(span, "kernel and stride must be at least 1");
+        }
+        let geometry = ConvGeometry { stride, pad, dilation: [1, 1], groups: 1 };
+        for axis in 0..2 {
+            if let Err(e) = conv_transpose_out(&t.shape[2 + axis], &Dim::constant(kernel[axis] as i64), &geometry, output_padding[axis], axis)
+            {
+                return self.fail(span, &e.message);
+            }
+        }
+        let lname = self.layer_name("conv_transpose2d");
+        let cin = t.shape[1].clone();
+        let wshape = [cin, out.clone(), Dim::constant(kernel[0] as i64), Dim::constant(kernel[1] as i64)];
+        let fan_in = out.as_const().unwrap_or(1) * (kernel[0] * kernel[1]) as i64;
+        let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+        let w = self.param(&lname, "weight", &wshape, Init::Uniform { bound }, Kind::Trainable, span)?;
+        let y = self.node(Prim::ConvTranspose2d { geometry, output_padding }, &[x, w], None, span)?;
+        if !bias {
+            return Ok(y);
+        }
+        let b = self.param(&lname, "bias", std::slice::from_ref(&out), Init::Uniform { bound }, Kind::Trainable, span)?;
+        let b = self.reshape(b, vec![Dim::constant(1), out, Dim::constant(1), Dim::constant(1)], span)?;
+        self.binary(BinaryOp::Add, y, b, span)
+    }
+
+    /// Batch norm (statistics over every axis but channels, with running-statistics buffers),
+    /// layer norm (over every axis but the batch, affine over those axes) and instance norm
+    /// (over the spatial axes per sample and channel).
+    fn norm_layer(&mut self, name: &str, a: &mut Args, span: Span) -> Result<NodeId, ()> {
+        let x = self.input(a, name)?;
+        let eps = self.float_arg(a, 1, "eps", Some(1e-5))?;
+        let affine_default = name != "instance_norm";
+        let affine = self.bool_arg(a, 2, "affine", affine_default)?;
+        if name == "batch_norm" {
+            let _momentum = self.float_arg(a, 3, "momentum", Some(0.1))?;
+        }
+        let t = self.ty(x).clone();
+        let min_rank = if name == "instance_norm" { 3 } else { 2 };
+        if t.rank() < min_rank || t.dtype != DType::F32 {
+            return self.fail(span, &format!("{name} needs at least rank {min_rank}, found {t}"));
+        }
+        let rank = t.rank();
+        let (axes, affine_shape): (Vec<usize>, Vec<Dim>) = match name {
+            "batch_norm" => {
+                let axes = (0..rank).filter(|&i| i != 1).collect();
+                let mut s = vec![Dim::constant(1); rank];
+                s[1] = t.shape[1].clone();
+                (axes, s)
+            }
+            "layer_norm" => {
+                let mut s = t.shape.clone();
+                s[0] = Dim::constant(1);
+                ((1..rank).collect(), s)
+            }
+            _ => {
+                let mut s = vec![Dim::constant(1); rank];
+                s[1] = t.shape[1].clone();
+                ((2..rank).collect(), s)
+            }
+        };
+        let lname = self.layer_name(name);
+        let mean = self.reduce(ReduceOp::Mean, x, &axes, true, span)?;
+        let centred = self.binary(BinaryOp::Sub, x, mean, span)?;
+        let sq = self.binary(BinaryOp::Mul, centred, centred, span)?;
+        let var = self.reduce(ReduceOp::Mean, sq, &axes, true, span)?;
+        let var_eps = self.binary_const(BinaryOp::Add, var, eps, span)?;
+        let inv = self.unary(UnaryOp::Rsqrt, var_eps, span)?;
+        let mut y = self.binary(BinaryOp::Mul, centred, inv, span)?;
+        let stat_shape: Vec<Dim> = affine_shape.iter().filter(|d| d.as_const() != Some(1)).cloned().collect();
+        let stat_shape = if stat_shape.is_empty() { vec![Dim::constant(1)] } else { stat_shape };
+        if name == "batch_norm" {
+            // Running statistics: buffers the runtime updates from the batch statistics.
+            self.param(&lname, "running_mean", &stat_shape, Init::Zeros, Kind::Buffer, span)?;
+            self.param(&lname, "running_var", &stat_shape, Init::Ones, Kind::Buffer, span)?;
+        }
+        if affine {
+            let g = self.param(&lname, "weight", &stat_shape, Init::Ones, Kind::Trainable, span)?;
+            let b = self.param(&lname, "bias", &stat_shape, Init::Zeros, Kind::Trainable, span)?;
+            let g = self.reshape(g, affine_shape.clone(), span)?;
+            let b = self.reshape(b, affine_shape, span)?;
+            y = self.binary(BinaryOp::Mul, y, g, span)?;
+            y = self.binary(BinaryOp::Add, y, b, span)?;
+        }
+        Ok(y)
+    }
+
+    fn embedding(&mut self, a: &mut Args, span: Span) -> Result<NodeId, ()> {
+        let idx = self.input(a, "embedding")?;
+        let n = self.dim_arg(a, 1, "num")?;
+        let d = self.dim_arg(a, 2, "dim")?;
+        if self.ty(idx).dtype != DType::I32 {
+            let t = self.ty(idx).clone();
+            self.error(
+                TypeError::new("E0122", span, format!("embedding needs int indices, found {t}")).label("use to_int(..)"),
+            );
+            return Err(());
+        }
+        let lname = self.layer_name("embedding");
+        let table = self.param(&lname, "weight", &[n, d], Init::Normal { std: 1.0 }, Kind::Trainable, span)?;
+        self.node(Prim::Gather { axis: 0 }, &[table, idx], None, span)
+    }
+
+    /// Inverted dropout in training: `x * (u >= p) / (1 - p)`.
+    fn dropout(&mut self, a: &mut Args, span: Span) -> Result<NodeId, ()> {
+        let x = self.input(a, "dropout")?;
+        let p = self.float_arg(a, 1, "p", Some(0.5))?;
+        if !(0.0..1.0).contains(&p) {
+            return self.fail(span, &format!("dropout probability must be in [0, 1), found {p}"));
+        }
+        let shape = self.ty(x).shape.clone();
+        let u = self.random(Distribution::Uniform, shape, span);
+        let keep = self.binary_const(BinaryOp::Ge, u, p, span)?;
+        let keep = self.cast(keep, DType::F32, span)?;
+        let y = self.binary(BinaryOp::Mul, x, keep, span)?;
+        self.binary_const(BinaryOp::Mul, y, 1.0 / (1.0 - p), span)
+    }
+}
+
+/// For a convolution whose output shape is wrong: a padding or output padding that would
+/// give the declared shape, e.g. "with `pad: 1` the output would be [B, 64, 14, 14]".
+pub(super) fn conv_fix(g: &Graph, conv: NodeId, expected: &str) -> Option<String> {
+    let inputs = g.inputs(conv);
+    let (x, w) = (g.ty(*inputs.first()?), g.ty(*inputs.get(1)?));
+    let out = &g.node(conv).ty;
+    let (n, k) = (x.shape.get(2)?, w.shape.get(2)?);
+    let base: Vec<String> = out.shape.iter().map(Dim::to_string).collect();
+    for p in 0..8usize {
+        let (prim_text, h) = match &g.node(conv).prim {
+            Prim::Conv2d(geo) => {
+                let mut geo2 = *geo;
+                geo2.pad = [p, p];
+                ("pad", conv_out(n, k, &geo2, 0).ok()?)
+            }
+            Prim::ConvTranspose2d { geometry, .. } => {
+                let mut geo2 = *geometry;
+                geo2.pad = [p, p];
+                ("pad", conv_transpose_out(n, k, &geo2, 0, 0).ok()?)
+            }
+            _ => return None,
+        };
+        let mut shape = base.clone();
+        if shape.len() == 4 {
+            shape[2] = h.to_string();
+            shape[3] = h.to_string();
+        }
+        let candidate = format!("[{}]", shape.join(", "));
+        if candidate == expected && shape != base {
+            return Some(format!("with `{prim_text}: {p}` the output would be {candidate}, as declared"));
+        }
+    }
+    None
+}

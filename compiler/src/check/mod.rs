@@ -1,0 +1,239 @@
+//! The checker: resolves names, instantiates nets and blocks, elaborates every definition into
+//! a typed graph of primitives and reports every independent mistake.
+//!
+//! Elaboration is abstract interpretation of the AST: compile-time values (ints, dims,
+//! floats, tuples) are computed, tensors become graph nodes whose types are checked by the
+//! shape rules as they are added. Nets, blocks and losses are inlined at each call; a net's
+//! weights are named by the net (`G.linear0.weight`), so every call of `G` shares them.
+
+mod builtins;
+mod calls;
+mod causal;
+mod expr;
+mod layers;
+mod module;
+mod ops;
+mod train;
+mod value;
+
+use std::collections::HashMap;
+
+use genc_grammar::{Span, ast};
+use indexmap::IndexMap;
+
+use crate::diag::TypeError;
+use crate::dim::Dim;
+use crate::graph::Graph;
+use crate::params::ParamTable;
+
+pub use train::{Phase, Schedule};
+pub use value::Val;
+
+/// A `--set name=value` override of a `param`.
+#[derive(Clone, Debug)]
+pub struct Override {
+    pub name: String,
+    pub value: String,
+}
+
+/// What a graph computes, for the stage dumps and the planner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnitKind {
+    Net,
+    Loss,
+    Sampler,
+    Phase,
+    Sample,
+    Eval,
+}
+
+impl UnitKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            UnitKind::Net => "net",
+            UnitKind::Loss => "loss",
+            UnitKind::Sampler => "sampler",
+            UnitKind::Phase => "phase",
+            UnitKind::Sample => "sample",
+            UnitKind::Eval => "eval",
+        }
+    }
+}
+
+/// One elaborated graph.
+#[derive(Clone, Debug)]
+pub struct Unit {
+    pub kind: UnitKind,
+    pub name: String,
+    pub graph: Graph,
+}
+
+/// Everything the checker learned about a spec.
+#[derive(Debug, Default)]
+pub struct Checked {
+    pub units: Vec<Unit>,
+    pub table: ParamTable,
+    /// Computes the module's constant buffers (`const betas = linspace(..)`).
+    pub consts: Graph,
+    /// The bound dims, in declaration order (`H = 28`); free dims (`B`) are absent.
+    pub dims: IndexMap<String, i64>,
+    pub schedule: Option<Schedule>,
+    pub errors: Vec<TypeError>,
+}
+
+/// Checks a parsed spec. Never panics; every mistake is a diagnostic in `Checked::errors`.
+pub fn check(file: &ast::File, overrides: &[Override]) -> Checked {
+    let mut checker = Checker::new(file);
+    checker.declare(overrides);
+    checker.check_definitions();
+    checker.check_train();
+    checker.finish()
+}
+
+/// A dim declared at module level.
+#[derive(Clone, Debug)]
+struct DimEntry {
+    value: Option<i64>,
+    span: Span,
+    poisoned: bool,
+}
+
+/// A `const`: a plain value, or a buffer computed by node `node` of the constant graph.
+#[derive(Clone, Debug)]
+enum ConstVal {
+    Value(Val),
+    Buffer { index: usize, node: crate::graph::NodeId },
+}
+
+/// One call's worth of scope: variables, dims bound by unification, the owner of the weights
+/// that layers create here and the per-kind layer counters that name them.
+#[derive(Debug, Default)]
+struct Frame {
+    def: String,
+    vars: Vec<HashMap<String, (Val, Span)>>,
+    dims: HashMap<String, Dim>,
+    /// `G` or `G.res0`: the prefix of parameter names made in this frame.
+    owner: Option<String>,
+    counters: HashMap<String, usize>,
+    /// Host loops and branches of a sampler body run on the host: tensors may steer them.
+    host_control: bool,
+}
+
+struct Checker<'a> {
+    file: &'a ast::File,
+    dims: IndexMap<String, DimEntry>,
+    hparams: IndexMap<String, (Val, Span)>,
+    consts: IndexMap<String, (ConstVal, Span)>,
+    defs: IndexMap<String, &'a ast::Def>,
+    table: ParamTable,
+    const_graph: Graph,
+    errors: Vec<TypeError>,
+    /// The graph being built; swapped out per unit.
+    graph: Graph,
+    frames: Vec<Frame>,
+    /// Next `Random` stream number within the current graph.
+    streams: u32,
+    /// Named scalars that `log name = ..` recorded in the current graph.
+    logs: Vec<(String, crate::graph::NodeId)>,
+    units: Vec<Unit>,
+    schedule: Option<Schedule>,
+    /// Budget of unrolled loop iterations and inlined calls, so no spec can hang the checker.
+    fuel: usize,
+    /// True while elaborating module-level constants (their tensors go to `const_graph`).
+    in_consts: bool,
+    /// The built-in or layer being expanded, recorded on each node it makes.
+    origin: String,
+}
+
+/// Unrolled iterations plus inlined calls allowed per spec.
+const FUEL: usize = 200_000;
+/// The deepest chain of nested calls.
+const MAX_CALL_DEPTH: usize = 64;
+
+impl<'a> Checker<'a> {
+    fn new(file: &'a ast::File) -> Self {
+        Checker {
+            file,
+            dims: IndexMap::new(),
+            hparams: IndexMap::new(),
+            consts: IndexMap::new(),
+            defs: IndexMap::new(),
+            table: ParamTable::default(),
+            const_graph: Graph::default(),
+            errors: Vec::new(),
+            graph: Graph::default(),
+            frames: Vec::new(),
+            streams: 0,
+            logs: Vec::new(),
+            units: Vec::new(),
+            schedule: None,
+            fuel: FUEL,
+            in_consts: false,
+            origin: String::new(),
+        }
+    }
+
+    fn error(&mut self, e: TypeError) -> Val {
+        if !self.errors.contains(&e) {
+            self.errors.push(e);
+        }
+        Val::Poison
+    }
+
+    fn frame(&mut self) -> &mut Frame {
+        if self.frames.is_empty() {
+            self.frames.push(Frame::default());
+        }
+        let last = self.frames.len() - 1;
+        &mut self.frames[last]
+    }
+
+    /// Starts a fresh graph for one unit, returning the previous one.
+    fn begin_graph(&mut self) -> (Graph, u32, Vec<(String, crate::graph::NodeId)>) {
+        let g = std::mem::take(&mut self.graph);
+        let s = std::mem::replace(&mut self.streams, 0);
+        let l = std::mem::take(&mut self.logs);
+        (g, s, l)
+    }
+
+    fn end_graph(&mut self, saved: (Graph, u32, Vec<(String, crate::graph::NodeId)>)) -> Graph {
+        let logs = std::mem::replace(&mut self.logs, saved.2);
+        let mut g = std::mem::replace(&mut self.graph, saved.0);
+        self.streams = saved.1;
+        for (name, node) in logs {
+            g.outputs.push(crate::graph::Output { name: format!("log.{name}"), node });
+        }
+        g
+    }
+
+    fn finish(self) -> Checked {
+        let dims = self.dims.iter().filter_map(|(k, v)| v.value.map(|x| (k.clone(), x))).collect();
+        let mut errors = self.errors;
+        errors.sort_by_key(|e| (e.span.start, e.span.end));
+        Checked {
+            units: self.units,
+            table: self.table,
+            consts: self.const_graph,
+            dims,
+            schedule: self.schedule,
+            errors,
+        }
+    }
+
+    /// Names visible from here, for "did you mean" suggestions.
+    fn visible_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        if let Some(f) = self.frames.last() {
+            for scope in &f.vars {
+                names.extend(scope.keys().cloned());
+            }
+            names.extend(f.dims.keys().cloned());
+        }
+        names.extend(self.dims.keys().cloned());
+        names.extend(self.hparams.keys().cloned());
+        names.extend(self.consts.keys().cloned());
+        names.extend(self.defs.keys().cloned());
+        names.extend(builtins::NAMES.iter().map(|s| s.to_string()));
+        names
+    }
+}

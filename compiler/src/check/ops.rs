@@ -1,0 +1,225 @@
+//! Adding primitive nodes to the graph being built: the shape rule runs on each, and a
+//! failure becomes a diagnostic that shows the shapes of the inputs and where they came from.
+
+use genc_grammar::Span;
+
+use super::{Checker, Val};
+use crate::diag::TypeError;
+use crate::dim::Dim;
+use crate::graph::{Node, NodeId};
+use crate::prim::{BinaryOp, DType, F64, Prim, ReduceOp, UnaryOp};
+use crate::shape_rules::{self, RuleError};
+use crate::types::TensorType;
+
+impl<'a> Checker<'a> {
+    pub(super) fn ty(&self, n: NodeId) -> &TensorType {
+        self.graph.ty(n)
+    }
+
+    /// Adds a node after checking its shape rule; on failure reports E0106 (E0122 for element
+    /// types) at `span`, with a secondary label on each input's origin.
+    pub(super) fn node(
+        &mut self,
+        prim: Prim,
+        inputs: &[NodeId],
+        declared: Option<TensorType>,
+        span: Span,
+    ) -> Result<NodeId, ()> {
+        let types: Vec<&TensorType> = inputs.iter().map(|&n| self.graph.ty(n)).collect();
+        match shape_rules::infer(&prim, &types, declared.as_ref()) {
+            Ok(ty) => Ok(self.push_node(prim, ty, inputs, span)),
+            Err(RuleError { message, help }) => {
+                let code = if message.contains("element type") || message.contains("elements, found") {
+                    "E0122"
+                } else {
+                    "E0106"
+                };
+                let what = self.origin.clone();
+                let mut e = TypeError::new(code, span, message).label(format!("in `{what}`"));
+                for &i in inputs {
+                    let node = self.graph.node(i);
+                    if node.span != span && !node.span.is_empty() {
+                        e = e.note(node.span, format!("this is {}", node.ty));
+                    }
+                }
+                if let Some(h) = help {
+                    e = e.help(h);
+                }
+                self.error(e);
+                Err(())
+            }
+        }
+    }
+
+    pub(super) fn push_node(&mut self, prim: Prim, ty: TensorType, inputs: &[NodeId], span: Span) -> NodeId {
+        let origin = self.origin.clone();
+        self.graph.add(Node { prim, ty, span, origin }, inputs)
+    }
+
+    /// `node` with a poison result on failure.
+    pub(super) fn val(&mut self, prim: Prim, inputs: &[NodeId], declared: Option<TensorType>, span: Span) -> Val {
+        match self.node(prim, inputs, declared, span) {
+            Ok(n) => Val::Tensor(n),
+            Err(()) => Val::Poison,
+        }
+    }
+
+    /// A constant tensor of rank `rank` with every extent 1, so it broadcasts against anything.
+    pub(super) fn splat(&mut self, value: f64, dtype: DType, rank: usize, span: Span) -> NodeId {
+        let ty = TensorType::new(dtype, vec![Dim::constant(1); rank]);
+        self.push_node(Prim::Fill { value: F64(value) }, ty, &[], span)
+    }
+
+    pub(super) fn fill(&mut self, value: f64, ty: TensorType, span: Span) -> NodeId {
+        self.push_node(Prim::Fill { value: F64(value) }, ty, &[], span)
+    }
+
+    /// Reshapes `x` to `shape` (element counts are checked by the rule).
+    pub(super) fn reshape(&mut self, x: NodeId, shape: Vec<Dim>, span: Span) -> Result<NodeId, ()> {
+        if self.ty(x).shape == shape {
+            return Ok(x);
+        }
+        let ty = TensorType::new(self.ty(x).dtype, shape);
+        self.node(Prim::Reshape, &[x], Some(ty), span)
+    }
+
+    /// Inserts leading extent-1 axes so `x` has rank `rank` (numpy's right alignment).
+    pub(super) fn lift_rank(&mut self, x: NodeId, rank: usize, span: Span) -> Result<NodeId, ()> {
+        let have = self.ty(x).rank();
+        if have >= rank {
+            return Ok(x);
+        }
+        let mut shape = vec![Dim::constant(1); rank - have];
+        shape.extend(self.ty(x).shape.iter().cloned());
+        self.reshape(x, shape, span)
+    }
+
+    /// A tensor for an operand: tensors as they are, numbers as splatted constants.
+    fn operand(&mut self, v: &Val, dtype: DType, rank: usize, span: Span) -> Result<NodeId, ()> {
+        match v {
+            Val::Tensor(n) => {
+                let n = *n;
+                // Integer tensors meet floats as floats, as in PyTorch.
+                let n = if self.ty(n).dtype == DType::I32 && dtype == DType::F32 {
+                    self.node(Prim::Cast { to: DType::F32 }, &[n], None, span)?
+                } else {
+                    n
+                };
+                self.lift_rank(n, rank, span)
+            }
+            Val::Int(d) => match d.as_const() {
+                Some(c) => Ok(self.splat(c as f64, dtype, rank, span)),
+                None => {
+                    self.error(
+                        TypeError::new("E0105", span, format!("the symbolic size `{d}` cannot be used as a tensor value"))
+                            .label("a free dim has no value until training binds it"),
+                    );
+                    Err(())
+                }
+            },
+            Val::Float(f) => Ok(self.splat(*f, dtype, rank, span)),
+            Val::Bool(b) => Ok(self.splat(f64::from(u8::from(*b)), DType::Bool, rank, span)),
+            Val::Poison => Err(()),
+            other => {
+                self.error(
+                    TypeError::new("E0105", span, format!("expected a tensor or a number, found {}", other.kind_name()))
+                        .label("not a tensor"),
+                );
+                Err(())
+            }
+        }
+    }
+
+    /// An element-wise binary op where at least one side is a tensor.
+    pub(super) fn tensor_binary(&mut self, op: BinaryOp, a: &Val, b: &Val, span: Span) -> Val {
+        let tensor_ty = |v: &Val, c: &Checker| match v {
+            Val::Tensor(n) => Some(c.ty(*n).clone()),
+            _ => None,
+        };
+        let (ta, tb) = (tensor_ty(a, self), tensor_ty(b, self));
+        let rank = ta.as_ref().map_or(0, TensorType::rank).max(tb.as_ref().map_or(0, TensorType::rank));
+        let float = |t: &Option<TensorType>| t.as_ref().is_some_and(|t| t.dtype == DType::F32);
+        let dtype = if float(&ta) || float(&tb) || matches!(a, Val::Float(_)) || matches!(b, Val::Float(_)) {
+            DType::F32
+        } else if let Some(t) = ta.as_ref().or(tb.as_ref()) {
+            t.dtype
+        } else {
+            DType::F32
+        };
+        let (Ok(x), Ok(y)) = (self.operand(a, dtype, rank, span), self.operand(b, dtype, rank, span)) else {
+            return Val::Poison;
+        };
+        self.val(Prim::Binary(op), &[x, y], None, span)
+    }
+
+    pub(super) fn unary(&mut self, op: UnaryOp, x: NodeId, span: Span) -> Result<NodeId, ()> {
+        self.node(Prim::Unary(op), &[x], None, span)
+    }
+
+    pub(super) fn binary(&mut self, op: BinaryOp, x: NodeId, y: NodeId, span: Span) -> Result<NodeId, ()> {
+        let rank = self.ty(x).rank().max(self.ty(y).rank());
+        let x = self.lift_rank(x, rank, span)?;
+        let y = self.lift_rank(y, rank, span)?;
+        self.node(Prim::Binary(op), &[x, y], None, span)
+    }
+
+    /// `x op c` for a constant `c`.
+    pub(super) fn binary_const(&mut self, op: BinaryOp, x: NodeId, c: f64, span: Span) -> Result<NodeId, ()> {
+        let rank = self.ty(x).rank();
+        let dtype = self.ty(x).dtype;
+        let k = self.splat(c, dtype, rank, span);
+        self.node(Prim::Binary(op), &[x, k], None, span)
+    }
+
+    /// Reduces over `axes`; `keep` keeps them with extent 1, else they are dropped.
+    pub(super) fn reduce(&mut self, op: ReduceOp, x: NodeId, axes: &[usize], keep: bool, span: Span) -> Result<NodeId, ()> {
+        let mut axes = axes.to_vec();
+        axes.sort_unstable();
+        axes.dedup();
+        let r = self.node(Prim::Reduce { op, axes: axes.clone() }, &[x], None, span)?;
+        if keep {
+            return Ok(r);
+        }
+        let shape: Vec<Dim> =
+            self.ty(r).shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, d)| d.clone()).collect();
+        self.reshape(r, shape, span)
+    }
+
+    /// Mean over every axis, as a scalar.
+    pub(super) fn mean_all(&mut self, x: NodeId, span: Span) -> Result<NodeId, ()> {
+        let axes: Vec<usize> = (0..self.ty(x).rank()).collect();
+        self.reduce(ReduceOp::Mean, x, &axes, false, span)
+    }
+
+    /// Broadcasts `x` (same rank) to `shape`.
+    pub(super) fn broadcast(&mut self, x: NodeId, shape: Vec<Dim>, span: Span) -> Result<NodeId, ()> {
+        if self.ty(x).shape == shape {
+            return Ok(x);
+        }
+        let ty = TensorType::new(self.ty(x).dtype, shape);
+        self.node(Prim::Broadcast, &[x], Some(ty), span)
+    }
+
+    pub(super) fn cast(&mut self, x: NodeId, to: DType, span: Span) -> Result<NodeId, ()> {
+        if self.ty(x).dtype == to {
+            return Ok(x);
+        }
+        self.node(Prim::Cast { to }, &[x], None, span)
+    }
+
+    /// A tensor value or a diagnostic saying one was expected.
+    pub(super) fn expect_tensor(&mut self, v: &Val, span: Span, what: &str) -> Result<NodeId, ()> {
+        match v {
+            Val::Tensor(n) => Ok(*n),
+            Val::Poison => Err(()),
+            Val::Float(f) => Ok(self.fill(*f, TensorType::scalar(DType::F32), span)),
+            other => {
+                self.error(
+                    TypeError::new("E0105", span, format!("{what} must be a tensor, found {}", other.kind_name()))
+                        .label("not a tensor"),
+                );
+                Err(())
+            }
+        }
+    }
+}

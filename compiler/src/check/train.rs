@@ -1,0 +1,586 @@
+//! The `train` block: data sources, batch and length, optimizers and their parameter sets,
+//! the step schedule (each `minimize` becomes a phase graph) and the cadence entries.
+//!
+//! Checks: each objective is a scalar; it reaches its optimizer's parameters through a path
+//! that `stop_grad` does not cut; no parameter has two optimizers unless each of them has a
+//! `schedule` (the spec then coordinates them in time); buffers never enter an optimizer or
+//! an EMA; data shapes agree with the definitions they feed.
+
+use std::collections::{BTreeSet, HashMap};
+
+use genc_grammar::{Span, ast};
+
+use super::calls::collect_outputs;
+use super::{Checker, Frame, Unit, UnitKind, Val};
+use crate::diag::TypeError;
+use crate::dim::Dim;
+use crate::graph::{Graph, NodeId};
+use crate::params::Kind;
+use crate::prim::{DType, Prim};
+use crate::types::TensorType;
+
+/// One `minimize` (or `maximize`) of the step, in execution order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Phase {
+    pub name: String,
+    pub optimizer: String,
+    pub maximize: bool,
+    /// How many times it runs per step (`repeat n`).
+    pub repeat: u64,
+}
+
+/// The checked training schedule.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Schedule {
+    pub batch: Option<(String, u64)>,
+    pub steps: Option<u64>,
+    pub epochs: Option<u64>,
+    pub phases: Vec<Phase>,
+    /// Optimizer name → indices of the trainable parameters it updates.
+    pub optimizers: Vec<(String, Vec<usize>)>,
+}
+
+impl<'a> Checker<'a> {
+    pub(super) fn check_train(&mut self) {
+        let trains: Vec<&ast::Train> = self
+            .file
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                ast::Item::Train(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        let Some(train) = trains.first() else { return };
+        for extra in &trains[1..] {
+            self.error(
+                TypeError::new("E0117", extra.span, "a spec has one `train` block")
+                    .label("second `train` block")
+                    .note(train.span, "the first is here"),
+            );
+        }
+        let mut sched = Schedule::default();
+        let mut data: Vec<(ast::Ident, TensorType)> = Vec::new();
+        let mut optimizers: Vec<(ast::Ident, Vec<usize>, bool)> = Vec::new();
+        let mut scheduled: BTreeSet<String> = BTreeSet::new();
+        let mut steps_span: Option<Span> = None;
+        self.frames.push(Frame::default());
+        for entry in &train.entries {
+            match &entry.kind {
+                ast::TrainEntryKind::Data { pattern, source } => {
+                    for (name, ty) in self.data_source(pattern, source) {
+                        data.push((name, ty));
+                    }
+                }
+                ast::TrainEntryKind::Batch { dim, size } => {
+                    let n = self.positive(size, "batch size");
+                    match self.dims.get(&dim.name) {
+                        Some(d) if d.value.is_none() => sched.batch = n.map(|n| (dim.name.clone(), n)),
+                        Some(d) => {
+                            let span = d.span;
+                            self.error(
+                                TypeError::new("E0117", dim.span, format!("`{}` is bound to {:?}; `batch` needs a free dim", dim.name, d.value))
+                                    .label("not a free dim")
+                                    .note(span, "bound here"),
+                            );
+                        }
+                        None => {
+                            self.unknown(&dim.name, dim.span, "dim");
+                        }
+                    }
+                }
+                ast::TrainEntryKind::Steps(e) | ast::TrainEntryKind::Epochs(e) => {
+                    let is_steps = matches!(entry.kind, ast::TrainEntryKind::Steps(_));
+                    if let Some(first) = steps_span {
+                        self.error(
+                            TypeError::new("E0117", entry.span, "the run length is given twice")
+                                .label("second length")
+                                .note(first, "first given here")
+                                .help("give either `steps` or `epochs`"),
+                        );
+                    }
+                    steps_span = Some(entry.span);
+                    let n = self.positive(e, if is_steps { "steps" } else { "epochs" });
+                    if is_steps { sched.steps = n } else { sched.epochs = n }
+                }
+                ast::TrainEntryKind::Seed(e) => {
+                    let _ = self.eval(e);
+                }
+                ast::TrainEntryKind::Optimizer { name, spec } => {
+                    if let Some(params) = self.optimizer(name, spec) {
+                        optimizers.push((name.clone(), params, false));
+                    }
+                }
+                ast::TrainEntryKind::Schedule { optimizer, spec } => {
+                    if !optimizers.iter().any(|(n, _, _)| n.name == optimizer.name) {
+                        self.unknown(&optimizer.name, optimizer.span, "optimizer");
+                    }
+                    scheduled.insert(optimizer.name.clone());
+                    self.schedule_spec(spec);
+                }
+                ast::TrainEntryKind::Ema { target, args } => {
+                    self.net_path(target, "an EMA");
+                    for a in args {
+                        let _ = self.eval(&a.value);
+                    }
+                }
+                ast::TrainEntryKind::Step(stmts) => {
+                    let phases = self.step(stmts, 1, &data, &mut optimizers);
+                    sched.phases.extend(phases);
+                }
+                ast::TrainEntryKind::Sample { name, what, every } => {
+                    self.cadence(every);
+                    if let Some(e) = what {
+                        let label = name.as_ref().map_or("sample".to_string(), |n| format!("sample {}", n.name));
+                        self.unit_from_expr(UnitKind::Sample, &label, e, &data, None);
+                    }
+                }
+                ast::TrainEntryKind::Eval { name, every, what } => {
+                    self.cadence(every);
+                    let label = name.as_ref().map_or("eval".to_string(), |n| format!("eval {}", n.name));
+                    self.unit_from_expr(UnitKind::Eval, &label, what, &data, None);
+                }
+                ast::TrainEntryKind::Checkpoint(c) | ast::TrainEntryKind::Log(c) => self.cadence(c),
+            }
+        }
+        self.frames.pop();
+        if steps_span.is_none() {
+            self.error(
+                TypeError::new("E0117", train.span.to(Span::new(train.span.start, train.span.start + 5)), "the `train` block does not say how long to train")
+                    .label("no `steps` or `epochs`")
+                    .help("add `steps 10_000` or `epochs 10`"),
+            );
+        }
+        self.check_exclusive(&optimizers, &scheduled);
+        sched.optimizers = optimizers.into_iter().map(|(n, p, _)| (n.name, p)).collect();
+        self.schedule = Some(sched);
+    }
+
+    fn positive(&mut self, e: &ast::Expr, what: &str) -> Option<u64> {
+        match self.eval(e) {
+            Val::Int(d) => match d.as_const() {
+                Some(v) if v >= 1 => Some(v as u64),
+                _ => {
+                    self.error(TypeError::new("E0117", e.span, format!("{what} must be a positive int, found {d}")).label("not positive"));
+                    None
+                }
+            },
+            Val::Poison => None,
+            other => {
+                self.error(
+                    TypeError::new("E0117", e.span, format!("{what} must be a positive int, found {}", other.kind_name()))
+                        .label("not an int"),
+                );
+                None
+            }
+        }
+    }
+
+    fn cadence(&mut self, c: &ast::Cadence) {
+        let _ = self.positive(&c.count, "a cadence");
+    }
+
+    /// The names and types a `data` entry binds: images `[B, C, H, W]`, labels `int[B]`.
+    fn data_source(&mut self, pattern: &ast::Pattern, source: &ast::Expr) -> Vec<(ast::Ident, TensorType)> {
+        let (base, paired) = match &source.kind {
+            ast::ExprKind::Binary(ast::BinaryOp::Pipe, lhs, rhs) => (lhs.as_ref(), Some(rhs.as_ref())),
+            _ => (source, None),
+        };
+        let ast::ExprKind::Call(f, args) = &base.kind else {
+            self.error(TypeError::new("E0105", source.span, "a data source must be a call such as fashion_mnist(..)").label("not a data source"));
+            return Vec::new();
+        };
+        let name = match &f.kind {
+            ast::ExprKind::Name(n) => n.as_str(),
+            _ => "",
+        };
+        let named = |k: &str| args.iter().find(|a| a.name.as_ref().is_some_and(|n| n.name == k));
+        let batch = self.batch_dim();
+        let image = |c: i64, h: Dim, w: Dim| TensorType::f32(vec![batch.clone(), Dim::constant(c), h, w]);
+        let (images, labels) = match name {
+            "fashion_mnist" | "mnist" => {
+                for a in args {
+                    let key = a.name.as_ref().map(|n| n.name.as_str()).unwrap_or("");
+                    if !["split", "range", "binarize", "labels"].contains(&key) {
+                        self.error(
+                            TypeError::new("E0104", a.span, format!("`{name}` has no option `{key}`"))
+                                .label("unknown option")
+                                .help("options: split, range, binarize, labels"),
+                        );
+                    }
+                    let _ = self.eval(&a.value);
+                }
+                let labels = named("labels").is_some_and(|a| matches!(a.value.kind, ast::ExprKind::Bool(true)));
+                (image(1, Dim::constant(28), Dim::constant(28)), labels)
+            }
+            "folder" => {
+                let size = named("size").map(|a| self.eval(&a.value));
+                let s = match size {
+                    Some(Val::Int(d)) => d,
+                    _ => {
+                        self.error(TypeError::new("E0104", base.span, "folder(..) needs `size:` (images are resized to size x size)").label("missing size"));
+                        return Vec::new();
+                    }
+                };
+                (image(3, s.clone(), s), false)
+            }
+            other => {
+                self.error(
+                    TypeError::new("E0100", f.span, format!("unknown data source `{other}`"))
+                        .label("not a data source")
+                        .help("use fashion_mnist(split: \"train\", ..) or folder(path: .., size: ..)"),
+                );
+                return Vec::new();
+            }
+        };
+        let mut types = vec![images.clone()];
+        if labels {
+            types.push(TensorType::new(DType::I32, vec![batch.clone()]));
+        }
+        if let Some(p) = paired {
+            types = self.paired(p, &images).into_iter().collect();
+        }
+        let names: Vec<ast::Ident> = match pattern {
+            ast::Pattern::Name(n) => vec![n.clone()],
+            ast::Pattern::Tuple(ns, _) => ns.clone(),
+        };
+        if names.len() != types.len() {
+            self.error(
+                TypeError::new("E0105", source.span, format!("this source gives {} value(s), the pattern names {}", types.len(), names.len()))
+                    .label("count differs"),
+            );
+            return Vec::new();
+        }
+        names.into_iter().zip(types).collect()
+    }
+
+    /// `|> paired(downsample(R))` gives (low-res, high-res); `paired(edges(..))` gives
+    /// (edges, image), both the image's shape.
+    fn paired(&mut self, p: &ast::Expr, images: &TensorType) -> Vec<TensorType> {
+        let inner = match &p.kind {
+            ast::ExprKind::Call(f, args) if matches!(&f.kind, ast::ExprKind::Name(n) if n == "paired") && args.len() == 1 => &args[0].value,
+            _ => {
+                self.error(TypeError::new("E0105", p.span, "a data transform must be paired(..)").label("unknown transform"));
+                return Vec::new();
+            }
+        };
+        match &inner.kind {
+            ast::ExprKind::Call(f, args) if matches!(&f.kind, ast::ExprKind::Name(n) if n == "downsample") => {
+                let Some(a) = args.first() else { return Vec::new() };
+                let r = match self.eval(&a.value) {
+                    Val::Int(d) => d,
+                    _ => return Vec::new(),
+                };
+                let mut low = images.clone();
+                for axis in 2..4 {
+                    match images.shape[axis].rem(&r) {
+                        Ok(z) if z.as_const() == Some(0) => low.shape[axis] = images.shape[axis].div(&r).unwrap_or_default(),
+                        _ => {
+                            self.error(
+                                TypeError::new("E0106", a.value.span, format!("images {images} cannot be downsampled by {r}"))
+                                    .label("the image size is not divisible"),
+                            );
+                            return Vec::new();
+                        }
+                    }
+                }
+                vec![low, images.clone()]
+            }
+            ast::ExprKind::Call(f, _) if matches!(&f.kind, ast::ExprKind::Name(n) if n == "edges") => {
+                vec![images.clone(), images.clone()]
+            }
+            _ => {
+                self.error(
+                    TypeError::new("E0105", inner.span, "paired(..) takes downsample(r) or edges(\"sobel\")").label("unknown pairing"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn batch_dim(&self) -> Dim {
+        // The first free dim is the batch unless `batch X = ..` names another.
+        let named = self.file.items.iter().find_map(|i| match i {
+            ast::Item::Train(t) => t.entries.iter().find_map(|e| match &e.kind {
+                ast::TrainEntryKind::Batch { dim, .. } => Some(dim.name.clone()),
+                _ => None,
+            }),
+            _ => None,
+        });
+        let name = named.or_else(|| self.dims.iter().find(|(_, d)| d.value.is_none()).map(|(k, _)| k.clone()));
+        Dim::sym(&name.unwrap_or_else(|| "B".to_string()))
+    }
+
+    /// The trainable parameters an optimizer spec names: nets, lists of nets, `group(..)`.
+    fn optimizer(&mut self, name: &ast::Ident, spec: &ast::Expr) -> Option<Vec<usize>> {
+        let ast::ExprKind::Call(f, args) = &spec.kind else {
+            self.error(TypeError::new("E0105", spec.span, "an optimizer is a call such as adam(G, lr: 1e-4)").label("not an optimizer"));
+            return None;
+        };
+        let kind = match &f.kind {
+            ast::ExprKind::Name(n) => n.clone(),
+            _ => String::new(),
+        };
+        const OPTIMIZERS: &[&str] = &["sgd", "adam", "adamw", "rmsprop", "adagrad"];
+        if !OPTIMIZERS.contains(&kind.as_str()) {
+            let mut e = TypeError::new("E0100", f.span, format!("unknown optimizer `{kind}`")).label("not an optimizer");
+            if let Some(s) = genc_grammar::did_you_mean(&kind, OPTIMIZERS.iter().copied()) {
+                e = e.help(format!("did you mean `{s}`?"));
+            } else {
+                e = e.help(format!("use one of {}", OPTIMIZERS.join(", ")));
+            }
+            self.error(e);
+            return None;
+        }
+        let Some(target) = args.first().filter(|a| a.name.is_none()) else {
+            self.error(TypeError::new("E0104", spec.span, format!("optimizer `{}` needs the nets it trains first", name.name)).label("no nets"));
+            return None;
+        };
+        let mut params = Vec::new();
+        self.collect_targets(&target.value, &mut params);
+        for a in &args[1..] {
+            let key = a.name.as_ref().map(|n| n.name.as_str()).unwrap_or("");
+            const OPTIONS: &[&str] = &["lr", "betas", "eps", "weight_decay", "momentum", "alpha", "grad_clip", "nesterov"];
+            if !OPTIONS.contains(&key) {
+                let mut e = TypeError::new("E0104", a.span, format!("`{kind}` has no option `{key}`")).label("unknown option");
+                if let Some(s) = genc_grammar::did_you_mean(key, OPTIONS.iter().copied()) {
+                    e = e.help(format!("did you mean `{s}`?"));
+                }
+                self.error(e);
+            }
+            let _ = self.eval(&a.value);
+        }
+        params.sort_unstable();
+        params.dedup();
+        Some(params)
+    }
+
+    fn collect_targets(&mut self, e: &ast::Expr, out: &mut Vec<usize>) {
+        match &e.kind {
+            ast::ExprKind::List(xs) => xs.iter().for_each(|x| self.collect_targets(x, out)),
+            ast::ExprKind::Call(f, args) if matches!(&f.kind, ast::ExprKind::Name(n) if n == "group") => {
+                if let Some(first) = args.first() {
+                    self.collect_targets(&first.value, out);
+                }
+                for a in &args[1..] {
+                    let _ = self.eval(&a.value);
+                }
+            }
+            ast::ExprKind::Name(n) => {
+                let path = ast::Path { segments: vec![ast::Ident { name: n.clone(), span: e.span }], span: e.span };
+                if let Some(p) = self.net_path(&path, "an optimizer") {
+                    out.extend(p);
+                }
+            }
+            _ => {
+                self.error(TypeError::new("E0105", e.span, "an optimizer trains nets: name them").label("not a net"));
+            }
+        }
+    }
+
+    /// The trainable parameters a path (`G`, `D.conv2d0`) names; buffers are refused.
+    fn net_path(&mut self, path: &ast::Path, what: &str) -> Option<Vec<usize>> {
+        let first = path.segments.first()?;
+        if let Some((_, span)) = self.consts.get(&first.name) {
+            let span = *span;
+            self.error(
+                TypeError::new("E0121", path.span, format!("`{}` is a constant buffer; it cannot be given to {what}", first.name))
+                    .label("a buffer, not a parameter")
+                    .note(span, "declared as a `const` here")
+                    .help("buffers are never trained or averaged: name the nets instead"),
+            );
+            return None;
+        }
+        match self.defs.get(&first.name) {
+            Some(d) if d.kind == ast::DefKind::Net => {}
+            Some(d) => {
+                let kind = d.kind.keyword();
+                self.error(
+                    TypeError::new("E0105", path.span, format!("`{}` is a {kind}, not a net", first.name))
+                        .label("only nets own weights")
+                        .note(d.name.span, format!("the {kind} is defined here")),
+                );
+                return None;
+            }
+            None => {
+                self.unknown(&first.name, first.span, "net");
+                return None;
+            }
+        }
+        let prefix: String = path.segments.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(".");
+        let prefix_dot = format!("{prefix}.");
+        if path.segments.len() > 1 && self.table.buffers.iter().any(|b| b.name.starts_with(&prefix_dot)) && !self.table.params.iter().any(|p| p.name.starts_with(&prefix_dot)) {
+            self.error(
+                TypeError::new("E0121", path.span, format!("`{prefix}` holds only buffers; it cannot be given to {what}"))
+                    .label("buffers, not parameters"),
+            );
+            return None;
+        }
+        let found: Vec<usize> =
+            self.table.params.iter().enumerate().filter(|(_, p)| p.name.starts_with(&prefix_dot)).map(|(i, _)| i).collect();
+        if found.is_empty() && path.segments.len() > 1 {
+            self.error(TypeError::new("E0100", path.span, format!("net `{}` has no layer `{prefix}`", first.name)).label("no such layer"));
+        }
+        Some(found)
+    }
+
+    fn schedule_spec(&mut self, spec: &ast::Expr) {
+        let ast::ExprKind::Call(f, args) = &spec.kind else { return };
+        let name = match &f.kind {
+            ast::ExprKind::Name(n) => n.as_str(),
+            _ => "",
+        };
+        const SCHEDULES: &[&str] = &["constant", "step", "cosine", "linear", "piecewise", "exponential"];
+        if !SCHEDULES.contains(&name) {
+            self.error(
+                TypeError::new("E0100", f.span, format!("unknown schedule `{name}`"))
+                    .label("not a schedule")
+                    .help(format!("use one of {}", SCHEDULES.join(", "))),
+            );
+        }
+        for a in args {
+            let _ = self.eval(&a.value);
+        }
+    }
+
+    fn step(&mut self, stmts: &[ast::StepStmt], repeat: u64, data: &[(ast::Ident, TensorType)], opts: &mut [(ast::Ident, Vec<usize>, bool)]) -> Vec<Phase> {
+        let mut phases = Vec::new();
+        for s in stmts {
+            match &s.kind {
+                ast::StepStmtKind::Repeat { count, body } => {
+                    let n = self.positive(count, "a repeat count").unwrap_or(1);
+                    phases.extend(self.step(body, repeat * n, data, opts));
+                }
+                ast::StepStmtKind::Minimize { maximize, objective, optimizer } => {
+                    let Some(k) = opts.iter().position(|(n, _, _)| n.name == optimizer.name) else {
+                        self.unknown(&optimizer.name, optimizer.span, "optimizer");
+                        continue;
+                    };
+                    let name = format!("{} {}", if *maximize { "maximize" } else { "minimize" }, genc_grammar::format::expr(objective));
+                    let params = opts[k].1.clone();
+                    self.unit_from_expr(UnitKind::Phase, &name, objective, data, Some((optimizer, params)));
+                    opts[k].2 = true;
+                    phases.push(Phase { name, optimizer: optimizer.name.clone(), maximize: *maximize, repeat });
+                }
+                ast::StepStmtKind::Clip { target, range } => {
+                    self.net_path(target, "a weight clip");
+                    match self.eval(range) {
+                        Val::List(xs) if xs.len() == 2 && xs.iter().all(|x| matches!(x, Val::Float(_) | Val::Int(_))) => {}
+                        Val::Poison => {}
+                        _ => {
+                            self.error(TypeError::new("E0105", range.span, "clip needs a range [lo, hi] of numbers").label("not a range"));
+                        }
+                    }
+                }
+            }
+        }
+        phases
+    }
+
+    /// Elaborates a train-block expression into its own graph, with the data bound as inputs.
+    /// For a phase, also checks the objective is a scalar that reaches the optimizer.
+    fn unit_from_expr(&mut self, kind: UnitKind, name: &str, e: &ast::Expr, data: &[(ast::Ident, TensorType)], opt: Option<(&ast::Ident, Vec<usize>)>) {
+        let saved = self.begin_graph();
+        self.frame().vars.push(HashMap::new());
+        for (ident, ty) in data {
+            let index = self.graph.input_names.len();
+            self.graph.input_names.push(ident.name.clone());
+            let n = self.push_node(Prim::Input { index }, ty.clone(), &[], ident.span);
+            self.bind(ident, Val::Tensor(n));
+        }
+        let v = self.eval(e);
+        self.frame().vars.pop();
+        let mut graph = self.end_graph(saved);
+        collect_outputs(&mut graph, &v, if kind == UnitKind::Phase { "loss" } else { "out" });
+        if let Some((optimizer, params)) = opt {
+            match &v {
+                Val::Tensor(n) if graph.ty(*n).rank() == 0 => self.reaches(&graph, *n, e.span, optimizer, &params),
+                Val::Tensor(n) => {
+                    let t = graph.ty(*n).clone();
+                    self.error(
+                        TypeError::new("E0114", e.span, format!("the objective is {t}, not a scalar"))
+                            .label(format!("this is {t}"))
+                            .help("an optimizer minimizes one number: reduce it, e.g. `mean(..)`"),
+                    );
+                }
+                Val::Poison => {}
+                other => {
+                    self.error(
+                        TypeError::new("E0114", e.span, format!("the objective is {}, not a scalar tensor", other.kind_name()))
+                            .label("nothing to differentiate"),
+                    );
+                }
+            }
+        }
+        self.units.push(Unit { kind, name: name.to_string(), graph });
+    }
+
+    /// E0115 when no parameter of the optimizer gets a gradient from the objective.
+    fn reaches(&mut self, g: &Graph, out: NodeId, span: Span, optimizer: &ast::Ident, params: &[usize]) {
+        let reached = differentiable_params(g, out);
+        if params.iter().any(|p| reached.contains(p)) {
+            return;
+        }
+        let owners: BTreeSet<String> = params.iter().filter_map(|&p| self.table.params[p].owner.clone()).collect();
+        let nets: Vec<String> = owners.into_iter().collect();
+        self.error(
+            TypeError::new(
+                "E0115",
+                span,
+                format!("this objective never reaches the parameters of `{}`: the optimizer would never move", optimizer.name),
+            )
+            .label("no gradient flows to its nets from here")
+            .note(optimizer.span, format!("`{}` trains {}", optimizer.name, if nets.is_empty() { "no parameters".into() } else { nets.join(", ") }))
+            .help("call those nets in the objective, outside `stop_grad(..)`, or use another optimizer"),
+        );
+    }
+
+    fn check_exclusive(&mut self, opts: &[(ast::Ident, Vec<usize>, bool)], scheduled: &BTreeSet<String>) {
+        let mut owner: HashMap<usize, &ast::Ident> = HashMap::new();
+        for (name, params, _) in opts {
+            for p in params {
+                if let Some(first) = owner.get(p) {
+                    if scheduled.contains(&first.name) && scheduled.contains(&name.name) {
+                        continue;
+                    }
+                    let pname = self.table.params[*p].name.clone();
+                    let first_span = first.span;
+                    let first_name = first.name.clone();
+                    self.error(
+                        TypeError::new("E0116", name.span, format!("`{pname}` is updated by both `{first_name}` and `{}`", name.name))
+                            .label("second optimizer of the same parameters")
+                            .note(first_span, "first optimizer here")
+                            .help("give each net one optimizer, or give both a `schedule` that says when each runs"),
+                    );
+                    break;
+                }
+                owner.insert(*p, name);
+            }
+        }
+    }
+}
+
+/// Trainable parameters with a gradient path to `out` that no `stop_grad` cuts.
+pub fn differentiable_params(g: &Graph, out: NodeId) -> BTreeSet<usize> {
+    let mut found = BTreeSet::new();
+    let mut seen = vec![false; g.len()];
+    let mut stack = vec![out];
+    while let Some(n) = stack.pop() {
+        if std::mem::replace(&mut seen[n.index()], true) {
+            continue;
+        }
+        match &g.node(n).prim {
+            Prim::Param { index } => {
+                found.insert(*index);
+            }
+            Prim::StopGrad | Prim::Cast { to: DType::I32 | DType::Bool } => {}
+            _ => stack.extend(g.inputs(n)),
+        }
+    }
+    found
+}
+
+#[allow(dead_code)]
+fn kind_of(k: Kind) -> Kind {
+    k
+}
