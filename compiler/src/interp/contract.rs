@@ -1,10 +1,14 @@
 //! Contractions: batched matmul and 2-D convolution with its two adjoints.
 //!
-//! All three convolution ops walk one loop nest, which pairs every output position `(oh, ow)`
-//! of a cross-correlation with the input position `(oh·s + ki·d − p, ow·s + kj·d − p)` it reads
-//! through kernel tap `(ki, kj)`; they differ only in which of `x`, `w`, `y` they accumulate
-//! into. That makes `ConvTranspose2d` exactly the adjoint of `Conv2d` with respect to `x`, and
-//! `Conv2dWeightGrad` exactly its adjoint with respect to `w`, by construction.
+//! All three convolution ops run one computation: the input is unfolded (im2col) so that
+//! tap `(ki, kj)` of input channel `ic` for output `(oh, ow)` reads
+//! `x[ic, oh·s + ki·d − p, ow·s + kj·d − p]` (0 in the padding), and the convolution is a
+//! matrix product of the weight with it. They differ only in which of `x`, `w`, `y` they
+//! accumulate into, and the fold back into `x` is the unfold's exact transpose. That makes
+//! `ConvTranspose2d` exactly the adjoint of `Conv2d` with respect to `x`, and
+//! `Conv2dWeightGrad` exactly its adjoint with respect to `w`, by construction. (As in an
+//! implicit-GEMM kernel, padding contributes `w · 0` terms: an infinite weight over padding
+//! gives NaN.)
 //!
 //! Decisions beyond prim.rs: operands are f32; strides, dilations and groups are ≥ 1, kernels
 //! at least 1×1, and a convolution's padded input must hold one dilated kernel (PyTorch's
@@ -37,16 +41,20 @@ pub(super) fn matmul(a: &Value, b: &Value, transpose_a: bool, transpose_b: bool)
     let mut shape = a.shape[..rank - 2].to_vec();
     shape.extend([m_len, n_len]);
     let mut data = alloc(numel(&shape)?, 0.0)?;
-    let (a_data, b_data): (&[f64], &[f64]) = (&a.data, &b.data);
+    // Row k of b (`b[k, :]`) is contiguous in `b_rows`; then `c[m, :] = Σ_k a[m, k] · b[k, :]`,
+    // summed in increasing k for every output element.
+    let mut b_rows = alloc(k_len * n_len, 0.0)?;
     for t in 0..batch {
         let (a_base, b_base, c_base) = (t * m_len * k_len, t * k_len * n_len, t * m_len * n_len);
-        for m in 0..m_len {
+        for k in 0..k_len {
             for n in 0..n_len {
-                let mut acc = 0.0;
-                for k in 0..k_len {
-                    acc += a_data[a_base + m * am + k * ak] * b_data[b_base + k * bk + n * bn];
-                }
-                data[c_base + m * n_len + n] = acc;
+                b_rows[k * n_len + n] = b.data[b_base + k * bk + n * bn];
+            }
+        }
+        for m in 0..m_len {
+            let c_row = &mut data[c_base + m * n_len..c_base + (m + 1) * n_len];
+            for k in 0..k_len {
+                axpy(c_row, a.data[a_base + m * am + k * ak], &b_rows[k * n_len..(k + 1) * n_len]);
             }
         }
     }
@@ -165,61 +173,105 @@ impl Conv {
         (lo as usize, hi as usize, (lo * s + off) as usize)
     }
 
-    /// The loop nest shared by the three ops: for every batch item, output channel, input
-    /// channel of its group, kernel tap and output position in bounds, it pairs the elements
-    /// `y[b, oc, oh, ow]`, `w[oc, ci, ki, kj]`, `x[b, g·cig + ci, ih, iw]` and accumulates
-    /// into the one `into` names. Each accumulated element receives its terms in a fixed
-    /// order, so results are deterministic.
-    fn walk(&self, into: Into, x: &mut [f64], w: &mut [f64], y: &mut [f64]) {
-        let (cig, cog) = (self.c_in / self.groups, self.c_out / self.groups);
+    /// The rows of the unfolded input (im2col) of one batch item: row `(ic·kh + ki)·kw + kj`
+    /// holds, at column `oh·wo + ow`, the element of `x[ic]` that kernel tap `(ki, kj)` reads
+    /// for output `(oh, ow)`, or 0 where that falls in the padding. `lower` fills `col` from
+    /// `x` and `raise` (its adjoint, col2im) adds `col` back into `x`; both walk the same
+    /// index pairs, so each is exactly the other's transpose.
+    fn unfold(&self, x: &mut [f64], col: &mut [f64], raise: bool) {
         let (sh, sw) = (self.stride[0] as usize, self.stride[1] as usize);
-        for b in 0..self.n {
-            for oc in 0..self.c_out {
-                let group = oc / cog;
-                for ci in 0..cig {
-                    let ic = group * cig + ci;
-                    for ki in 0..self.kh {
-                        let (oh_lo, oh_hi, ih_lo) = self.valid(0, ki, self.ho, self.h);
-                        for kj in 0..self.kw {
-                            let (ow_lo, ow_hi, iw_lo) = self.valid(1, kj, self.wo, self.w);
-                            let wi = ((oc * cig + ci) * self.kh + ki) * self.kw + kj;
-                            let mut ih = ih_lo;
-                            for oh in oh_lo..oh_hi {
-                                let yr = ((b * self.c_out + oc) * self.ho + oh) * self.wo;
-                                let xr = ((b * self.c_in + ic) * self.h + ih) * self.w;
-                                let mut iw = iw_lo;
-                                match into {
-                                    Into::Y => {
-                                        let wv = w[wi];
-                                        for ow in ow_lo..ow_hi {
-                                            y[yr + ow] += wv * x[xr + iw];
-                                            iw += sw;
-                                        }
-                                    }
-                                    Into::X => {
-                                        let wv = w[wi];
-                                        for ow in ow_lo..ow_hi {
-                                            x[xr + iw] += wv * y[yr + ow];
-                                            iw += sw;
-                                        }
-                                    }
-                                    Into::W => {
-                                        let mut acc = w[wi];
-                                        for ow in ow_lo..ow_hi {
-                                            acc += y[yr + ow] * x[xr + iw];
-                                            iw += sw;
-                                        }
-                                        w[wi] = acc;
-                                    }
-                                }
-                                ih += sh;
+        let plane = self.ho * self.wo;
+        for ic in 0..self.c_in {
+            for ki in 0..self.kh {
+                let (oh_lo, oh_hi, ih_lo) = self.valid(0, ki, self.ho, self.h);
+                for kj in 0..self.kw {
+                    let (ow_lo, ow_hi, iw_lo) = self.valid(1, kj, self.wo, self.w);
+                    let row = ((ic * self.kh + ki) * self.kw + kj) * plane;
+                    let mut ih = ih_lo;
+                    for oh in oh_lo..oh_hi {
+                        let (c, xr) = (row + oh * self.wo, (ic * self.h + ih) * self.w);
+                        let (mut ow, mut iw) = (ow_lo, iw_lo);
+                        while ow < ow_hi {
+                            if raise {
+                                x[xr + iw] += col[c + ow];
+                            } else {
+                                col[c + ow] = x[xr + iw];
                             }
+                            ow += 1;
+                            iw += sw;
                         }
+                        ih += sh;
                     }
                 }
             }
         }
     }
+
+    /// The computation shared by the three ops, one batch item at a time, as a matrix
+    /// product with the unfolded input `col` (`[c_in·kh·kw, ho·wo]`): per group,
+    /// `y[oc] = Σ_r w[oc, r] · col[r]` over the group's rows `r`. `Into::X` runs it backwards
+    /// (`col[r] += w[oc, r] · y[oc]`, then folds `col` into `x`) and `Into::W` accumulates
+    /// `w[oc, r] += <y[oc], col[r]>`. Each accumulated element receives its terms in a fixed
+    /// order, so results are deterministic.
+    fn run(&self, into: Into, x: &mut [f64], w: &mut [f64], y: &mut [f64]) -> Res<()> {
+        let plane = self.ho * self.wo;
+        let rows = (self.c_in / self.groups) * self.kh * self.kw; // per output channel
+        let cog = self.c_out / self.groups;
+        let x_item = self.c_in * self.h * self.w;
+        if self.n == 0 {
+            return Ok(());
+        }
+        let mut col = alloc(self.c_in * self.kh * self.kw * plane, 0.0)?;
+        for b in 0..self.n {
+            let xb = &mut x[b * x_item..(b + 1) * x_item];
+            if into == Into::X {
+                col.fill(0.0);
+            } else {
+                self.unfold(xb, &mut col, false);
+            }
+            for oc in 0..self.c_out {
+                let group_rows = (oc / cog) * rows;
+                let yr = (b * self.c_out + oc) * plane;
+                let y_row = &mut y[yr..yr + plane];
+                for r in 0..rows {
+                    let wi = oc * rows + r;
+                    let c = (group_rows + r) * plane;
+                    let col_row = &mut col[c..c + plane];
+                    match into {
+                        Into::Y => axpy(y_row, w[wi], col_row),
+                        Into::X => axpy(col_row, w[wi], y_row),
+                        Into::W => w[wi] += dot(y_row, col_row),
+                    }
+                }
+            }
+            if into == Into::X {
+                self.unfold(xb, &mut col, true);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `y += a · x` over equal-length slices. A `while` loop over indices: the inner loops run
+/// unoptimised in debug builds, where this is several times faster than iterator adaptors.
+fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
+    let n = y.len().min(x.len());
+    let mut k = 0;
+    while k < n {
+        y[k] += a * x[k];
+        k += 1;
+    }
+}
+
+/// `Σ a[k] · b[k]`, in index order.
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let (mut k, mut acc) = (0, 0.0);
+    while k < n {
+        acc += a[k] * b[k];
+        k += 1;
+    }
+    acc
 }
 
 fn dims4(v: &Value, what: &str) -> Res<[usize; 4]> {
@@ -235,7 +287,7 @@ pub(super) fn conv2d(x: &Value, w: &Value, g: &ConvGeometry) -> Res<Value> {
     let conv = Conv::new(g, xd, wd, out)?;
     let shape = vec![xd[0], wd[0], out[0], out[1]];
     let mut y = alloc(numel(&shape)?, 0.0)?;
-    conv.walk(Into::Y, &mut x.data.clone(), &mut w.data.clone(), &mut y);
+    conv.run(Into::Y, &mut x.data.clone(), &mut w.data.clone(), &mut y)?;
     Ok(Value { dtype: DType::F32, shape, data: y })
 }
 
@@ -277,7 +329,7 @@ pub(super) fn conv_transpose2d(
     }
     let shape = vec![xd[0], c_out, out[0], out[1]];
     let mut result = alloc(numel(&shape)?, 0.0)?;
-    conv.walk(Into::X, &mut result, &mut w.data.clone(), &mut x.data.clone());
+    conv.run(Into::X, &mut result, &mut w.data.clone(), &mut x.data.clone())?;
     Ok(Value { dtype: DType::F32, shape, data: result })
 }
 
@@ -296,6 +348,6 @@ pub(super) fn conv2d_weight_grad(x: &Value, dy: &Value, g: &ConvGeometry, shape:
         )));
     }
     let mut dw = alloc(numel(shape)?, 0.0)?;
-    conv.walk(Into::W, &mut x.data.clone(), &mut dw, &mut dy.data.clone());
+    conv.run(Into::W, &mut x.data.clone(), &mut dw, &mut dy.data.clone())?;
     Ok(Value { dtype: DType::F32, shape: shape.to_vec(), data: dw })
 }

@@ -825,3 +825,120 @@ fn bad_inputs_are_errors() {
     let e = EvalError { op: "neg".into(), kind: ErrorKind::DivisionByZero };
     assert_eq!(e.to_string(), "neg: i32 division by zero");
 }
+
+/// Every op on every combination of a pool of small, mostly ill-fitting operands and node
+/// types: errors are fine, panics are not, and a success has exactly the node's type.
+#[test]
+fn no_combination_of_operands_panics() {
+    let g = geometry([1, 1], [1, 1], [1, 1], 1);
+    let w = window([2, 2], [2, 2], [0, 0]);
+    let prims = vec![
+        Prim::Input { index: 0 },
+        Prim::Fill { value: F64(1.0) },
+        Prim::Iota { axis: 1 },
+        Prim::Random { dist: Distribution::Normal, stream: 1 },
+        Prim::Unary(UnaryOp::Sqrt),
+        Prim::Unary(UnaryOp::Neg),
+        Prim::Unary(UnaryOp::Not),
+        Prim::Binary(BinaryOp::Div),
+        Prim::Binary(BinaryOp::Rem),
+        Prim::Binary(BinaryOp::Pow),
+        Prim::Binary(BinaryOp::Lt),
+        Prim::Binary(BinaryOp::And),
+        Prim::Select,
+        Prim::Cast { to: DType::I32 },
+        Prim::Reduce { op: ReduceOp::Mean, axes: vec![0, 1] },
+        Prim::Reduce { op: ReduceOp::ArgMin, axes: vec![1] },
+        Prim::Reduce { op: ReduceOp::Max, axes: vec![3] },
+        Prim::Scan { op: ScanOp::Prod, axis: 1 },
+        Prim::Reshape,
+        Prim::Permute { perm: vec![1, 0] },
+        Prim::Broadcast,
+        Prim::Slice { axis: 1, start: 1, step: 2 },
+        Prim::Slice { axis: 0, start: usize::MAX, step: usize::MAX },
+        Prim::Pad { pads: vec![(1, 0), (0, 1)], value: F64(0.0) },
+        Prim::Pad { pads: vec![(usize::MAX, 1), (0, 1)], value: F64(0.0) },
+        Prim::Concat { axis: 1 },
+        Prim::Gather { axis: 1 },
+        Prim::ScatterAdd { axis: 0 },
+        Prim::MatMul { transpose_a: true, transpose_b: false },
+        Prim::Conv2d(g),
+        Prim::Conv2d(geometry([usize::MAX, 1], [usize::MAX, 0], [0, usize::MAX], usize::MAX)),
+        Prim::ConvTranspose2d { geometry: geometry([2, 2], [1, 1], [1, 1], 1), output_padding: [1, 1] },
+        Prim::ConvTranspose2d {
+            geometry: geometry([1, 1], [usize::MAX, 0], [1, 1], 2),
+            output_padding: [0, 0],
+        },
+        Prim::Conv2dWeightGrad(g),
+        Prim::Pool2d { kind: PoolKind::Max, window: w },
+        Prim::Pool2d {
+            kind: PoolKind::Avg,
+            window: window([usize::MAX, 1], [1, usize::MAX], [usize::MAX, 0]),
+        },
+        Prim::Pool2dGrad { kind: PoolKind::Max, window: w },
+        Prim::Pool2dGrad { kind: PoolKind::Avg, window: w },
+        Prim::Upsample { mode: UpsampleMode::Bilinear, scale: [2, 2] },
+        Prim::Upsample { mode: UpsampleMode::Nearest, scale: [usize::MAX, 2] },
+        Prim::UpsampleGrad { mode: UpsampleMode::Bilinear, scale: [2, 2] },
+    ];
+    let pool = [
+        rand(&[2, 3], 1),
+        f(&[0, 3], &[]),
+        i(&[3], &[0, 1, 2]),
+        i(&[2, 3], &[-5, 0, 7, i32::MAX, i32::MIN, 2]),
+        b(&[2, 1], &[true, false]),
+        Value::scalar(0.5),
+        rand(&[1, 2, 4, 4], 2),
+        rand(&[2, 2, 3, 3], 3),
+    ];
+    let shapes: [&[usize]; 6] = [&[], &[2, 3], &[0, 3], &[3, 2], &[1, 2, 4, 4], &[1, 2, 2, 2]];
+    let leaves = Leaves { seed: 7, inputs: &pool, params: &[], buffers: &[] };
+    let mut runs = 0;
+    for prim in &prims {
+        let arity = match prim.arity() {
+            crate::prim::Arity::Exactly(n) => n,
+            crate::prim::Arity::AtLeast(n) => n + 1,
+        };
+        let mut choice = vec![0; arity];
+        loop {
+            let inputs: Vec<&Value> = choice.iter().map(|&k| &pool[k]).collect();
+            for shape in shapes {
+                for dtype in [DType::F32, DType::I32, DType::Bool] {
+                    runs += 1;
+                    if let Ok(v) = eval(prim, &inputs, shape, dtype, &leaves) {
+                        assert_eq!((v.shape.as_slice(), v.dtype), (shape, dtype), "{prim}");
+                        assert_eq!(v.data.len(), v.shape.iter().product::<usize>(), "{prim}");
+                    }
+                }
+            }
+            // The next tuple of operands, odometer-style.
+            let Some(pos) = choice.iter().rposition(|&k| k + 1 < pool.len()) else { break };
+            choice[pos] += 1;
+            choice[pos + 1..].iter_mut().for_each(|k| *k = 0);
+        }
+    }
+    assert!(runs > 10_000, "{runs}");
+}
+
+/// The size the brief asks the interpreter to handle in a few seconds in a debug build:
+/// `cargo test -p genc-compiler big_conv -- --ignored --nocapture`.
+#[test]
+#[ignore = "a timing check, not a correctness test"]
+fn big_conv_is_fast_enough() {
+    let x = rand(&[64, 64, 14, 14], 1);
+    let w = rand(&[128, 64, 4, 4], 2);
+    for g in [geometry([1, 1], [0, 0], [1, 1], 1), geometry([2, 2], [1, 1], [1, 1], 1)] {
+        let start = std::time::Instant::now();
+        let y = conv(&x, &w, g);
+        let forward = start.elapsed();
+        let start = std::time::Instant::now();
+        let ct = Prim::ConvTranspose2d { geometry: g, output_padding: [0, 0] };
+        let dx = ev(&ct, &[&y, &w], &x.shape.clone(), DType::F32);
+        let transposed = start.elapsed();
+        let start = std::time::Instant::now();
+        let dw = ev(&Prim::Conv2dWeightGrad(g), &[&x, &y], &w.shape.clone(), DType::F32);
+        let weight = start.elapsed();
+        println!("{g}: y {:?} in {forward:?}, dx in {transposed:?}, dw in {weight:?}", y.shape);
+        assert_eq!((dx.shape.as_slice(), dw.shape.as_slice()), (x.shape.as_slice(), w.shape.as_slice()));
+    }
+}
