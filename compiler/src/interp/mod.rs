@@ -117,7 +117,8 @@ impl Value {
         Value { dtype: DType::F32, shape: Vec::new(), data: vec![x] }
     }
 
-    /// A tensor of zeros (false for bool).
+    /// A tensor of zeros (false for bool). Like `vec!`, it panics if the shape's element
+    /// count overflows `usize`; [`eval`] never does (a `Fill` of 0 is the checked form).
     pub fn zeros(dtype: DType, shape: &[usize]) -> Value {
         let n = shape.iter().product();
         Value { dtype, shape: shape.to_vec(), data: vec![0.0; n] }
