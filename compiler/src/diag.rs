@@ -51,7 +51,14 @@ pub struct TypeError {
 impl TypeError {
     pub fn new(code: &'static str, span: Span, message: impl Into<String>) -> TypeError {
         debug_assert!(CODES.iter().any(|(c, _)| *c == code), "unregistered code {code}");
-        TypeError { code, message: message.into(), span, label: String::new(), secondary: Vec::new(), help: None }
+        TypeError {
+            code,
+            message: message.into(),
+            span,
+            label: String::new(),
+            secondary: Vec::new(),
+            help: None,
+        }
     }
 
     pub fn label(mut self, label: impl Into<String>) -> TypeError {

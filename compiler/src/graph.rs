@@ -95,7 +95,8 @@ impl Graph {
         let mut out = String::new();
         for &n in &live {
             let node = self.node(n);
-            let args: Vec<String> = self.inputs(n).iter().map(|i| format!("%{}", number[i.index()])).collect();
+            let args: Vec<String> =
+                self.inputs(n).iter().map(|i| format!("%{}", number[i.index()])).collect();
             let _ = write!(out, "  %{} = {}", number[n.index()], self.describe(n));
             if !args.is_empty() {
                 let _ = write!(out, "({})", args.join(", "));
@@ -137,7 +138,13 @@ impl Graph {
             }
         }
         for o in &self.outputs {
-            let _ = writeln!(out, "  \"{}\" [shape=plaintext];\n  n{} -> \"{}\";", o.name, o.node.index(), o.name);
+            let _ = writeln!(
+                out,
+                "  \"{}\" [shape=plaintext];\n  n{} -> \"{}\";",
+                o.name,
+                o.node.index(),
+                o.name
+            );
         }
         out.push_str("}\n");
         out

@@ -5,13 +5,14 @@
 
 pub use genc_grammar as grammar;
 
-pub mod prim;
-pub mod random;
 pub mod check;
 pub mod diag;
 pub mod dim;
 pub mod graph;
+pub mod interp;
 pub mod params;
+pub mod prim;
+pub mod random;
 pub mod shape_rules;
 pub mod stages;
 pub mod types;

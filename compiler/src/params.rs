@@ -21,12 +21,20 @@ pub enum Init {
     Ones,
     /// `U(-bound, bound)`, PyTorch's default for linear and convolution layers
     /// (`bound = 1 / sqrt(fan_in)`).
-    Uniform { bound: f64 },
-    Normal { std: f64 },
+    Uniform {
+        bound: f64,
+    },
+    Normal {
+        std: f64,
+    },
     /// The causal mask of a PixelCNN convolution: type `A` hides the centre pixel, `B` shows it.
-    CausalMask { kind: char },
+    CausalMask {
+        kind: char,
+    },
     /// Computed by node `node` of the module's constant graph (`const betas = linspace(..)`).
-    Computed { node: NodeId },
+    Computed {
+        node: NodeId,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -33,7 +33,11 @@ fn div_err(e: DivError) -> RuleError {
 
 /// The output type of `prim` applied to `inputs`. `declared` is the node's type for the ops
 /// that take their shape from the node (see `prim.rs`); it is validated against the inputs.
-pub fn infer(prim: &Prim, inputs: &[&TensorType], declared: Option<&TensorType>) -> Result<TensorType, RuleError> {
+pub fn infer(
+    prim: &Prim,
+    inputs: &[&TensorType],
+    declared: Option<&TensorType>,
+) -> Result<TensorType, RuleError> {
     match prim.arity() {
         Arity::Exactly(n) if inputs.len() != n => {
             return fail(format!("`{prim}` takes {n} input(s), found {}", inputs.len()));
@@ -44,7 +48,9 @@ pub fn infer(prim: &Prim, inputs: &[&TensorType], declared: Option<&TensorType>)
         _ => {}
     }
     let need_declared = || {
-        declared.cloned().ok_or_else(|| RuleError { message: format!("`{prim}` needs a declared type"), help: None })
+        declared
+            .cloned()
+            .ok_or_else(|| RuleError { message: format!("`{prim}` needs a declared type"), help: None })
     };
     match prim {
         Prim::Input { .. } | Prim::Param { .. } | Prim::Buffer { .. } | Prim::Fill { .. } => need_declared(),
@@ -74,7 +80,12 @@ pub fn infer(prim: &Prim, inputs: &[&TensorType], declared: Option<&TensorType>)
         Prim::Binary(op) => {
             let (a, b) = (inputs[0], inputs[1]);
             if a.dtype != b.dtype {
-                return fail(format!("`{}` of {} and {}: the element types differ", op.name(), a.dtype, b.dtype));
+                return fail(format!(
+                    "`{}` of {} and {}: the element types differ",
+                    op.name(),
+                    a.dtype,
+                    b.dtype
+                ));
             }
             let dtype = match op {
                 BinaryOp::And | BinaryOp::Or => {
@@ -154,7 +165,9 @@ pub fn infer(prim: &Prim, inputs: &[&TensorType], declared: Option<&TensorType>)
         Prim::Permute { perm } => {
             let x = inputs[0];
             let mut seen = vec![false; x.rank()];
-            if perm.len() != x.rank() || perm.iter().any(|&p| p >= x.rank() || std::mem::replace(&mut seen[p], true)) {
+            if perm.len() != x.rank()
+                || perm.iter().any(|&p| p >= x.rank() || std::mem::replace(&mut seen[p], true))
+            {
                 return fail(format!("{perm:?} is not a permutation of the {} axes", x.rank()));
             }
             Ok(TensorType::new(x.dtype, perm.iter().map(|&p| x.shape[p].clone()).collect()))
@@ -167,7 +180,11 @@ pub fn infer(prim: &Prim, inputs: &[&TensorType], declared: Option<&TensorType>)
             }
             for (a, b) in x.shape.iter().zip(&t.shape) {
                 if a != b && a.as_const() != Some(1) {
-                    return fail(format!("cannot broadcast {} to {}", shape_text(&x.shape), shape_text(&t.shape)));
+                    return fail(format!(
+                        "cannot broadcast {} to {}",
+                        shape_text(&x.shape),
+                        shape_text(&t.shape)
+                    ));
                 }
             }
             Ok(TensorType::new(x.dtype, t.shape))
@@ -242,7 +259,11 @@ pub fn infer(prim: &Prim, inputs: &[&TensorType], declared: Option<&TensorType>)
             expect.extend(idx.shape.iter().cloned());
             expect.extend(t.shape[axis + 1..].iter().cloned());
             if expect != src.shape {
-                return fail(format!("scatter_add source is {}, expected {}", shape_text(&src.shape), shape_text(&expect)));
+                return fail(format!(
+                    "scatter_add source is {}, expected {}",
+                    shape_text(&src.shape),
+                    shape_text(&expect)
+                ));
             }
             Ok(TensorType::new(src.dtype, t.shape))
         }
@@ -372,7 +393,8 @@ fn matmul(a: &TensorType, b: &TensorType, ta: bool, tb: bool) -> Result<TensorTy
 pub fn conv_out(n: &Dim, k: &Dim, g: &ConvGeometry, axis: usize) -> Result<Dim, RuleError> {
     let c = |v: usize| Dim::constant(v as i64);
     let span = k.sub(&c(1)).and_then(|x| x.mul(&c(g.dilation[axis]))).map_err(overflow)?;
-    let numer = n.add(&c(2 * g.pad[axis])).and_then(|x| x.sub(&span)).and_then(|x| x.sub(&c(1))).map_err(overflow)?;
+    let numer =
+        n.add(&c(2 * g.pad[axis])).and_then(|x| x.sub(&span)).and_then(|x| x.sub(&c(1))).map_err(overflow)?;
     let out = numer.div(&c(g.stride[axis])).map_err(div_err)?.add(&c(1)).map_err(overflow)?;
     if let Some(v) = out.as_const()
         && v < 1
@@ -387,7 +409,13 @@ pub fn conv_out(n: &Dim, k: &Dim, g: &ConvGeometry, axis: usize) -> Result<Dim, 
 }
 
 /// `(n - 1) s - 2p + d(k - 1) + op + 1`.
-pub fn conv_transpose_out(n: &Dim, k: &Dim, g: &ConvGeometry, op: usize, axis: usize) -> Result<Dim, RuleError> {
+pub fn conv_transpose_out(
+    n: &Dim,
+    k: &Dim,
+    g: &ConvGeometry,
+    op: usize,
+    axis: usize,
+) -> Result<Dim, RuleError> {
     let c = |v: usize| Dim::constant(v as i64);
     let out = n
         .sub(&c(1))

@@ -10,7 +10,9 @@ use crate::params::{Entry, Init, Kind};
 pub fn graph_text(checked: &Checked, typed: bool) -> String {
     let mut out = String::new();
     out.push_str(&table_text(checked));
-    if !checked.consts.outputs.is_empty() || checked.table.buffers.iter().any(|b| matches!(b.init, Init::Computed { .. })) {
+    if !checked.consts.outputs.is_empty()
+        || checked.table.buffers.iter().any(|b| matches!(b.init, Init::Computed { .. }))
+    {
         let mut consts = checked.consts.clone();
         consts.outputs = checked
             .table
@@ -64,7 +66,9 @@ pub fn summary(checked: &Checked) -> String {
         let mut rows: Vec<(String, String, usize)> = Vec::new();
         for n in g.live_nodes() {
             let node = g.node(n);
-            if node.origin.is_empty() || matches!(node.prim, crate::prim::Prim::Param { .. } | crate::prim::Prim::Buffer { .. }) {
+            if node.origin.is_empty()
+                || matches!(node.prim, crate::prim::Prim::Param { .. } | crate::prim::Prim::Buffer { .. })
+            {
                 continue;
             }
             let shape = node.ty.to_string();
@@ -73,7 +77,13 @@ pub fn summary(checked: &Checked) -> String {
                 _ => {
                     let prefix = format!("{}.", node.origin);
                     let count = if node.origin.contains('.') {
-                        checked.table.params.iter().filter(|p| p.name.starts_with(&prefix)).map(Entry::numel).sum()
+                        checked
+                            .table
+                            .params
+                            .iter()
+                            .filter(|p| p.name.starts_with(&prefix))
+                            .map(Entry::numel)
+                            .sum()
                     } else {
                         0
                     };
@@ -89,8 +99,13 @@ pub fn summary(checked: &Checked) -> String {
             }
         }
         let trainable: usize = checked.table.owned_by(&unit.name).map(|(_, e)| e.numel()).sum();
-        let buffers: usize =
-            checked.table.buffers.iter().filter(|b| b.owner.as_deref() == Some(&unit.name)).map(Entry::numel).sum();
+        let buffers: usize = checked
+            .table
+            .buffers
+            .iter()
+            .filter(|b| b.owner.as_deref() == Some(&unit.name))
+            .map(Entry::numel)
+            .sum();
         let wname = rows.iter().map(|r| r.0.len()).max().unwrap_or(5).max(5);
         let wshape = rows.iter().map(|r| r.1.len()).max().unwrap_or(12).max(12);
         let _ = writeln!(out, "net {}", unit.name);
@@ -104,7 +119,8 @@ pub fn summary(checked: &Checked) -> String {
         let _ = writeln!(out, "  buffers:          {}\n", group(buffers));
     }
     let total: usize = checked.table.params.iter().map(Entry::numel).sum();
-    let buffers: usize = checked.table.buffers.iter().filter(|b| b.kind == Kind::Buffer).map(Entry::numel).sum();
+    let buffers: usize =
+        checked.table.buffers.iter().filter(|b| b.kind == Kind::Buffer).map(Entry::numel).sum();
     let _ = writeln!(out, "total trainable params: {}", group(total));
     let _ = writeln!(out, "total buffers:          {}", group(buffers));
     out

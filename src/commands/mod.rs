@@ -71,7 +71,11 @@ pub fn typecheck(
 }
 
 /// Loads, parses and type-checks one file.
-pub fn load_checked(path: &Path, sets: &[String], reporter: &Reporter) -> Result<genc_compiler::check::Checked, Status> {
+pub fn load_checked(
+    path: &Path,
+    sets: &[String],
+    reporter: &Reporter,
+) -> Result<genc_compiler::check::Checked, Status> {
     let file = load(path, reporter)?;
     let ast = parse(&file, reporter).ok_or(Status::Diagnostics)?;
     typecheck(&file, &ast, sets, reporter)

@@ -8,31 +8,95 @@ use super::{Checker, Val};
 use crate::diag::TypeError;
 use crate::dim::Dim;
 use crate::graph::NodeId;
-use crate::prim::{BinaryOp, DType, Distribution, F64, PoolKind, Prim, ReduceOp, ScanOp, UnaryOp, UpsampleMode, Window};
+use crate::prim::{
+    BinaryOp, DType, Distribution, F64, PoolKind, Prim, ReduceOp, ScanOp, UnaryOp, UpsampleMode, Window,
+};
 use crate::types::TensorType;
 
 /// Every built-in name (functions here, layers in `layers.rs`).
 pub(super) const NAMES: &[&str] = &[
     // layers
-    "linear", "conv2d", "conv_transpose2d", "masked_conv2d", "batch_norm", "layer_norm", "instance_norm",
-    "embedding", "dropout",
+    "linear",
+    "conv2d",
+    "conv_transpose2d",
+    "masked_conv2d",
+    "batch_norm",
+    "layer_norm",
+    "instance_norm",
+    "embedding",
+    "dropout",
     // activations and element-wise math
-    "relu", "leaky_relu", "tanh", "sigmoid", "silu", "elu", "softplus", "exp", "log", "sqrt", "abs", "sin", "cos",
-    "floor", "ceil", "round", "erf", "logit", "clamp", "select", "to_float", "to_int", "stop_grad", "softmax",
+    "relu",
+    "leaky_relu",
+    "tanh",
+    "sigmoid",
+    "silu",
+    "elu",
+    "softplus",
+    "exp",
+    "log",
+    "sqrt",
+    "abs",
+    "sin",
+    "cos",
+    "floor",
+    "ceil",
+    "round",
+    "erf",
+    "logit",
+    "clamp",
+    "select",
+    "to_float",
+    "to_int",
+    "stop_grad",
+    "softmax",
     "log_softmax",
     // reductions
-    "sum", "mean", "max", "min", "norm", "argmax", "logsumexp",
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "norm",
+    "argmax",
+    "logsumexp",
     // movement
-    "reshape", "flatten", "squeeze", "unsqueeze", "permute", "concat", "split", "pixel_shuffle", "pixel_unshuffle",
-    "upsample", "max_pool2d", "avg_pool2d", "one_hot",
+    "reshape",
+    "flatten",
+    "squeeze",
+    "unsqueeze",
+    "permute",
+    "concat",
+    "split",
+    "pixel_shuffle",
+    "pixel_unshuffle",
+    "upsample",
+    "max_pool2d",
+    "avg_pool2d",
+    "one_hot",
     // constructors
-    "zeros", "ones", "full", "arange", "linspace", "cumprod", "cumsum",
+    "zeros",
+    "ones",
+    "full",
+    "arange",
+    "linspace",
+    "cumprod",
+    "cumsum",
     // random
-    "normal", "uniform", "bernoulli", "randint", "categorical",
+    "normal",
+    "uniform",
+    "bernoulli",
+    "randint",
+    "categorical",
     // losses
-    "mse", "l1", "bce", "bce_logits", "cross_entropy", "kl_normal",
+    "mse",
+    "l1",
+    "bce",
+    "bce_logits",
+    "cross_entropy",
+    "kl_normal",
     // differentiation, output
-    "grad", "grid",
+    "grad",
+    "grid",
 ];
 
 /// The functions a `let x ~ ..` may draw from.
@@ -69,7 +133,9 @@ impl<'a> Checker<'a> {
                 let g = self.unary(UnaryOp::Sigmoid, x, s)?;
                 self.binary(BinaryOp::Mul, x, g, s).map(Val::Tensor)
             }),
-            "softplus" => self.one_tensor(a, "softplus").and_then(|(x, s)| self.softplus(x, s).map(Val::Tensor)),
+            "softplus" => {
+                self.one_tensor(a, "softplus").and_then(|(x, s)| self.softplus(x, s).map(Val::Tensor))
+            }
             "elu" => self.one_tensor(a, "elu").and_then(|(x, s)| {
                 let alpha = self.float_arg(a, 1, "alpha", Some(1.0))?;
                 let zero = self.splat(0.0, DType::F32, self.ty(x).rank(), s);
@@ -111,14 +177,24 @@ impl<'a> Checker<'a> {
                 let y = self.lift_rank(y, rank, span)?;
                 self.node(Prim::Select, &[c, x, y], None, span).map(Val::Tensor)
             }
-            "to_float" => self.one_tensor(a, name).and_then(|(x, s)| self.cast(x, DType::F32, s).map(Val::Tensor)),
-            "to_int" => self.one_tensor(a, name).and_then(|(x, s)| self.cast(x, DType::I32, s).map(Val::Tensor)),
-            "stop_grad" => self.one_tensor(a, name).and_then(|(x, s)| self.node(Prim::StopGrad, &[x], None, s).map(Val::Tensor)),
+            "to_float" => {
+                self.one_tensor(a, name).and_then(|(x, s)| self.cast(x, DType::F32, s).map(Val::Tensor))
+            }
+            "to_int" => {
+                self.one_tensor(a, name).and_then(|(x, s)| self.cast(x, DType::I32, s).map(Val::Tensor))
+            }
+            "stop_grad" => self
+                .one_tensor(a, name)
+                .and_then(|(x, s)| self.node(Prim::StopGrad, &[x], None, s).map(Val::Tensor)),
             "softmax" | "log_softmax" => self.one_tensor(a, name).and_then(|(x, s)| {
                 let axis = self.axis_arg(a, x, 1, "axis", Some(1))?;
                 let lse = self.logsumexp(x, axis, s)?;
                 let ls = self.binary(BinaryOp::Sub, x, lse, s)?;
-                if name == "softmax" { self.unary(UnaryOp::Exp, ls, s).map(Val::Tensor) } else { Ok(Val::Tensor(ls)) }
+                if name == "softmax" {
+                    self.unary(UnaryOp::Exp, ls, s).map(Val::Tensor)
+                } else {
+                    Ok(Val::Tensor(ls))
+                }
             }),
             "sum" | "mean" | "max" | "min" | "norm" | "logsumexp" => self.reduction(name, a, span),
             "argmax" => self.one_tensor(a, name).and_then(|(x, s)| {
@@ -131,7 +207,8 @@ impl<'a> Checker<'a> {
                 if t.rank() < 2 {
                     return Ok(Val::Tensor(x));
                 }
-                let rest = t.shape[1..].iter().try_fold(Dim::constant(1), |acc, d| acc.mul(d)).map_err(|_| ())?;
+                let rest =
+                    t.shape[1..].iter().try_fold(Dim::constant(1), |acc, d| acc.mul(d)).map_err(|_| ())?;
                 self.reshape(x, vec![t.shape[0].clone(), rest], s).map(Val::Tensor)
             }),
             "squeeze" | "unsqueeze" => self.squeeze_fn(name, a, span),
@@ -176,7 +253,12 @@ impl<'a> Checker<'a> {
             }
             "arange" => {
                 let n = self.dim_arg(a, 0, "n")?;
-                Ok(Val::Tensor(self.push_node(Prim::Iota { axis: 0 }, TensorType::new(DType::I32, vec![n]), &[], span)))
+                Ok(Val::Tensor(self.push_node(
+                    Prim::Iota { axis: 0 },
+                    TensorType::new(DType::I32, vec![n]),
+                    &[],
+                    span,
+                )))
             }
             "linspace" => {
                 let lo = self.float_arg(a, 0, "start", None)?;
@@ -230,11 +312,17 @@ impl<'a> Checker<'a> {
             }),
             "mse" | "l1" => self.two_tensors(a, name).and_then(|(x, y, s)| {
                 let d = self.binary(BinaryOp::Sub, x, y, s)?;
-                let e = if name == "mse" { self.binary(BinaryOp::Mul, d, d, s)? } else { self.unary(UnaryOp::Abs, d, s)? };
+                let e = if name == "mse" {
+                    self.binary(BinaryOp::Mul, d, d, s)?
+                } else {
+                    self.unary(UnaryOp::Abs, d, s)?
+                };
                 self.mean_all(e, s).map(Val::Tensor)
             }),
             "bce" => self.two_tensors(a, name).and_then(|(p, y, s)| self.bce(p, y, s).map(Val::Tensor)),
-            "bce_logits" => self.two_tensors(a, name).and_then(|(z, y, s)| self.bce_logits(z, y, s).map(Val::Tensor)),
+            "bce_logits" => {
+                self.two_tensors(a, name).and_then(|(z, y, s)| self.bce_logits(z, y, s).map(Val::Tensor))
+            }
             "cross_entropy" => self.cross_entropy(a, span),
             "kl_normal" => self.two_tensors(a, name).and_then(|(mu, logvar, s)| {
                 // KL(N(mu, exp(logvar)) || N(0, I)) = 0.5 * sum(exp(lv) + mu^2 - 1 - lv), per sample.
@@ -279,7 +367,8 @@ impl<'a> Checker<'a> {
     pub(super) fn reject_leftover(&mut self, a: &Args, name: &str) {
         for (n, _, span) in &a.named {
             self.error(
-                TypeError::new("E0104", *span, format!("`{name}` has no argument `{n}`")).label("unknown argument"),
+                TypeError::new("E0104", *span, format!("`{name}` has no argument `{n}`"))
+                    .label("unknown argument"),
             );
         }
     }
@@ -292,7 +381,8 @@ impl<'a> Checker<'a> {
             None => {
                 let origin = self.origin.clone();
                 self.error(
-                    TypeError::new("E0104", a.span, format!("`{origin}` is missing its argument `{what}`")).label("in this call"),
+                    TypeError::new("E0104", a.span, format!("`{origin}` is missing its argument `{what}`"))
+                        .label("in this call"),
                 );
                 Err(())
             }
@@ -342,12 +432,20 @@ impl<'a> Checker<'a> {
     fn float_or_unary(&mut self, a: &mut Args, op: UnaryOp, f: fn(f64) -> f64) -> Result<Val, ()> {
         match a.pos.first() {
             Some((Val::Float(x), _)) => Ok(Val::Float(f(*x))),
-            Some((Val::Int(d), _)) if d.as_const().is_some() => Ok(Val::Float(f(d.as_const().unwrap_or(0) as f64))),
+            Some((Val::Int(d), _)) if d.as_const().is_some() => {
+                Ok(Val::Float(f(d.as_const().unwrap_or(0) as f64)))
+            }
             _ => self.unary_fn(a, op),
         }
     }
 
-    pub(super) fn float_arg(&mut self, a: &mut Args, i: usize, name: &str, default: Option<f64>) -> Result<f64, ()> {
+    pub(super) fn float_arg(
+        &mut self,
+        a: &mut Args,
+        i: usize,
+        name: &str,
+        default: Option<f64>,
+    ) -> Result<f64, ()> {
         match (self.opt_arg(a, i, name), default) {
             (Some((Val::Float(f), _)), _) => Ok(f),
             (Some((Val::Int(d), s)), _) => match d.as_const() {
@@ -365,7 +463,8 @@ impl<'a> Checker<'a> {
             Some((Val::Int(d), s)) => {
                 if d.as_const().is_some_and(|v| v < 1) {
                     self.error(
-                        TypeError::new("E0103", s, format!("`{name}` must be at least 1, found {d}")).label("not a size"),
+                        TypeError::new("E0103", s, format!("`{name}` must be at least 1, found {d}"))
+                            .label("not a size"),
                     );
                     return Err(());
                 }
@@ -376,7 +475,13 @@ impl<'a> Checker<'a> {
         }
     }
 
-    pub(super) fn int_arg(&mut self, a: &mut Args, i: usize, name: &str, default: Option<i64>) -> Result<i64, ()> {
+    pub(super) fn int_arg(
+        &mut self,
+        a: &mut Args,
+        i: usize,
+        name: &str,
+        default: Option<i64>,
+    ) -> Result<i64, ()> {
         match (self.opt_arg(a, i, name), default) {
             (Some((Val::Int(d), s)), _) => match d.as_const() {
                 Some(v) if v >= 0 => Ok(v),
@@ -389,7 +494,13 @@ impl<'a> Checker<'a> {
     }
 
     /// An int or an `(h, w)` pair.
-    pub(super) fn pair_arg(&mut self, a: &mut Args, i: usize, name: &str, default: Option<[usize; 2]>) -> Result<[usize; 2], ()> {
+    pub(super) fn pair_arg(
+        &mut self,
+        a: &mut Args,
+        i: usize,
+        name: &str,
+        default: Option<[usize; 2]>,
+    ) -> Result<[usize; 2], ()> {
         let as_usize = |v: &Val| match v {
             Val::Int(d) => d.as_const().and_then(|x| usize::try_from(x).ok()),
             _ => None,
@@ -397,7 +508,9 @@ impl<'a> Checker<'a> {
         match (self.opt_arg(a, i, name), default) {
             (Some((v, s)), _) => {
                 let pair = match &v {
-                    Val::Tuple(xs) | Val::List(xs) if xs.len() == 2 => as_usize(&xs[0]).zip(as_usize(&xs[1])).map(|(h, w)| [h, w]),
+                    Val::Tuple(xs) | Val::List(xs) if xs.len() == 2 => {
+                        as_usize(&xs[0]).zip(as_usize(&xs[1])).map(|(h, w)| [h, w])
+                    }
                     other => as_usize(other).map(|x| [x, x]),
                 };
                 match pair {
@@ -410,7 +523,13 @@ impl<'a> Checker<'a> {
         }
     }
 
-    pub(super) fn str_arg(&mut self, a: &mut Args, i: usize, name: &str, default: Option<&str>) -> Result<String, ()> {
+    pub(super) fn str_arg(
+        &mut self,
+        a: &mut Args,
+        i: usize,
+        name: &str,
+        default: Option<&str>,
+    ) -> Result<String, ()> {
         match (self.opt_arg(a, i, name), default) {
             (Some((Val::Str(s), _)), _) => Ok(s),
             (Some((v, s)), _) => self.wrong_kind(s, name, "a string", v.kind_name()),
@@ -481,7 +600,14 @@ impl<'a> Checker<'a> {
     }
 
     /// An axis argument: an int (negative counts from the end).
-    fn axis_arg(&mut self, a: &mut Args, x: NodeId, i: usize, name: &str, default: Option<i64>) -> Result<usize, ()> {
+    fn axis_arg(
+        &mut self,
+        a: &mut Args,
+        x: NodeId,
+        i: usize,
+        name: &str,
+        default: Option<i64>,
+    ) -> Result<usize, ()> {
         let rank = self.ty(x).rank() as i64;
         let (v, s) = match (self.opt_arg(a, i, name), default) {
             (Some((Val::Int(d), s)), _) => (d.as_const(), s),
@@ -493,7 +619,10 @@ impl<'a> Checker<'a> {
             Some(v) if (0..rank).contains(&v) => Ok(v as usize),
             _ => {
                 let t = self.ty(x).clone();
-                self.error(TypeError::new("E0109", s, format!("axis {v:?} is not an axis of {t}")).label("no such axis"));
+                self.error(
+                    TypeError::new("E0109", s, format!("axis {v:?} is not an axis of {t}"))
+                        .label("no such axis"),
+                );
                 Err(())
             }
         }
@@ -521,8 +650,14 @@ impl<'a> Checker<'a> {
             "min" => self.reduce(ReduceOp::Min, x, &axes, false, span)?,
             "logsumexp" => {
                 let l = self.logsumexp_axes(x, &axes, span)?;
-                let shape: Vec<Dim> =
-                    self.ty(l).shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, d)| d.clone()).collect();
+                let shape: Vec<Dim> = self
+                    .ty(l)
+                    .shape
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !axes.contains(i))
+                    .map(|(_, d)| d.clone())
+                    .collect();
                 self.reshape(l, shape, span)?
             }
             _ => {
@@ -558,18 +693,26 @@ impl<'a> Checker<'a> {
                 let t = self.ty(x).clone();
                 let names: Vec<String> = want.iter().map(Dim::to_string).collect();
                 self.error(
-                    TypeError::new("E0109", span, format!("{t} has no axes [{}] in this order", names.join(", ")))
-                        .label("not axes of this tensor")
-                        .note(self.graph.node(x).span, format!("this is {t}")),
+                    TypeError::new(
+                        "E0109",
+                        span,
+                        format!("{t} has no axes [{}] in this order", names.join(", ")),
+                    )
+                    .label("not axes of this tensor")
+                    .note(self.graph.node(x).span, format!("this is {t}")),
                 );
                 Err(())
             }
             _ => {
                 let t = self.ty(x).clone();
                 self.error(
-                    TypeError::new("E0109", span, format!("`over` is ambiguous for {t}: several axes have these extents"))
-                        .label("more than one axis matches")
-                        .help("name all the axes you reduce (e.g. `over: [C, H, W]`), or give axis numbers"),
+                    TypeError::new(
+                        "E0109",
+                        span,
+                        format!("`over` is ambiguous for {t}: several axes have these extents"),
+                    )
+                    .label("more than one axis matches")
+                    .help("name all the axes you reduce (e.g. `over: [C, H, W]`), or give axis numbers"),
                 );
                 Err(())
             }
@@ -650,7 +793,8 @@ impl<'a> Checker<'a> {
         let t = self.ty(labels).clone();
         if t.dtype != DType::I32 {
             self.error(
-                TypeError::new("E0122", span, format!("one_hot needs int labels, found {t}")).label("use to_int(..)"),
+                TypeError::new("E0122", span, format!("one_hot needs int labels, found {t}"))
+                    .label("use to_int(..)"),
             );
             return Err(());
         }
@@ -679,11 +823,15 @@ impl<'a> Checker<'a> {
         if lt.rank() < 2 || tt.shape != expect || tt.dtype != DType::I32 {
             let want = TensorType::new(DType::I32, expect);
             self.error(
-                TypeError::new("E0106", span, format!("cross_entropy of logits {lt} needs int targets {want}, found {tt}"))
-                    .label("logits [N, K, ..] and targets [N, ..]")
-                    .note(ls, format!("logits {lt}"))
-                    .note(ts, format!("targets {tt}"))
-                    .help("the classes are axis 1 of the logits; targets are class indices (to_int(..))"),
+                TypeError::new(
+                    "E0106",
+                    span,
+                    format!("cross_entropy of logits {lt} needs int targets {want}, found {tt}"),
+                )
+                .label("logits [N, K, ..] and targets [N, ..]")
+                .note(ls, format!("logits {lt}"))
+                .note(ts, format!("targets {tt}"))
+                .help("the classes are axis 1 of the logits; targets are class indices (to_int(..))"),
             );
             return Err(());
         }
@@ -734,7 +882,10 @@ impl<'a> Checker<'a> {
         let limit = if name == "squeeze" { rank } else { rank + 1 };
         let ax = if axis < 0 { axis + limit } else { axis };
         if !(0..limit).contains(&ax) {
-            self.error(TypeError::new("E0109", s, format!("axis {axis} is out of range for rank {rank}")).label("no such axis"));
+            self.error(
+                TypeError::new("E0109", s, format!("axis {axis} is out of range for rank {rank}"))
+                    .label("no such axis"),
+            );
             return Err(());
         }
         let ax = ax as usize;
@@ -742,8 +893,12 @@ impl<'a> Checker<'a> {
             if shape[ax].as_const() != Some(1) {
                 let t = self.ty(x).clone();
                 self.error(
-                    TypeError::new("E0106", s, format!("cannot squeeze axis {axis} of {t}: its extent is {}", t.shape[ax]))
-                        .label("only extent-1 axes can be squeezed"),
+                    TypeError::new(
+                        "E0106",
+                        s,
+                        format!("cannot squeeze axis {axis} of {t}: its extent is {}", t.shape[ax]),
+                    )
+                    .label("only extent-1 axes can be squeezed"),
                 );
                 return Err(());
             }
@@ -772,7 +927,8 @@ impl<'a> Checker<'a> {
         let t0 = self.ty(first).clone();
         for &n in &nodes[1..] {
             let t = self.ty(n).clone();
-            let bad = t.rank() != t0.rank() || t.shape.iter().zip(&t0.shape).enumerate().any(|(k, (x, y))| k != axis && x != y);
+            let bad = t.rank() != t0.rank()
+                || t.shape.iter().zip(&t0.shape).enumerate().any(|(k, (x, y))| k != axis && x != y);
             if bad {
                 self.error(
                     TypeError::new("E0106", span, format!("cannot concat {t0} and {t} along axis {axis}"))
@@ -798,9 +954,13 @@ impl<'a> Checker<'a> {
             Ok(r) if r.as_const() == Some(0) && n >= 1 => extent.div(&Dim::constant(n)).map_err(|_| ())?,
             _ => {
                 self.error(
-                    TypeError::new("E0106", span, format!("cannot split axis {axis} of {t} ({extent}) into {n} equal parts"))
-                        .label("not divisible")
-                        .note(self.graph.node(x).span, format!("this is {t}")),
+                    TypeError::new(
+                        "E0106",
+                        span,
+                        format!("cannot split axis {axis} of {t} ({extent}) into {n} equal parts"),
+                    )
+                    .label("not divisible")
+                    .note(self.graph.node(x).span, format!("this is {t}")),
                 );
                 return Err(());
             }
@@ -813,7 +973,8 @@ impl<'a> Checker<'a> {
             let mut shape = t.shape.clone();
             shape[axis] = part.clone();
             let ty = TensorType::new(t.dtype, shape);
-            let s = self.node(Prim::Slice { axis, start: (k * len) as usize, step: 1 }, &[x], Some(ty), span)?;
+            let s =
+                self.node(Prim::Slice { axis, start: (k * len) as usize, step: 1 }, &[x], Some(ty), span)?;
             parts.push(Val::Tensor(s));
         }
         Ok(Val::Tuple(parts))
@@ -833,20 +994,34 @@ impl<'a> Checker<'a> {
         if name == "pixel_shuffle" {
             let rr = rd.mul(&rd).map_err(ov)?;
             if c.rem(&rr).map_err(|_| ())?.as_const() != Some(0) {
-                return self.fail(span, &format!("pixel_shuffle by {r} needs channels divisible by {}, found {c}", r * r));
+                return self.fail(
+                    span,
+                    &format!("pixel_shuffle by {r} needs channels divisible by {}, found {c}", r * r),
+                );
             }
             let co = c.div(&rr).map_err(|_| ())?;
-            let y = self.reshape(x, vec![n.clone(), co.clone(), rd.clone(), rd.clone(), h.clone(), w.clone()], span)?;
+            let y = self.reshape(
+                x,
+                vec![n.clone(), co.clone(), rd.clone(), rd.clone(), h.clone(), w.clone()],
+                span,
+            )?;
             let y = self.node(Prim::Permute { perm: vec![0, 1, 4, 2, 5, 3] }, &[y], None, span)?;
             let out = vec![n, co, h.mul(&rd).map_err(ov)?, w.mul(&rd).map_err(ov)?];
             self.reshape(y, out, span).map(Val::Tensor)
         } else {
             let (hr, wr) = (h.rem(&rd).map_err(|_| ())?, w.rem(&rd).map_err(|_| ())?);
             if hr.as_const() != Some(0) || wr.as_const() != Some(0) {
-                return self.fail(span, &format!("pixel_unshuffle by {r} needs H and W divisible by {r}, found {t}"));
+                return self.fail(
+                    span,
+                    &format!("pixel_unshuffle by {r} needs H and W divisible by {r}, found {t}"),
+                );
             }
             let (ho, wo) = (h.div(&rd).map_err(|_| ())?, w.div(&rd).map_err(|_| ())?);
-            let y = self.reshape(x, vec![n.clone(), c.clone(), ho.clone(), rd.clone(), wo.clone(), rd.clone()], span)?;
+            let y = self.reshape(
+                x,
+                vec![n.clone(), c.clone(), ho.clone(), rd.clone(), wo.clone(), rd.clone()],
+                span,
+            )?;
             let y = self.node(Prim::Permute { perm: vec![0, 1, 3, 5, 2, 4] }, &[y], None, span)?;
             let co = c.mul(&rd).and_then(|x| x.mul(&rd)).map_err(ov)?;
             self.reshape(y, vec![n, co, ho, wo], span).map(Val::Tensor)
@@ -876,10 +1051,14 @@ impl<'a> Checker<'a> {
         }
         if !depends_on(&self.graph, f, x) {
             self.error(
-                TypeError::new("E0115", span, "the function does not depend on the variable: its gradient is zero")
-                    .label("grad of a constant")
-                    .note(xs, "this variable")
-                    .help("differentiate with respect to a value the function is computed from"),
+                TypeError::new(
+                    "E0115",
+                    span,
+                    "the function does not depend on the variable: its gradient is zero",
+                )
+                .label("grad of a constant")
+                .note(xs, "this variable")
+                .help("differentiate with respect to a value the function is computed from"),
             );
             return Err(());
         }
@@ -904,7 +1083,14 @@ pub(super) fn depends_on(g: &crate::graph::Graph, node: NodeId, from: NodeId) ->
 
 /// All ways `want` matches an ordered subsequence of `shape`, up to `limit`.
 fn subsequence_matches(shape: &[Dim], want: &[Dim], limit: usize) -> Vec<Vec<usize>> {
-    fn go(shape: &[Dim], want: &[Dim], from: usize, acc: &mut Vec<usize>, out: &mut Vec<Vec<usize>>, limit: usize) {
+    fn go(
+        shape: &[Dim],
+        want: &[Dim],
+        from: usize,
+        acc: &mut Vec<usize>,
+        out: &mut Vec<Vec<usize>>,
+        limit: usize,
+    ) {
         if out.len() >= limit {
             return;
         }

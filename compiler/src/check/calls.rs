@@ -21,10 +21,17 @@ pub(super) struct Args {
 }
 
 impl<'a> Checker<'a> {
-    pub(super) fn call_expr(&mut self, f: &ast::Expr, args: &[ast::Arg], piped: Option<(Val, Span)>, span: Span) -> Val {
+    pub(super) fn call_expr(
+        &mut self,
+        f: &ast::Expr,
+        args: &[ast::Arg],
+        piped: Option<(Val, Span)>,
+        span: Span,
+    ) -> Val {
         let ast::ExprKind::Name(name) = &f.kind else {
             return self.error(
-                TypeError::new("E0105", f.span, "only named functions can be called").label("not a function name"),
+                TypeError::new("E0105", f.span, "only named functions can be called")
+                    .label("not a function name"),
             );
         };
         let mut a = Args { span, ..Args::default() };
@@ -73,12 +80,17 @@ impl<'a> Checker<'a> {
     pub(super) fn call_def(&mut self, name: &str, args: Args, callee_span: Span) -> Val {
         let Some(def) = self.defs.get(name).copied() else { return Val::Poison };
         if self.frames.iter().any(|f| f.def == name) {
-            let chain: Vec<&str> = self.frames.iter().map(|f| f.def.as_str()).filter(|d| !d.is_empty()).collect();
+            let chain: Vec<&str> =
+                self.frames.iter().map(|f| f.def.as_str()).filter(|d| !d.is_empty()).collect();
             return self.error(
-                TypeError::new("E0108", callee_span, format!("`{name}` calls itself: {} -> {name}", chain.join(" -> ")))
-                    .label("recursive call")
-                    .note(def.name.span, format!("`{name}` is defined here"))
-                    .help("definitions are inlined, so they cannot recurse; use a `for` loop"),
+                TypeError::new(
+                    "E0108",
+                    callee_span,
+                    format!("`{name}` calls itself: {} -> {name}", chain.join(" -> ")),
+                )
+                .label("recursive call")
+                .note(def.name.span, format!("`{name}` is defined here"))
+                .help("definitions are inlined, so they cannot recurse; use a `for` loop"),
             );
         }
         if self.frames.len() >= super::MAX_CALL_DEPTH || self.fuel == 0 {
@@ -115,7 +127,12 @@ impl<'a> Checker<'a> {
                 TypeError::new(
                     "E0104",
                     extra,
-                    format!("`{}` takes {} argument(s), found {}", def.name.name, def.params.len(), args.pos.len()),
+                    format!(
+                        "`{}` takes {} argument(s), found {}",
+                        def.name.name,
+                        def.params.len(),
+                        args.pos.len()
+                    ),
                 )
                 .label("unexpected argument")
                 .note(def.name.span, format!("`{}` is defined here", def.name.name)),
@@ -125,8 +142,9 @@ impl<'a> Checker<'a> {
         for (name, _, span) in &args.named {
             if !def.params.iter().any(|p| &p.name.name == name) {
                 let names: Vec<&str> = def.params.iter().map(|p| p.name.name.as_str()).collect();
-                let mut e = TypeError::new("E0104", *span, format!("`{}` has no parameter `{name}`", def.name.name))
-                    .label("unknown argument");
+                let mut e =
+                    TypeError::new("E0104", *span, format!("`{}` has no parameter `{name}`", def.name.name))
+                        .label("unknown argument");
                 if let Some(s) = genc_grammar::did_you_mean(name, names.iter().copied()) {
                     e = e.help(format!("did you mean `{s}`?"));
                 }
@@ -136,13 +154,15 @@ impl<'a> Checker<'a> {
         }
         let mut pos = std::mem::take(&mut args.pos).into_iter();
         for p in &def.params {
-            let named = args.named.iter().position(|(n, _, _)| n == &p.name.name).map(|i| args.named.remove(i));
+            let named =
+                args.named.iter().position(|(n, _, _)| n == &p.name.name).map(|i| args.named.remove(i));
             let (v, span) = match (pos.next(), named) {
                 (Some(v), None) => v,
                 (None, Some((_, v, s))) => (v, s),
                 (Some(_), Some((_, _, s))) => {
                     self.error(
-                        TypeError::new("E0104", s, format!("`{}` is given twice", p.name.name)).label("given again by name"),
+                        TypeError::new("E0104", s, format!("`{}` is given twice", p.name.name))
+                            .label("given again by name"),
                     );
                     ok = false;
                     continue;
@@ -154,9 +174,13 @@ impl<'a> Checker<'a> {
                     }
                     None => {
                         self.error(
-                            TypeError::new("E0104", args.span, format!("missing argument `{}` of `{}`", p.name.name, def.name.name))
-                                .label("in this call")
-                                .note(p.span, "this parameter has no default"),
+                            TypeError::new(
+                                "E0104",
+                                args.span,
+                                format!("missing argument `{}` of `{}`", p.name.name, def.name.name),
+                            )
+                            .label("in this call")
+                            .note(p.span, "this parameter has no default"),
                         );
                         ok = false;
                         continue;
@@ -225,9 +249,13 @@ impl<'a> Checker<'a> {
             (_, other) => {
                 let want = genc_grammar::format::ty(ty);
                 self.error(
-                    TypeError::new("E0107", span, format!("argument `{}` must be {want}, found {}", p.name.name, other.kind_name()))
-                        .label(format!("this is {}", other.kind_name()))
-                        .note(ty.span, "declared here"),
+                    TypeError::new(
+                        "E0107",
+                        span,
+                        format!("argument `{}` must be {want}, found {}", p.name.name, other.kind_name()),
+                    )
+                    .label(format!("this is {}", other.kind_name()))
+                    .note(ty.span, "declared here"),
                 );
                 self.bind(&p.name, Val::Poison);
                 false
@@ -308,9 +336,13 @@ impl<'a> Checker<'a> {
                 Flow::Next => {
                     if def.kind == ast::DefKind::Loss || def.output.is_some() {
                         return self.error(
-                            TypeError::new("E0112", def.name.span, format!("`{}` does not return a value", def.name.name))
-                                .label("no `return` reached")
-                                .help("end the body with `return ..`"),
+                            TypeError::new(
+                                "E0112",
+                                def.name.span,
+                                format!("`{}` does not return a value", def.name.name),
+                            )
+                            .label("no `return` reached")
+                            .help("end the body with `return ..`"),
                         );
                     }
                     return Val::Tuple(Vec::new());
@@ -327,15 +359,23 @@ impl<'a> Checker<'a> {
                 Val::Tensor(n) => {
                     let t = self.ty(n).clone();
                     self.error(
-                        TypeError::new("E0114", span, format!("loss `{}` returns {t}, not a scalar", def.name.name))
-                            .label(format!("this is {t}"))
-                            .help("reduce it, e.g. `mean(..)` over the batch"),
+                        TypeError::new(
+                            "E0114",
+                            span,
+                            format!("loss `{}` returns {t}, not a scalar", def.name.name),
+                        )
+                        .label(format!("this is {t}"))
+                        .help("reduce it, e.g. `mean(..)` over the batch"),
                     )
                 }
                 Val::Float(_) | Val::Int(_) | Val::Poison => v,
                 other => self.error(
-                    TypeError::new("E0105", span, format!("loss `{}` returns {}", def.name.name, other.kind_name()))
-                        .label("not a scalar tensor"),
+                    TypeError::new(
+                        "E0105",
+                        span,
+                        format!("loss `{}` returns {}", def.name.name, other.kind_name()),
+                    )
+                    .label("not a scalar tensor"),
                 ),
             };
         }
@@ -347,7 +387,8 @@ impl<'a> Checker<'a> {
         match (&t.kind, &v) {
             (_, Val::Poison) => v,
             (ast::TypeKind::Tuple(ts), Val::Tuple(vs)) if ts.len() == vs.len() => {
-                let out = ts.iter().zip(vs.clone()).map(|(t, v)| self.check_value_type(v, t, span, what)).collect();
+                let out =
+                    ts.iter().zip(vs.clone()).map(|(t, v)| self.check_value_type(v, t, span, what)).collect();
                 Val::Tuple(out)
             }
             (ast::TypeKind::Tensor { .. }, Val::Tensor(n)) => {
@@ -355,9 +396,13 @@ impl<'a> Checker<'a> {
                 match self.unify_type(t, &actual) {
                     Ok(()) => v,
                     Err(expected) => {
-                        let mut e = TypeError::new("E0107", span, format!("{what} {actual}, but declares {expected}"))
-                            .label(format!("this is {actual}"))
-                            .note(t.span, format!("declared as {expected}"));
+                        let mut e = TypeError::new(
+                            "E0107",
+                            span,
+                            format!("{what} {actual}, but declares {expected}"),
+                        )
+                        .label(format!("this is {actual}"))
+                        .note(t.span, format!("declared as {expected}"));
                         if let Some(h) = self.shape_hint(*n, &expected) {
                             e = e.help(h);
                         }
@@ -368,9 +413,13 @@ impl<'a> Checker<'a> {
             (_, other) => {
                 let want = genc_grammar::format::ty(t);
                 self.error(
-                    TypeError::new("E0107", span, format!("{what} {}, but declares {want}", other.kind_name()))
-                        .label(format!("this is {}", other.kind_name()))
-                        .note(t.span, "declared here"),
+                    TypeError::new(
+                        "E0107",
+                        span,
+                        format!("{what} {}, but declares {want}", other.kind_name()),
+                    )
+                    .label(format!("this is {}", other.kind_name()))
+                    .note(t.span, "declared here"),
                 )
             }
         }
@@ -415,15 +464,17 @@ impl<'a> Checker<'a> {
                 continue;
             }
             match &p.ty {
-                Some(t @ ast::Type { kind: ast::TypeKind::Tensor { .. }, .. }) => match self.declared_tensor(t) {
-                    Some(ty) => {
-                        let index = self.graph.input_names.len();
-                        self.graph.input_names.push(p.name.name.clone());
-                        let n = self.push_node(Prim::Input { index }, ty, &[], p.name.span);
-                        args.pos.push((Val::Tensor(n), p.name.span));
+                Some(t @ ast::Type { kind: ast::TypeKind::Tensor { .. }, .. }) => {
+                    match self.declared_tensor(t) {
+                        Some(ty) => {
+                            let index = self.graph.input_names.len();
+                            self.graph.input_names.push(p.name.name.clone());
+                            let n = self.push_node(Prim::Input { index }, ty, &[], p.name.span);
+                            args.pos.push((Val::Tensor(n), p.name.span));
+                        }
+                        None => ok = false,
                     }
-                    None => ok = false,
-                },
+                }
                 Some(ast::Type { kind: ast::TypeKind::Scalar(s), .. }) if s == "int" => {
                     args.pos.push((Val::Int(Dim::sym(&p.name.name)), p.name.span));
                 }
@@ -432,8 +483,12 @@ impl<'a> Checker<'a> {
                 }
                 _ => {
                     self.error(
-                        TypeError::new("E0107", p.span, format!("parameter `{}` needs a tensor or scalar type", p.name.name))
-                            .label("add a type, e.g. `x: [B, C, H, W]`"),
+                        TypeError::new(
+                            "E0107",
+                            p.span,
+                            format!("parameter `{}` needs a tensor or scalar type", p.name.name),
+                        )
+                        .label("add a type, e.g. `x: [B, C, H, W]`"),
                     );
                     ok = false;
                 }
@@ -477,8 +532,12 @@ impl<'a> Checker<'a> {
                 Val::Poison => return None,
                 other => {
                     self.error(
-                        TypeError::new("E0103", d.span, format!("a dim must be an int, found {}", other.kind_name()))
-                            .label("not a dim"),
+                        TypeError::new(
+                            "E0103",
+                            d.span,
+                            format!("a dim must be an int, found {}", other.kind_name()),
+                        )
+                        .label("not a dim"),
                     );
                     return None;
                 }

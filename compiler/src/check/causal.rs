@@ -43,7 +43,11 @@ impl<'a> Checker<'a> {
         let Some(out) = g.outputs.first().map(|o| o.node) else { return };
         let Some(field) = &fields[out.index()] else { return };
         let Some(&(dy, dx)) = field.iter().find(|&&(dy, dx)| dy > 0 || (dy == 0 && dx >= 0)) else { return };
-        let what = if (dy, dx) == (0, 0) { "its own pixel".to_string() } else { format!("the later pixel at offset ({dy}, {dx})") };
+        let what = if (dy, dx) == (0, 0) {
+            "its own pixel".to_string()
+        } else {
+            format!("the later pixel at offset ({dy}, {dx})")
+        };
         let span = culprit.map(|c| g.node(c).span).unwrap_or(def.name.span);
         self.error(
             TypeError::new("E0118", span, format!("`{}` is not autoregressive: an output pixel sees {what}", def.name.name))
@@ -79,16 +83,24 @@ impl<'a> Checker<'a> {
             Some(out)
         };
         match &node.prim {
-            Prim::Input { .. } => Some(if node.ty.rank() == 4 { BTreeSet::from([(0, 0)]) } else { BTreeSet::new() }),
-            Prim::Param { .. } | Prim::Buffer { .. } | Prim::Fill { .. } | Prim::Iota { .. } | Prim::Random { .. } => {
-                Some(BTreeSet::new())
+            Prim::Input { .. } => {
+                Some(if node.ty.rank() == 4 { BTreeSet::from([(0, 0)]) } else { BTreeSet::new() })
             }
-            Prim::Unary(_) | Prim::Binary(_) | Prim::Select | Prim::Cast { .. } | Prim::StopGrad => union(&inputs),
+            Prim::Param { .. }
+            | Prim::Buffer { .. }
+            | Prim::Fill { .. }
+            | Prim::Iota { .. }
+            | Prim::Random { .. } => Some(BTreeSet::new()),
+            Prim::Unary(_) | Prim::Binary(_) | Prim::Select | Prim::Cast { .. } | Prim::StopGrad => {
+                union(&inputs)
+            }
             Prim::Broadcast => union(&inputs),
             Prim::Reshape => {
                 let from = &g.ty(inputs[0]).shape;
                 let to = &node.ty.shape;
-                let spatial = |s: &[crate::dim::Dim]| s.len() >= 2 && s[s.len() - 2..] == to[to.len().saturating_sub(2)..];
+                let spatial = |s: &[crate::dim::Dim]| {
+                    s.len() >= 2 && s[s.len() - 2..] == to[to.len().saturating_sub(2)..]
+                };
                 if from.len() >= 2 && to.len() >= 2 && spatial(from) { union(&inputs) } else { None }
             }
             Prim::Reduce { op: ReduceOp::Sum | ReduceOp::Mean | ReduceOp::Max | ReduceOp::Min, axes } => {

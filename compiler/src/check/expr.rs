@@ -23,7 +23,9 @@ impl<'a> Checker<'a> {
         match &e.kind {
             ast::ExprKind::Int(v, _) => match i64::try_from(*v) {
                 Ok(v) => Val::Int(Dim::constant(v)),
-                Err(_) => self.error(TypeError::new("E0103", e.span, "this integer does not fit 64 bits").label("too large")),
+                Err(_) => self.error(
+                    TypeError::new("E0103", e.span, "this integer does not fit 64 bits").label("too large"),
+                ),
             },
             ast::ExprKind::Float(v, _) => Val::Float(*v),
             ast::ExprKind::Str(s) => Val::Str(s.clone()),
@@ -143,15 +145,21 @@ impl<'a> Checker<'a> {
                 self.unary(u, n, span).map(Val::Tensor).unwrap_or(Val::Poison)
             }
             (op, other) => self.error(
-                TypeError::new("E0105", span, format!("`{}` cannot apply to {}", unary_symbol(op), other.kind_name()))
-                    .label("wrong kind of value"),
+                TypeError::new(
+                    "E0105",
+                    span,
+                    format!("`{}` cannot apply to {}", unary_symbol(op), other.kind_name()),
+                )
+                .label("wrong kind of value"),
             ),
         }
     }
 
     fn overflow(&mut self, span: Span) -> Val {
         self.error(
-            TypeError::new("E0103", span, "this size overflows 64-bit integers").label("too large").help("use smaller dims"),
+            TypeError::new("E0103", span, "this size overflows 64-bit integers")
+                .label("too large")
+                .help("use smaller dims"),
         )
     }
 
@@ -204,36 +212,42 @@ impl<'a> Checker<'a> {
                 B::Ne => Some(Val::Bool(x != y)),
                 _ => Some(self.bad_operands(op, "strings", span)),
             },
-            (a, b) => Some(self.error(
-                TypeError::new(
-                    "E0105",
-                    span,
-                    format!("`{}` cannot combine {} and {}", op.symbol(), a.kind_name(), b.kind_name()),
-                )
-                .label("wrong kinds of value"),
-            )),
+            (a, b) => Some(
+                self.error(
+                    TypeError::new(
+                        "E0105",
+                        span,
+                        format!("`{}` cannot combine {} and {}", op.symbol(), a.kind_name(), b.kind_name()),
+                    )
+                    .label("wrong kinds of value"),
+                ),
+            ),
         }
         .unwrap_or_else(|| self.bad_operands(op, "numbers", span))
     }
 
     fn bad_operands(&mut self, op: ast::BinaryOp, what: &str, span: Span) -> Val {
         self.error(
-            TypeError::new("E0105", span, format!("`{}` does not apply to {what}", op.symbol())).label("wrong kinds of value"),
+            TypeError::new("E0105", span, format!("`{}` does not apply to {what}", op.symbol()))
+                .label("wrong kinds of value"),
         )
     }
 
     fn symbolic_in_float(&mut self, d: &Dim, span: Span) -> Option<Val> {
-        Some(self.error(
-            TypeError::new("E0105", span, format!("the symbolic size `{d}` cannot be mixed with floats"))
-                .label("a free dim has no value until training binds it"),
-        ))
+        Some(
+            self.error(
+                TypeError::new("E0105", span, format!("the symbolic size `{d}` cannot be mixed with floats"))
+                    .label("a free dim has no value until training binds it"),
+            ),
+        )
     }
 
     fn int_binary(&mut self, op: ast::BinaryOp, x: &Dim, y: &Dim, span: Span) -> Option<Val> {
         use ast::BinaryOp as B;
         let div_error = |c: &mut Checker, e: DivError| match e {
             DivError::ByZero => c.error(
-                TypeError::new("E0103", span, "division by zero in a dim expression").label("the divisor is 0"),
+                TypeError::new("E0103", span, "division by zero in a dim expression")
+                    .label("the divisor is 0"),
             ),
             DivError::Overflow => c.overflow(span),
         };
@@ -281,14 +295,21 @@ impl<'a> Checker<'a> {
     }
 
     fn undecidable(&mut self, x: &Dim, y: &Dim, span: Span) -> Option<Val> {
-        Some(self.error(
-            TypeError::new("E0105", span, format!("cannot compare `{x}` and `{y}` before training binds the free dims"))
+        Some(
+            self.error(
+                TypeError::new(
+                    "E0105",
+                    span,
+                    format!("cannot compare `{x}` and `{y}` before training binds the free dims"),
+                )
                 .label("not known at compile time"),
-        ))
+            ),
+        )
     }
 
     fn matmul_val(&mut self, a: &Val, b: &Val, span: Span) -> Val {
-        let (Ok(x), Ok(y)) = (self.expect_tensor(a, span, "`@`'s left side"), self.expect_tensor(b, span, "`@`'s right side"))
+        let (Ok(x), Ok(y)) =
+            (self.expect_tensor(a, span, "`@`'s left side"), self.expect_tensor(b, span, "`@`'s right side"))
         else {
             return Val::Poison;
         };
@@ -303,20 +324,32 @@ impl<'a> Checker<'a> {
             Val::Tuple(xs) | Val::List(xs) => {
                 return match items {
                     [ast::IndexItem::Expr(i)] => match self.eval(i) {
-                        Val::Int(d) => match d.as_const().and_then(|k| usize::try_from(k).ok()).and_then(|k| xs.get(k)) {
-                            Some(v) => v.clone(),
-                            None => self.error(
-                                TypeError::new("E0109", i.span, format!("index {d} is out of range for {} items", xs.len()))
+                        Val::Int(d) => {
+                            match d.as_const().and_then(|k| usize::try_from(k).ok()).and_then(|k| xs.get(k)) {
+                                Some(v) => v.clone(),
+                                None => self.error(
+                                    TypeError::new(
+                                        "E0109",
+                                        i.span,
+                                        format!("index {d} is out of range for {} items", xs.len()),
+                                    )
                                     .label("out of range"),
-                            ),
-                        },
+                                ),
+                            }
+                        }
                         Val::Poison => Val::Poison,
                         other => self.error(
-                            TypeError::new("E0105", i.span, format!("a tuple index must be an int, found {}", other.kind_name()))
-                                .label("not an int"),
+                            TypeError::new(
+                                "E0105",
+                                i.span,
+                                format!("a tuple index must be an int, found {}", other.kind_name()),
+                            )
+                            .label("not an int"),
                         ),
                     },
-                    _ => self.error(TypeError::new("E0105", span, "a tuple takes one index").label("one int index")),
+                    _ => self.error(
+                        TypeError::new("E0105", span, "a tuple takes one index").label("one int index"),
+                    ),
                 };
             }
             other => match self.expect_tensor(&other, x_span, "an indexed value") {
@@ -330,14 +363,23 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn index_tensor(&mut self, mut x: crate::graph::NodeId, items: &[ast::IndexItem], span: Span) -> Result<crate::graph::NodeId, ()> {
+    fn index_tensor(
+        &mut self,
+        mut x: crate::graph::NodeId,
+        items: &[ast::IndexItem],
+        span: Span,
+    ) -> Result<crate::graph::NodeId, ()> {
         let rank = self.ty(x).rank();
         let ellipses = items.iter().filter(|i| matches!(i, ast::IndexItem::Ellipsis(_))).count();
         let explicit = items.len() - ellipses;
         if ellipses > 1 || explicit > rank {
             self.error(
-                TypeError::new("E0109", span, format!("{explicit} indices for a tensor of rank {rank} ({})", self.ty(x)))
-                    .label("too many indices"),
+                TypeError::new(
+                    "E0109",
+                    span,
+                    format!("{explicit} indices for a tensor of rank {rank} ({})", self.ty(x)),
+                )
+                .label("too many indices"),
             );
             return Err(());
         }
@@ -390,8 +432,12 @@ impl<'a> Checker<'a> {
                     let limit = if allow_end { n } else { n.map(|n| n - 1) };
                     if i < 0 || limit.is_some_and(|l| i > l) {
                         self.error(
-                            TypeError::new("E0109", span, format!("index {i} is out of range for an axis of extent {extent}"))
-                                .label("out of range"),
+                            TypeError::new(
+                                "E0109",
+                                span,
+                                format!("index {i} is out of range for an axis of extent {extent}"),
+                            )
+                            .label("out of range"),
                         );
                         return Err(());
                     }
@@ -408,20 +454,35 @@ impl<'a> Checker<'a> {
             Val::Poison => Err(()),
             other => {
                 self.error(
-                    TypeError::new("E0105", span, format!("an index must be an int, found {}", other.kind_name()))
-                        .label("not an int"),
+                    TypeError::new(
+                        "E0105",
+                        span,
+                        format!("an index must be an int, found {}", other.kind_name()),
+                    )
+                    .label("not an int"),
                 );
                 Err(())
             }
         }
     }
 
-    fn take_index(&mut self, x: crate::graph::NodeId, axis: usize, extent: &Dim, v: Val, span: Span) -> Result<crate::graph::NodeId, ()> {
+    fn take_index(
+        &mut self,
+        x: crate::graph::NodeId,
+        axis: usize,
+        extent: &Dim,
+        v: Val,
+        span: Span,
+    ) -> Result<crate::graph::NodeId, ()> {
         if let Val::Tensor(idx) = v {
             if self.ty(idx).dtype != DType::I32 {
                 self.error(
-                    TypeError::new("E0122", span, format!("a tensor index must be int, found {}", self.ty(idx)))
-                        .label("use to_int(..)"),
+                    TypeError::new(
+                        "E0122",
+                        span,
+                        format!("a tensor index must be int, found {}", self.ty(idx)),
+                    )
+                    .label("use to_int(..)"),
                 );
                 return Err(());
             }
@@ -543,15 +604,23 @@ impl<'a> Checker<'a> {
                     Val::Tensor(n) => {
                         let t = self.ty(n).clone();
                         self.error(
-                            TypeError::new("E0114", value.span, format!("`log {}` needs a scalar, found {t}", name.name))
-                                .label("not a scalar")
-                                .help("reduce it first, e.g. `mean(..)`"),
+                            TypeError::new(
+                                "E0114",
+                                value.span,
+                                format!("`log {}` needs a scalar, found {t}", name.name),
+                            )
+                            .label("not a scalar")
+                            .help("reduce it first, e.g. `mean(..)`"),
                         );
                     }
                     other => {
                         self.error(
-                            TypeError::new("E0105", value.span, format!("`log` needs a tensor, found {}", other.kind_name()))
-                                .label("nothing to log"),
+                            TypeError::new(
+                                "E0105",
+                                value.span,
+                                format!("`log` needs a tensor, found {}", other.kind_name()),
+                            )
+                            .label("nothing to log"),
                         );
                     }
                 }
@@ -592,9 +661,13 @@ impl<'a> Checker<'a> {
                         o => o.kind_name().to_string(),
                     };
                     self.error(
-                        TypeError::new("E0105", *pspan, format!("cannot unpack {found} into {} names", names.len()))
-                            .label(format!("{} names", names.len()))
-                            .note(span, format!("this is {found}")),
+                        TypeError::new(
+                            "E0105",
+                            *pspan,
+                            format!("cannot unpack {found} into {} names", names.len()),
+                        )
+                        .label(format!("{} names", names.len()))
+                        .note(span, format!("this is {found}")),
                     );
                     names.iter().for_each(|n| self.bind(n, Val::Poison));
                 }
@@ -637,10 +710,14 @@ impl<'a> Checker<'a> {
             let (ta, tb) = (self.ty(*a).clone(), self.ty(*b).clone());
             if ta != tb {
                 self.error(
-                    TypeError::new("E0107", value.span, format!("`{}` is {ta}, but this assigns {tb}", target.name.name))
-                        .label(format!("this is {tb}"))
-                        .note(decl, format!("`{}` is {ta} here", target.name.name))
-                        .help("use `let` to make a new variable of another shape"),
+                    TypeError::new(
+                        "E0107",
+                        value.span,
+                        format!("`{}` is {ta}, but this assigns {tb}", target.name.name),
+                    )
+                    .label(format!("this is {tb}"))
+                    .note(decl, format!("`{}` is {ta} here", target.name.name))
+                    .help("use `let` to make a new variable of another shape"),
                 );
                 return;
             }
@@ -650,12 +727,22 @@ impl<'a> Checker<'a> {
 
     /// `x[:, :, i, j] = v` as a functional update: `select(mask, broadcast(v), x)`, where the
     /// mask is true exactly at the indexed positions.
-    fn assign_indexed(&mut self, old: Val, target: &ast::Place, op: ast::AssignOp, rhs: Val, span: Span) -> Val {
+    fn assign_indexed(
+        &mut self,
+        old: Val,
+        target: &ast::Place,
+        op: ast::AssignOp,
+        rhs: Val,
+        span: Span,
+    ) -> Val {
         let Ok(x) = self.expect_tensor(&old, target.name.span, "an indexed assignment's target") else {
             return Val::Poison;
         };
         let [items] = target.indices.as_slice() else {
-            return self.error(TypeError::new("E0105", target.span, "only one index list is allowed here").label("x[..][..]"));
+            return self.error(
+                TypeError::new("E0105", target.span, "only one index list is allowed here")
+                    .label("x[..][..]"),
+            );
         };
         // The indexed view gives the type the right side must have.
         let view = match self.index_tensor(x, items, target.span) {
@@ -689,8 +776,12 @@ impl<'a> Checker<'a> {
                     spread.push(Dim::constant(1));
                     pads.push((0, 0));
                 }
-                Some(ast::IndexItem::Slice { start, end, step, span: s }) if start.is_some() || end.is_some() || step.is_some() => {
-                    let Some((lo, hi)) = self.static_range(start.as_ref(), end.as_ref(), step.as_ref(), &extent, *s) else {
+                Some(ast::IndexItem::Slice { start, end, step, span: s })
+                    if start.is_some() || end.is_some() || step.is_some() =>
+                {
+                    let Some((lo, hi)) =
+                        self.static_range(start.as_ref(), end.as_ref(), step.as_ref(), &extent, *s)
+                    else {
                         return Val::Poison;
                     };
                     let Some(n) = extent.as_const() else { return Val::Poison };
@@ -729,9 +820,13 @@ impl<'a> Checker<'a> {
     ) -> Option<(i64, i64)> {
         if step.is_some() || extent.as_const().is_none() {
             self.error(
-                TypeError::new("E0105", span, "assignment into a strided slice or a slice of a symbolic axis is not supported")
-                    .label("use a step-1 slice of a known axis")
-                    .help("build the new tensor with concat(..) instead"),
+                TypeError::new(
+                    "E0105",
+                    span,
+                    "assignment into a strided slice or a slice of a symbolic axis is not supported",
+                )
+                .label("use a step-1 slice of a known axis")
+                .help("build the new tensor with concat(..) instead"),
             );
             return None;
         }
@@ -750,14 +845,22 @@ impl<'a> Checker<'a> {
             None => extent.as_const()?,
         };
         if hi <= lo {
-            self.error(TypeError::new("E0109", span, format!("the slice {lo}:{hi} is empty")).label("nothing to assign"));
+            self.error(
+                TypeError::new("E0109", span, format!("the slice {lo}:{hi} is empty"))
+                    .label("nothing to assign"),
+            );
             return None;
         }
         Some((lo, hi))
     }
 
     /// A bool mask over `t`'s shape: true where every per-axis index or range matches.
-    fn index_mask(&mut self, t: &TensorType, items: &[ast::IndexItem], span: Span) -> Result<crate::graph::NodeId, ()> {
+    fn index_mask(
+        &mut self,
+        t: &TensorType,
+        items: &[ast::IndexItem],
+        span: Span,
+    ) -> Result<crate::graph::NodeId, ()> {
         let rank = t.rank();
         let mut mask: Option<crate::graph::NodeId> = None;
         for (axis, item) in expand_items(items, rank).into_iter().enumerate() {
@@ -765,9 +868,12 @@ impl<'a> Checker<'a> {
             shape[axis] = t.shape[axis].clone();
             let this = match item {
                 Some(ast::IndexItem::Expr(e)) => {
-                    let iota = self.push_node(Prim::Iota { axis }, TensorType::new(DType::I32, shape), &[], span);
+                    let iota =
+                        self.push_node(Prim::Iota { axis }, TensorType::new(DType::I32, shape), &[], span);
                     let idx = match self.eval(e) {
-                        Val::Tensor(n) if self.ty(n).rank() == 0 && self.ty(n).dtype == DType::I32 => self.lift_rank(n, rank, span)?,
+                        Val::Tensor(n) if self.ty(n).rank() == 0 && self.ty(n).dtype == DType::I32 => {
+                            self.lift_rank(n, rank, span)?
+                        }
                         Val::Int(d) if d.as_const().is_some() => {
                             let c = d.as_const().unwrap_or(0) as f64;
                             self.splat(c, DType::I32, rank, span)
@@ -775,17 +881,29 @@ impl<'a> Checker<'a> {
                         Val::Poison => return Err(()),
                         other => {
                             self.error(
-                                TypeError::new("E0105", e.span, format!("an assignment index must be an int, found {}", other.kind_name()))
-                                    .label("not an int"),
+                                TypeError::new(
+                                    "E0105",
+                                    e.span,
+                                    format!(
+                                        "an assignment index must be an int, found {}",
+                                        other.kind_name()
+                                    ),
+                                )
+                                .label("not an int"),
                             );
                             return Err(());
                         }
                     };
                     self.node(Prim::Binary(BinaryOp::Eq), &[iota, idx], None, span)?
                 }
-                Some(ast::IndexItem::Slice { start, end, step, span: s }) if start.is_some() || end.is_some() || step.is_some() => {
-                    let (lo, hi) = self.static_range(start.as_ref(), end.as_ref(), step.as_ref(), &t.shape[axis], *s).ok_or(())?;
-                    let iota = self.push_node(Prim::Iota { axis }, TensorType::new(DType::I32, shape), &[], span);
+                Some(ast::IndexItem::Slice { start, end, step, span: s })
+                    if start.is_some() || end.is_some() || step.is_some() =>
+                {
+                    let (lo, hi) = self
+                        .static_range(start.as_ref(), end.as_ref(), step.as_ref(), &t.shape[axis], *s)
+                        .ok_or(())?;
+                    let iota =
+                        self.push_node(Prim::Iota { axis }, TensorType::new(DType::I32, shape), &[], span);
                     let ge = self.binary_const(BinaryOp::Ge, iota, lo as f64, span)?;
                     let lt = self.binary_const(BinaryOp::Lt, iota, hi as f64, span)?;
                     self.binary(BinaryOp::And, ge, lt, span)?
@@ -821,14 +939,19 @@ impl<'a> Checker<'a> {
                 Val::Poison => None,
                 other => {
                     c.error(
-                        TypeError::new("E0113", span, format!("a loop bound must be an int, found {}", other.kind_name()))
-                            .label("not an int"),
+                        TypeError::new(
+                            "E0113",
+                            span,
+                            format!("a loop bound must be an int, found {}", other.kind_name()),
+                        )
+                        .label("not an int"),
                     );
                     None
                 }
             }
         };
-        let (Some(lo), Some(hi)) = (bound(self, lo, range.start.span), bound(self, hi, range.end.span)) else {
+        let (Some(lo), Some(hi)) = (bound(self, lo, range.start.span), bound(self, hi, range.end.span))
+        else {
             return Flow::Next;
         };
         let values: Box<dyn Iterator<Item = i64>> = match (lo <= hi, range.inclusive) {
@@ -851,9 +974,13 @@ impl<'a> Checker<'a> {
         }
         if count > MAX_UNROLL || count as usize > self.fuel {
             self.error(
-                TypeError::new("E0113", range.span, format!("this loop runs {count} times; the limit for unrolling is {MAX_UNROLL}"))
-                    .label("too long to unroll")
-                    .help("a net's loops are unrolled at compile time: use fewer iterations"),
+                TypeError::new(
+                    "E0113",
+                    range.span,
+                    format!("this loop runs {count} times; the limit for unrolling is {MAX_UNROLL}"),
+                )
+                .label("too long to unroll")
+                .help("a net's loops are unrolled at compile time: use fewer iterations"),
             );
             return Flow::Next;
         }
@@ -885,7 +1012,9 @@ impl<'a> Checker<'a> {
             Val::Bool(true) => self.exec_block(then),
             Val::Bool(false) => run_else(self),
             Val::Poison => Flow::Next,
-            Val::Tensor(n) if self.frames.last().is_some_and(|f| f.host_control) && self.ty(n).rank() == 0 => {
+            Val::Tensor(n)
+                if self.frames.last().is_some_and(|f| f.host_control) && self.ty(n).rank() == 0 =>
+            {
                 // A host branch: check both sides; a variable both assign must keep its type,
                 // which `assign` already enforces.
                 let t = self.exec_block(then);
@@ -901,9 +1030,13 @@ impl<'a> Checker<'a> {
                     o => o.kind_name().to_string(),
                 };
                 self.error(
-                    TypeError::new("E0105", cond.span, format!("an `if` condition must be a compile-time bool, found {what}"))
-                        .label("not known at compile time")
-                        .help("outside a sampler, branch on tensors with `select(cond, a, b)`"),
+                    TypeError::new(
+                        "E0105",
+                        cond.span,
+                        format!("an `if` condition must be a compile-time bool, found {what}"),
+                    )
+                    .label("not known at compile time")
+                    .help("outside a sampler, branch on tensors with `select(cond, a, b)`"),
                 );
                 Flow::Next
             }
@@ -963,7 +1096,9 @@ fn expand_items(items: &[ast::IndexItem], rank: usize) -> Vec<Option<&ast::Index
     let mut out = Vec::new();
     for item in items {
         match item {
-            ast::IndexItem::Ellipsis(_) => out.extend(std::iter::repeat_n(None, rank.saturating_sub(explicit))),
+            ast::IndexItem::Ellipsis(_) => {
+                out.extend(std::iter::repeat_n(None, rank.saturating_sub(explicit)))
+            }
             other => out.push(Some(other)),
         }
     }

@@ -44,23 +44,40 @@ impl<'a> Checker<'a> {
 
     /// The parameter `local` of the layer being built (`weight`, `bias`), created on first use
     /// under the current owner and found again when a net is called a second time.
-    fn param(&mut self, layer: &str, local: &str, shape: &[Dim], init: Init, kind: Kind, span: Span) -> Result<NodeId, ()> {
+    fn param(
+        &mut self,
+        layer: &str,
+        local: &str,
+        shape: &[Dim],
+        init: Init,
+        kind: Kind,
+        span: Span,
+    ) -> Result<NodeId, ()> {
         let Some(owner) = self.frames.last().and_then(|f| f.owner.clone()) else {
             let inside = self.frames.last().map(|f| f.def.clone()).unwrap_or_default();
             self.error(
-                TypeError::new("E0110", span, format!("layer `{}` has no net to own its weights", self.origin))
-                    .label(format!("called from `{inside}`, which is not a net"))
-                    .help("move the layer into a `net` (or a block called from a net) and call that net here"),
+                TypeError::new(
+                    "E0110",
+                    span,
+                    format!("layer `{}` has no net to own its weights", self.origin),
+                )
+                .label(format!("called from `{inside}`, which is not a net"))
+                .help("move the layer into a `net` (or a block called from a net) and call that net here"),
             );
             return Err(());
         };
-        let concrete: Option<Vec<usize>> = shape.iter().map(|d| d.as_const().and_then(|v| usize::try_from(v).ok())).collect();
+        let concrete: Option<Vec<usize>> =
+            shape.iter().map(|d| d.as_const().and_then(|v| usize::try_from(v).ok())).collect();
         let Some(concrete) = concrete else {
             let t = TensorType::f32(shape.to_vec());
             self.error(
-                TypeError::new("E0111", span, format!("the weights of `{}` would have the symbolic shape {t}", self.origin))
-                    .label("weights need a fixed shape")
-                    .help("weights may not depend on the batch size: flatten only the non-batch axes"),
+                TypeError::new(
+                    "E0111",
+                    span,
+                    format!("the weights of `{}` would have the symbolic shape {t}", self.origin),
+                )
+                .label("weights need a fixed shape")
+                .help("weights may not depend on the batch size: flatten only the non-batch axes"),
             );
             return Err(());
         };
@@ -129,14 +146,28 @@ impl<'a> Checker<'a> {
         let name = self.layer_name("linear");
         let fan_in = t.shape[t.rank() - 1].clone();
         let bound = fan_in.as_const().map_or(0.0, |f| 1.0 / (f.max(1) as f64).sqrt());
-        let w = self.param(&name, "weight", &[out.clone(), fan_in.clone()], Init::Uniform { bound }, Kind::Trainable, span)?;
+        let w = self.param(
+            &name,
+            "weight",
+            &[out.clone(), fan_in.clone()],
+            Init::Uniform { bound },
+            Kind::Trainable,
+            span,
+        )?;
         // Rows of any leading shape: [.., F] -> [rows, F] @ W^T -> [.., out].
         let lead: Vec<Dim> = t.shape[..t.rank() - 1].to_vec();
         let rows = lead.iter().try_fold(Dim::constant(1), |acc, d| acc.mul(d)).map_err(|_| ())?;
         let x2 = self.reshape(x, vec![rows.clone(), fan_in], span)?;
         let y = self.node(Prim::MatMul { transpose_a: false, transpose_b: true }, &[x2, w], None, span)?;
         let y = if bias {
-            let b = self.param(&name, "bias", std::slice::from_ref(&out), Init::Uniform { bound }, Kind::Trainable, span)?;
+            let b = self.param(
+                &name,
+                "bias",
+                std::slice::from_ref(&out),
+                Init::Uniform { bound },
+                Kind::Trainable,
+                span,
+            )?;
             let b = self.reshape(b, vec![Dim::constant(1), out.clone()], span)?;
             self.binary(BinaryOp::Add, y, b, span)?
         } else {
@@ -171,15 +202,24 @@ impl<'a> Checker<'a> {
         }
         let cin = t.shape[1].clone();
         let g = Dim::constant(groups as i64);
-        if cin.rem(&g).map_err(|_| ())?.as_const() != Some(0) || out.rem(&g).map_err(|_| ())?.as_const() != Some(0) {
-            return self.fail(span, &format!("groups = {groups} must divide the {cin} input and {out} output channels"));
+        if cin.rem(&g).map_err(|_| ())?.as_const() != Some(0)
+            || out.rem(&g).map_err(|_| ())?.as_const() != Some(0)
+        {
+            return self.fail(
+                span,
+                &format!("groups = {groups} must divide the {cin} input and {out} output channels"),
+            );
         }
         let geometry = ConvGeometry { stride, pad, dilation, groups };
         // Check the output extent first, to explain a bad geometry with a fix.
         for axis in 0..2 {
-            if let Err(e) = conv_out(&t.shape[2 + axis], &Dim::constant(kernel[axis] as i64), &geometry, axis) {
+            if let Err(e) = conv_out(&t.shape[2 + axis], &Dim::constant(kernel[axis] as i64), &geometry, axis)
+            {
                 let err = TypeError::new("E0106", span, format!("{name} on {t}: {}", e.message))
-                    .label(format!("kernel {}x{}, stride {}, pad {}", kernel[0], kernel[1], stride[0], pad[0]))
+                    .label(format!(
+                        "kernel {}x{}, stride {}, pad {}",
+                        kernel[0], kernel[1], stride[0], pad[0]
+                    ))
                     .note(self.graph.node(x).span, format!("this is {t}"))
                     .help("use a smaller kernel or more padding");
                 self.error(err);
@@ -188,7 +228,8 @@ impl<'a> Checker<'a> {
         }
         let lname = self.layer_name(name);
         let cin_g = cin.div(&g).map_err(|_| ())?;
-        let wshape = [out.clone(), cin_g.clone(), Dim::constant(kernel[0] as i64), Dim::constant(kernel[1] as i64)];
+        let wshape =
+            [out.clone(), cin_g.clone(), Dim::constant(kernel[0] as i64), Dim::constant(kernel[1] as i64)];
         let fan_in = cin_g.as_const().unwrap_or(1) * (kernel[0] * kernel[1]) as i64;
         let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
         let mut w = self.param(&lname, "weight", &wshape, Init::Uniform { bound }, Kind::Trainable, span)?;
@@ -215,7 +256,14 @@ impl<'a> Checker<'a> {
         if !bias {
             return Ok(y);
         }
-        let b = self.param(&lname, "bias", std::slice::from_ref(&out), Init::Uniform { bound }, Kind::Trainable, span)?;
+        let b = self.param(
+            &lname,
+            "bias",
+            std::slice::from_ref(&out),
+            Init::Uniform { bound },
+            Kind::Trainable,
+            span,
+        )?;
         let b = self.reshape(b, vec![Dim::constant(1), out, Dim::constant(1), Dim::constant(1)], span)?;
         self.binary(BinaryOp::Add, y, b, span)
     }
@@ -230,10 +278,14 @@ impl<'a> Checker<'a> {
         let bias = self.bool_arg(a, 6, "bias", true)?;
         let t = self.ty(x).clone();
         if t.rank() != 4 {
-            let e = TypeError::new("E0106", span, format!("conv_transpose2d needs images [N, C, H, W], found {t}"))
-                .label("not an image batch")
-                .note(self.graph.node(x).span, format!("this is {t}"))
-                .help("reshape to [B, C, H, W] first");
+            let e = TypeError::new(
+                "E0106",
+                span,
+                format!("conv_transpose2d needs images [N, C, H, W], found {t}"),
+            )
+            .label("not an image batch")
+            .note(self.graph.node(x).span, format!("this is {t}"))
+            .help("reshape to [B, C, H, W] first");
             self.error(e);
             return Err(());
         }
@@ -242,8 +294,13 @@ impl<'a> Checker<'a> {
         }
         let geometry = ConvGeometry { stride, pad, dilation: [1, 1], groups: 1 };
         for axis in 0..2 {
-            if let Err(e) = conv_transpose_out(&t.shape[2 + axis], &Dim::constant(kernel[axis] as i64), &geometry, output_padding[axis], axis)
-            {
+            if let Err(e) = conv_transpose_out(
+                &t.shape[2 + axis],
+                &Dim::constant(kernel[axis] as i64),
+                &geometry,
+                output_padding[axis],
+                axis,
+            ) {
                 return self.fail(span, &e.message);
             }
         }
@@ -257,7 +314,14 @@ impl<'a> Checker<'a> {
         if !bias {
             return Ok(y);
         }
-        let b = self.param(&lname, "bias", std::slice::from_ref(&out), Init::Uniform { bound }, Kind::Trainable, span)?;
+        let b = self.param(
+            &lname,
+            "bias",
+            std::slice::from_ref(&out),
+            Init::Uniform { bound },
+            Kind::Trainable,
+            span,
+        )?;
         let b = self.reshape(b, vec![Dim::constant(1), out, Dim::constant(1), Dim::constant(1)], span)?;
         self.binary(BinaryOp::Add, y, b, span)
     }
@@ -330,12 +394,14 @@ impl<'a> Checker<'a> {
         if self.ty(idx).dtype != DType::I32 {
             let t = self.ty(idx).clone();
             self.error(
-                TypeError::new("E0122", span, format!("embedding needs int indices, found {t}")).label("use to_int(..)"),
+                TypeError::new("E0122", span, format!("embedding needs int indices, found {t}"))
+                    .label("use to_int(..)"),
             );
             return Err(());
         }
         let lname = self.layer_name("embedding");
-        let table = self.param(&lname, "weight", &[n, d], Init::Normal { std: 1.0 }, Kind::Trainable, span)?;
+        let table =
+            self.param(&lname, "weight", &[n, d], Init::Normal { std: 1.0 }, Kind::Trainable, span)?;
         self.node(Prim::Gather { axis: 0 }, &[table, idx], None, span)
     }
 

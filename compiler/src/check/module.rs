@@ -37,8 +37,12 @@ impl<'a> Checker<'a> {
         for o in overrides {
             if !self.hparams.contains_key(&o.name) {
                 let names: Vec<&str> = self.hparams.keys().map(String::as_str).collect();
-                let mut e = TypeError::new("E0120", Span::at(0), format!("`--set {}`: the spec has no `param {}`", o.name, o.name))
-                    .label("in this spec");
+                let mut e = TypeError::new(
+                    "E0120",
+                    Span::at(0),
+                    format!("`--set {}`: the spec has no `param {}`", o.name, o.name),
+                )
+                .label("in this spec");
                 e = match did_you_mean(&o.name, names.iter().copied()) {
                     Some(s) => e.help(format!("did you mean `{s}`?")),
                     None if names.is_empty() => e.help("the spec declares no `param`"),
@@ -85,9 +89,13 @@ impl<'a> Checker<'a> {
                     }
                     None => {
                         self.error(
-                            TypeError::new("E0103", expr.span, format!("dim `{}` = {dim} is not a constant", d.name.name))
-                                .label("depends on a free dim")
-                                .help("a bound dim may only use other bound dims"),
+                            TypeError::new(
+                                "E0103",
+                                expr.span,
+                                format!("dim `{}` = {dim} is not a constant", d.name.name),
+                            )
+                            .label("depends on a free dim")
+                            .help("a bound dim may only use other bound dims"),
                         );
                         None
                     }
@@ -95,9 +103,13 @@ impl<'a> Checker<'a> {
                 Val::Poison => None,
                 other => {
                     self.error(
-                        TypeError::new("E0103", expr.span, format!("dim `{}` is not a whole number", d.name.name))
-                            .label(format!("this is {}", other.kind_name()))
-                            .help("dims are whole numbers: write `H = 28`, or `H2 = H / 2` when it divides"),
+                        TypeError::new(
+                            "E0103",
+                            expr.span,
+                            format!("dim `{}` is not a whole number", d.name.name),
+                        )
+                        .label(format!("this is {}", other.kind_name()))
+                        .help("dims are whole numbers: write `H = 28`, or `H2 = H / 2` when it divides"),
                     );
                     None
                 }
@@ -146,9 +158,13 @@ impl<'a> Checker<'a> {
                 (parsed, old) => {
                     let found = parsed.as_ref().map(Val::kind_name).unwrap_or("not a number, bool or string");
                     self.error(
-                        TypeError::new("E0120", b.value.span, format!("`--set {}={}` does not fit this param", o.name, o.value))
-                            .label(format!("declared as {}", old.kind_name()))
-                            .help(format!("give {} (the value given is {found})", old.kind_name())),
+                        TypeError::new(
+                            "E0120",
+                            b.value.span,
+                            format!("`--set {}={}` does not fit this param", o.name, o.value),
+                        )
+                        .label(format!("declared as {}", old.kind_name()))
+                        .help(format!("give {} (the value given is {found})", old.kind_name())),
                     );
                     value
                 }
@@ -195,9 +211,13 @@ impl<'a> Checker<'a> {
                     }
                     None => {
                         self.error(
-                            TypeError::new("E0103", b.value.span, format!("const `{}` has the symbolic shape {ty}", b.name.name))
-                                .label("a const buffer needs a fixed shape")
-                                .help("use bound dims only in a const"),
+                            TypeError::new(
+                                "E0103",
+                                b.value.span,
+                                format!("const `{}` has the symbolic shape {ty}", b.name.name),
+                            )
+                            .label("a const buffer needs a fixed shape")
+                            .help("use bound dims only in a const"),
                         );
                         ConstVal::Value(Val::Poison)
                     }

@@ -57,7 +57,13 @@ impl<'a> Checker<'a> {
     }
 
     /// `node` with a poison result on failure.
-    pub(super) fn val(&mut self, prim: Prim, inputs: &[NodeId], declared: Option<TensorType>, span: Span) -> Val {
+    pub(super) fn val(
+        &mut self,
+        prim: Prim,
+        inputs: &[NodeId],
+        declared: Option<TensorType>,
+        span: Span,
+    ) -> Val {
         match self.node(prim, inputs, declared, span) {
             Ok(n) => Val::Tensor(n),
             Err(()) => Val::Poison,
@@ -111,8 +117,12 @@ impl<'a> Checker<'a> {
                 Some(c) => Ok(self.splat(c as f64, dtype, rank, span)),
                 None => {
                     self.error(
-                        TypeError::new("E0105", span, format!("the symbolic size `{d}` cannot be used as a tensor value"))
-                            .label("a free dim has no value until training binds it"),
+                        TypeError::new(
+                            "E0105",
+                            span,
+                            format!("the symbolic size `{d}` cannot be used as a tensor value"),
+                        )
+                        .label("a free dim has no value until training binds it"),
                     );
                     Err(())
                 }
@@ -122,8 +132,12 @@ impl<'a> Checker<'a> {
             Val::Poison => Err(()),
             other => {
                 self.error(
-                    TypeError::new("E0105", span, format!("expected a tensor or a number, found {}", other.kind_name()))
-                        .label("not a tensor"),
+                    TypeError::new(
+                        "E0105",
+                        span,
+                        format!("expected a tensor or a number, found {}", other.kind_name()),
+                    )
+                    .label("not a tensor"),
                 );
                 Err(())
             }
@@ -172,7 +186,14 @@ impl<'a> Checker<'a> {
     }
 
     /// Reduces over `axes`; `keep` keeps them with extent 1, else they are dropped.
-    pub(super) fn reduce(&mut self, op: ReduceOp, x: NodeId, axes: &[usize], keep: bool, span: Span) -> Result<NodeId, ()> {
+    pub(super) fn reduce(
+        &mut self,
+        op: ReduceOp,
+        x: NodeId,
+        axes: &[usize],
+        keep: bool,
+        span: Span,
+    ) -> Result<NodeId, ()> {
         let mut axes = axes.to_vec();
         axes.sort_unstable();
         axes.dedup();
@@ -180,8 +201,14 @@ impl<'a> Checker<'a> {
         if keep {
             return Ok(r);
         }
-        let shape: Vec<Dim> =
-            self.ty(r).shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, d)| d.clone()).collect();
+        let shape: Vec<Dim> = self
+            .ty(r)
+            .shape
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !axes.contains(i))
+            .map(|(_, d)| d.clone())
+            .collect();
         self.reshape(r, shape, span)
     }
 
@@ -215,8 +242,12 @@ impl<'a> Checker<'a> {
             Val::Float(f) => Ok(self.fill(*f, TensorType::scalar(DType::F32), span)),
             other => {
                 self.error(
-                    TypeError::new("E0105", span, format!("{what} must be a tensor, found {}", other.kind_name()))
-                        .label("not a tensor"),
+                    TypeError::new(
+                        "E0105",
+                        span,
+                        format!("{what} must be a tensor, found {}", other.kind_name()),
+                    )
+                    .label("not a tensor"),
                 );
                 Err(())
             }

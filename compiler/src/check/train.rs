@@ -79,9 +79,16 @@ impl<'a> Checker<'a> {
                         Some(d) => {
                             let span = d.span;
                             self.error(
-                                TypeError::new("E0117", dim.span, format!("`{}` is bound to {:?}; `batch` needs a free dim", dim.name, d.value))
-                                    .label("not a free dim")
-                                    .note(span, "bound here"),
+                                TypeError::new(
+                                    "E0117",
+                                    dim.span,
+                                    format!(
+                                        "`{}` is bound to {:?}; `batch` needs a free dim",
+                                        dim.name, d.value
+                                    ),
+                                )
+                                .label("not a free dim")
+                                .note(span, "bound here"),
                             );
                         }
                         None => {
@@ -131,7 +138,8 @@ impl<'a> Checker<'a> {
                 ast::TrainEntryKind::Sample { name, what, every } => {
                     self.cadence(every);
                     if let Some(e) = what {
-                        let label = name.as_ref().map_or("sample".to_string(), |n| format!("sample {}", n.name));
+                        let label =
+                            name.as_ref().map_or("sample".to_string(), |n| format!("sample {}", n.name));
                         self.unit_from_expr(UnitKind::Sample, &label, e, &data, None);
                     }
                 }
@@ -146,9 +154,13 @@ impl<'a> Checker<'a> {
         self.frames.pop();
         if steps_span.is_none() {
             self.error(
-                TypeError::new("E0117", train.span.to(Span::new(train.span.start, train.span.start + 5)), "the `train` block does not say how long to train")
-                    .label("no `steps` or `epochs`")
-                    .help("add `steps 10_000` or `epochs 10`"),
+                TypeError::new(
+                    "E0117",
+                    train.span.to(Span::new(train.span.start, train.span.start + 5)),
+                    "the `train` block does not say how long to train",
+                )
+                .label("no `steps` or `epochs`")
+                .help("add `steps 10_000` or `epochs 10`"),
             );
         }
         self.check_exclusive(&optimizers, &scheduled);
@@ -161,15 +173,22 @@ impl<'a> Checker<'a> {
             Val::Int(d) => match d.as_const() {
                 Some(v) if v >= 1 => Some(v as u64),
                 _ => {
-                    self.error(TypeError::new("E0117", e.span, format!("{what} must be a positive int, found {d}")).label("not positive"));
+                    self.error(
+                        TypeError::new("E0117", e.span, format!("{what} must be a positive int, found {d}"))
+                            .label("not positive"),
+                    );
                     None
                 }
             },
             Val::Poison => None,
             other => {
                 self.error(
-                    TypeError::new("E0117", e.span, format!("{what} must be a positive int, found {}", other.kind_name()))
-                        .label("not an int"),
+                    TypeError::new(
+                        "E0117",
+                        e.span,
+                        format!("{what} must be a positive int, found {}", other.kind_name()),
+                    )
+                    .label("not an int"),
                 );
                 None
             }
@@ -187,7 +206,14 @@ impl<'a> Checker<'a> {
             _ => (source, None),
         };
         let ast::ExprKind::Call(f, args) = &base.kind else {
-            self.error(TypeError::new("E0105", source.span, "a data source must be a call such as fashion_mnist(..)").label("not a data source"));
+            self.error(
+                TypeError::new(
+                    "E0105",
+                    source.span,
+                    "a data source must be a call such as fashion_mnist(..)",
+                )
+                .label("not a data source"),
+            );
             return Vec::new();
         };
         let name = match &f.kind {
@@ -210,7 +236,8 @@ impl<'a> Checker<'a> {
                     }
                     let _ = self.eval(&a.value);
                 }
-                let labels = named("labels").is_some_and(|a| matches!(a.value.kind, ast::ExprKind::Bool(true)));
+                let labels =
+                    named("labels").is_some_and(|a| matches!(a.value.kind, ast::ExprKind::Bool(true)));
                 (image(1, Dim::constant(28), Dim::constant(28)), labels)
             }
             "folder" => {
@@ -218,7 +245,14 @@ impl<'a> Checker<'a> {
                 let s = match size {
                     Some(Val::Int(d)) => d,
                     _ => {
-                        self.error(TypeError::new("E0104", base.span, "folder(..) needs `size:` (images are resized to size x size)").label("missing size"));
+                        self.error(
+                            TypeError::new(
+                                "E0104",
+                                base.span,
+                                "folder(..) needs `size:` (images are resized to size x size)",
+                            )
+                            .label("missing size"),
+                        );
                         return Vec::new();
                     }
                 };
@@ -246,8 +280,12 @@ impl<'a> Checker<'a> {
         };
         if names.len() != types.len() {
             self.error(
-                TypeError::new("E0105", source.span, format!("this source gives {} value(s), the pattern names {}", types.len(), names.len()))
-                    .label("count differs"),
+                TypeError::new(
+                    "E0105",
+                    source.span,
+                    format!("this source gives {} value(s), the pattern names {}", types.len(), names.len()),
+                )
+                .label("count differs"),
             );
             return Vec::new();
         }
@@ -258,9 +296,16 @@ impl<'a> Checker<'a> {
     /// (edges, image), both the image's shape.
     fn paired(&mut self, p: &ast::Expr, images: &TensorType) -> Vec<TensorType> {
         let inner = match &p.kind {
-            ast::ExprKind::Call(f, args) if matches!(&f.kind, ast::ExprKind::Name(n) if n == "paired") && args.len() == 1 => &args[0].value,
+            ast::ExprKind::Call(f, args)
+                if matches!(&f.kind, ast::ExprKind::Name(n) if n == "paired") && args.len() == 1 =>
+            {
+                &args[0].value
+            }
             _ => {
-                self.error(TypeError::new("E0105", p.span, "a data transform must be paired(..)").label("unknown transform"));
+                self.error(
+                    TypeError::new("E0105", p.span, "a data transform must be paired(..)")
+                        .label("unknown transform"),
+                );
                 return Vec::new();
             }
         };
@@ -274,11 +319,17 @@ impl<'a> Checker<'a> {
                 let mut low = images.clone();
                 for axis in 2..4 {
                     match images.shape[axis].rem(&r) {
-                        Ok(z) if z.as_const() == Some(0) => low.shape[axis] = images.shape[axis].div(&r).unwrap_or_default(),
+                        Ok(z) if z.as_const() == Some(0) => {
+                            low.shape[axis] = images.shape[axis].div(&r).unwrap_or_default()
+                        }
                         _ => {
                             self.error(
-                                TypeError::new("E0106", a.value.span, format!("images {images} cannot be downsampled by {r}"))
-                                    .label("the image size is not divisible"),
+                                TypeError::new(
+                                    "E0106",
+                                    a.value.span,
+                                    format!("images {images} cannot be downsampled by {r}"),
+                                )
+                                .label("the image size is not divisible"),
                             );
                             return Vec::new();
                         }
@@ -291,7 +342,8 @@ impl<'a> Checker<'a> {
             }
             _ => {
                 self.error(
-                    TypeError::new("E0105", inner.span, "paired(..) takes downsample(r) or edges(\"sobel\")").label("unknown pairing"),
+                    TypeError::new("E0105", inner.span, "paired(..) takes downsample(r) or edges(\"sobel\")")
+                        .label("unknown pairing"),
                 );
                 Vec::new()
             }
@@ -307,14 +359,18 @@ impl<'a> Checker<'a> {
             }),
             _ => None,
         });
-        let name = named.or_else(|| self.dims.iter().find(|(_, d)| d.value.is_none()).map(|(k, _)| k.clone()));
+        let name =
+            named.or_else(|| self.dims.iter().find(|(_, d)| d.value.is_none()).map(|(k, _)| k.clone()));
         Dim::sym(&name.unwrap_or_else(|| "B".to_string()))
     }
 
     /// The trainable parameters an optimizer spec names: nets, lists of nets, `group(..)`.
     fn optimizer(&mut self, name: &ast::Ident, spec: &ast::Expr) -> Option<Vec<usize>> {
         let ast::ExprKind::Call(f, args) = &spec.kind else {
-            self.error(TypeError::new("E0105", spec.span, "an optimizer is a call such as adam(G, lr: 1e-4)").label("not an optimizer"));
+            self.error(
+                TypeError::new("E0105", spec.span, "an optimizer is a call such as adam(G, lr: 1e-4)")
+                    .label("not an optimizer"),
+            );
             return None;
         };
         let kind = match &f.kind {
@@ -323,7 +379,8 @@ impl<'a> Checker<'a> {
         };
         const OPTIMIZERS: &[&str] = &["sgd", "adam", "adamw", "rmsprop", "adagrad"];
         if !OPTIMIZERS.contains(&kind.as_str()) {
-            let mut e = TypeError::new("E0100", f.span, format!("unknown optimizer `{kind}`")).label("not an optimizer");
+            let mut e = TypeError::new("E0100", f.span, format!("unknown optimizer `{kind}`"))
+                .label("not an optimizer");
             if let Some(s) = genc_grammar::did_you_mean(&kind, OPTIMIZERS.iter().copied()) {
                 e = e.help(format!("did you mean `{s}`?"));
             } else {
@@ -333,16 +390,25 @@ impl<'a> Checker<'a> {
             return None;
         }
         let Some(target) = args.first().filter(|a| a.name.is_none()) else {
-            self.error(TypeError::new("E0104", spec.span, format!("optimizer `{}` needs the nets it trains first", name.name)).label("no nets"));
+            self.error(
+                TypeError::new(
+                    "E0104",
+                    spec.span,
+                    format!("optimizer `{}` needs the nets it trains first", name.name),
+                )
+                .label("no nets"),
+            );
             return None;
         };
         let mut params = Vec::new();
         self.collect_targets(&target.value, &mut params);
         for a in &args[1..] {
             let key = a.name.as_ref().map(|n| n.name.as_str()).unwrap_or("");
-            const OPTIONS: &[&str] = &["lr", "betas", "eps", "weight_decay", "momentum", "alpha", "grad_clip", "nesterov"];
+            const OPTIONS: &[&str] =
+                &["lr", "betas", "eps", "weight_decay", "momentum", "alpha", "grad_clip", "nesterov"];
             if !OPTIONS.contains(&key) {
-                let mut e = TypeError::new("E0104", a.span, format!("`{kind}` has no option `{key}`")).label("unknown option");
+                let mut e = TypeError::new("E0104", a.span, format!("`{kind}` has no option `{key}`"))
+                    .label("unknown option");
                 if let Some(s) = genc_grammar::did_you_mean(key, OPTIONS.iter().copied()) {
                     e = e.help(format!("did you mean `{s}`?"));
                 }
@@ -367,13 +433,16 @@ impl<'a> Checker<'a> {
                 }
             }
             ast::ExprKind::Name(n) => {
-                let path = ast::Path { segments: vec![ast::Ident { name: n.clone(), span: e.span }], span: e.span };
+                let path =
+                    ast::Path { segments: vec![ast::Ident { name: n.clone(), span: e.span }], span: e.span };
                 if let Some(p) = self.net_path(&path, "an optimizer") {
                     out.extend(p);
                 }
             }
             _ => {
-                self.error(TypeError::new("E0105", e.span, "an optimizer trains nets: name them").label("not a net"));
+                self.error(
+                    TypeError::new("E0105", e.span, "an optimizer trains nets: name them").label("not a net"),
+                );
             }
         }
     }
@@ -384,10 +453,14 @@ impl<'a> Checker<'a> {
         if let Some((_, span)) = self.consts.get(&first.name) {
             let span = *span;
             self.error(
-                TypeError::new("E0121", path.span, format!("`{}` is a constant buffer; it cannot be given to {what}", first.name))
-                    .label("a buffer, not a parameter")
-                    .note(span, "declared as a `const` here")
-                    .help("buffers are never trained or averaged: name the nets instead"),
+                TypeError::new(
+                    "E0121",
+                    path.span,
+                    format!("`{}` is a constant buffer; it cannot be given to {what}", first.name),
+                )
+                .label("a buffer, not a parameter")
+                .note(span, "declared as a `const` here")
+                .help("buffers are never trained or averaged: name the nets instead"),
             );
             return None;
         }
@@ -409,17 +482,33 @@ impl<'a> Checker<'a> {
         }
         let prefix: String = path.segments.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(".");
         let prefix_dot = format!("{prefix}.");
-        if path.segments.len() > 1 && self.table.buffers.iter().any(|b| b.name.starts_with(&prefix_dot)) && !self.table.params.iter().any(|p| p.name.starts_with(&prefix_dot)) {
+        if path.segments.len() > 1
+            && self.table.buffers.iter().any(|b| b.name.starts_with(&prefix_dot))
+            && !self.table.params.iter().any(|p| p.name.starts_with(&prefix_dot))
+        {
             self.error(
-                TypeError::new("E0121", path.span, format!("`{prefix}` holds only buffers; it cannot be given to {what}"))
-                    .label("buffers, not parameters"),
+                TypeError::new(
+                    "E0121",
+                    path.span,
+                    format!("`{prefix}` holds only buffers; it cannot be given to {what}"),
+                )
+                .label("buffers, not parameters"),
             );
             return None;
         }
-        let found: Vec<usize> =
-            self.table.params.iter().enumerate().filter(|(_, p)| p.name.starts_with(&prefix_dot)).map(|(i, _)| i).collect();
+        let found: Vec<usize> = self
+            .table
+            .params
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.name.starts_with(&prefix_dot))
+            .map(|(i, _)| i)
+            .collect();
         if found.is_empty() && path.segments.len() > 1 {
-            self.error(TypeError::new("E0100", path.span, format!("net `{}` has no layer `{prefix}`", first.name)).label("no such layer"));
+            self.error(
+                TypeError::new("E0100", path.span, format!("net `{}` has no layer `{prefix}`", first.name))
+                    .label("no such layer"),
+            );
         }
         Some(found)
     }
@@ -443,7 +532,13 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn step(&mut self, stmts: &[ast::StepStmt], repeat: u64, data: &[(ast::Ident, TensorType)], opts: &mut [(ast::Ident, Vec<usize>, bool)]) -> Vec<Phase> {
+    fn step(
+        &mut self,
+        stmts: &[ast::StepStmt],
+        repeat: u64,
+        data: &[(ast::Ident, TensorType)],
+        opts: &mut [(ast::Ident, Vec<usize>, bool)],
+    ) -> Vec<Phase> {
         let mut phases = Vec::new();
         for s in stmts {
             match &s.kind {
@@ -456,19 +551,33 @@ impl<'a> Checker<'a> {
                         self.unknown(&optimizer.name, optimizer.span, "optimizer");
                         continue;
                     };
-                    let name = format!("{} {}", if *maximize { "maximize" } else { "minimize" }, genc_grammar::format::expr(objective));
+                    let name = format!(
+                        "{} {}",
+                        if *maximize { "maximize" } else { "minimize" },
+                        genc_grammar::format::expr(objective)
+                    );
                     let params = opts[k].1.clone();
                     self.unit_from_expr(UnitKind::Phase, &name, objective, data, Some((optimizer, params)));
                     opts[k].2 = true;
-                    phases.push(Phase { name, optimizer: optimizer.name.clone(), maximize: *maximize, repeat });
+                    phases.push(Phase {
+                        name,
+                        optimizer: optimizer.name.clone(),
+                        maximize: *maximize,
+                        repeat,
+                    });
                 }
                 ast::StepStmtKind::Clip { target, range } => {
                     self.net_path(target, "a weight clip");
                     match self.eval(range) {
-                        Val::List(xs) if xs.len() == 2 && xs.iter().all(|x| matches!(x, Val::Float(_) | Val::Int(_))) => {}
+                        Val::List(xs)
+                            if xs.len() == 2
+                                && xs.iter().all(|x| matches!(x, Val::Float(_) | Val::Int(_))) => {}
                         Val::Poison => {}
                         _ => {
-                            self.error(TypeError::new("E0105", range.span, "clip needs a range [lo, hi] of numbers").label("not a range"));
+                            self.error(
+                                TypeError::new("E0105", range.span, "clip needs a range [lo, hi] of numbers")
+                                    .label("not a range"),
+                            );
                         }
                     }
                 }
@@ -479,7 +588,14 @@ impl<'a> Checker<'a> {
 
     /// Elaborates a train-block expression into its own graph, with the data bound as inputs.
     /// For a phase, also checks the objective is a scalar that reaches the optimizer.
-    fn unit_from_expr(&mut self, kind: UnitKind, name: &str, e: &ast::Expr, data: &[(ast::Ident, TensorType)], opt: Option<(&ast::Ident, Vec<usize>)>) {
+    fn unit_from_expr(
+        &mut self,
+        kind: UnitKind,
+        name: &str,
+        e: &ast::Expr,
+        data: &[(ast::Ident, TensorType)],
+        opt: Option<(&ast::Ident, Vec<usize>)>,
+    ) {
         let saved = self.begin_graph();
         self.frame().vars.push(HashMap::new());
         for (ident, ty) in data {
@@ -494,7 +610,9 @@ impl<'a> Checker<'a> {
         collect_outputs(&mut graph, &v, if kind == UnitKind::Phase { "loss" } else { "out" });
         if let Some((optimizer, params)) = opt {
             match &v {
-                Val::Tensor(n) if graph.ty(*n).rank() == 0 => self.reaches(&graph, *n, e.span, optimizer, &params),
+                Val::Tensor(n) if graph.ty(*n).rank() == 0 => {
+                    self.reaches(&graph, *n, e.span, optimizer, &params)
+                }
                 Val::Tensor(n) => {
                     let t = graph.ty(*n).clone();
                     self.error(
@@ -506,8 +624,12 @@ impl<'a> Checker<'a> {
                 Val::Poison => {}
                 other => {
                     self.error(
-                        TypeError::new("E0114", e.span, format!("the objective is {}, not a scalar tensor", other.kind_name()))
-                            .label("nothing to differentiate"),
+                        TypeError::new(
+                            "E0114",
+                            e.span,
+                            format!("the objective is {}, not a scalar tensor", other.kind_name()),
+                        )
+                        .label("nothing to differentiate"),
                     );
                 }
             }
@@ -521,16 +643,27 @@ impl<'a> Checker<'a> {
         if params.iter().any(|p| reached.contains(p)) {
             return;
         }
-        let owners: BTreeSet<String> = params.iter().filter_map(|&p| self.table.params[p].owner.clone()).collect();
+        let owners: BTreeSet<String> =
+            params.iter().filter_map(|&p| self.table.params[p].owner.clone()).collect();
         let nets: Vec<String> = owners.into_iter().collect();
         self.error(
             TypeError::new(
                 "E0115",
                 span,
-                format!("this objective never reaches the parameters of `{}`: the optimizer would never move", optimizer.name),
+                format!(
+                    "this objective never reaches the parameters of `{}`: the optimizer would never move",
+                    optimizer.name
+                ),
             )
             .label("no gradient flows to its nets from here")
-            .note(optimizer.span, format!("`{}` trains {}", optimizer.name, if nets.is_empty() { "no parameters".into() } else { nets.join(", ") }))
+            .note(
+                optimizer.span,
+                format!(
+                    "`{}` trains {}",
+                    optimizer.name,
+                    if nets.is_empty() { "no parameters".into() } else { nets.join(", ") }
+                ),
+            )
             .help("call those nets in the objective, outside `stop_grad(..)`, or use another optimizer"),
         );
     }
@@ -547,10 +680,16 @@ impl<'a> Checker<'a> {
                     let first_span = first.span;
                     let first_name = first.name.clone();
                     self.error(
-                        TypeError::new("E0116", name.span, format!("`{pname}` is updated by both `{first_name}` and `{}`", name.name))
-                            .label("second optimizer of the same parameters")
-                            .note(first_span, "first optimizer here")
-                            .help("give each net one optimizer, or give both a `schedule` that says when each runs"),
+                        TypeError::new(
+                            "E0116",
+                            name.span,
+                            format!("`{pname}` is updated by both `{first_name}` and `{}`", name.name),
+                        )
+                        .label("second optimizer of the same parameters")
+                        .note(first_span, "first optimizer here")
+                        .help(
+                            "give each net one optimizer, or give both a `schedule` that says when each runs",
+                        ),
                     );
                     break;
                 }
