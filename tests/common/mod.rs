@@ -60,3 +60,20 @@ pub fn assert_format_properties(name: &str, source: &str) -> String {
     assert_eq!(texts(&ast), texts(&reparsed), "{name}: formatting lost or changed a comment");
     once
 }
+
+/// Parses and type-checks `source` (which must parse cleanly), returning the checker's result.
+pub fn check(name: &str, source: &str) -> genc_compiler::check::Checked {
+    let (ast, errors) = genc_grammar::parse(source);
+    assert!(errors.is_empty(), "{name} should parse: {errors:?}");
+    genc_compiler::check::check(&ast, &[])
+}
+
+/// Every semantic diagnostic of `source`, rendered as a person sees them (without colour).
+pub fn render_type_errors(name: &str, source: &str) -> String {
+    check(name, source)
+        .errors
+        .iter()
+        .map(|e| genc::report::render_human(e, name, Some(source), false))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,36 @@
+//! Every ill-typed spec in `tests/diagnostics/types/` parses cleanly, gets the codes its
+//! first line promises (`// expect: E0106 E0107`), and its rendering is kept as a snapshot.
+
+mod common;
+
+/// The codes listed on a `// expect:` line.
+fn expected_codes(source: &str) -> Vec<String> {
+    source
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("// expect:"))
+        .map(|rest| rest.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_ill_typed_spec_is_reported() {
+    let files = common::gen_files("tests/diagnostics/types");
+    assert!(files.len() >= 60, "the type corpus should hold at least 60 specs, found {}", files.len());
+    for path in files {
+        let source = common::read(&path);
+        let name = format!("{}.gen", common::stem(&path));
+        let checked = common::check(&name, &source);
+        assert!(!checked.errors.is_empty(), "{name} type-checked without a diagnostic");
+        let produced: Vec<String> = checked.errors.iter().map(|e| e.code.to_string()).collect();
+        let expected = expected_codes(&source);
+        assert!(!expected.is_empty(), "{name} has no `// expect: E0xxx` line");
+        for code in &expected {
+            assert!(produced.contains(code), "{name} should report {code}, reported {produced:?}");
+        }
+        let rendered = common::render_type_errors(&name, &source);
+        insta::with_settings!({ snapshot_suffix => common::stem(&path), prepend_module_to_snapshot => false }, {
+            let report = format!("----- SOURCE\n{source}\n----- DIAGNOSTICS\n{rendered}");
+            insta::assert_snapshot!("types", report);
+        });
+    }
+}
