@@ -1,5 +1,5 @@
 //! The model specs: each parses, is already in canonical layout, and keeps snapshots of its
-//! formatted text and its syntax tree.
+//! formatted text, its syntax tree, its typed graphs and its summary.
 
 mod common;
 
@@ -18,4 +18,44 @@ fn every_spec_parses_and_is_formatted() {
             insta::assert_snapshot!("ast", genc_grammar::dump::dump(&ast));
         });
     }
+}
+
+#[test]
+fn every_spec_type_checks_with_snapshots_of_typed_and_summary() {
+    for path in common::gen_files("specs") {
+        let source = common::read(&path);
+        let name = common::stem(&path);
+        let checked = common::check(&name, &source);
+        assert!(
+            checked.errors.is_empty(),
+            "specs/{name}.gen has type errors:\n{}",
+            common::render_type_errors(&name, &source)
+        );
+        insta::with_settings!({ snapshot_suffix => name.clone(), prepend_module_to_snapshot => false }, {
+            insta::assert_snapshot!("typed", genc_compiler::stages::graph_text(&checked, true));
+            insta::assert_snapshot!("summary", genc_compiler::stages::summary(&checked));
+        });
+    }
+}
+
+/// The DCGAN-64 of the paper has these parameter counts in every framework.
+#[test]
+fn dcgan64_parameter_counts_match_the_reference() {
+    let source = common::read(&common::root().join("specs/dcgan64.gen"));
+    let checked = common::check("dcgan64", &source);
+    let count = |net: &str| checked.table.owned_by(net).map(|(_, e)| e.numel()).sum::<usize>();
+    assert_eq!(count("G"), 3_576_704);
+    assert_eq!(count("D"), 2_765_568);
+}
+
+/// The checker counts the primitive ops and names the weights the way checkpoints will.
+#[test]
+fn dcgan_parameter_names_are_hierarchical() {
+    let source = common::read(&common::root().join("specs/dcgan.gen"));
+    let checked = common::check("dcgan", &source);
+    let names: Vec<&str> = checked.table.params.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names[0], "G.linear0.weight");
+    assert!(names.contains(&"D.batch_norm0.weight"), "{names:?}");
+    let buffers: Vec<&str> = checked.table.buffers.iter().map(|e| e.name.as_str()).collect();
+    assert!(buffers.contains(&"G.batch_norm0.running_mean"), "{buffers:?}");
 }
