@@ -127,3 +127,50 @@ fn compile_emits_the_syntax_tree() {
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("(dims"));
 }
+
+#[test]
+fn type_errors_exit_1_with_coded_diagnostics() {
+    let path = temp_file(
+        "bad_conv.gen",
+        b"dims B, C = 1, H = 28, W = 28\nnet D(x: [B, C, H, W]) -> [B, 64, 14, 14] {\n    return x |> conv2d(64, kernel: 4, stride: 2)\n}\n",
+    );
+    let out = genc(&["check", "--color", "never", &path.display().to_string()]);
+    assert_eq!(code(&out), 1);
+    let err = text(&out.stderr);
+    assert!(err.contains("E0107"), "{err}");
+    assert!(err.contains("with `pad: 1` the output would be [B, 64, 14, 14]"), "{err}");
+}
+
+#[test]
+fn summary_prints_layers_shapes_and_counts() {
+    let out = genc(&["summary", "specs/dcgan64.gen"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("trainable params: 3,576,704"), "{s}");
+    assert!(s.contains("trainable params: 2,765,568"), "{s}");
+    assert!(s.contains("G.up0.conv_transpose2d0"), "{s}");
+}
+
+#[test]
+fn compile_emits_graph_typed_and_dot() {
+    for (stage, needle) in [("graph", "matmul[tb]"), ("typed", ": [B, 500]"), ("dot", "digraph")] {
+        let out = genc(&["compile", "specs/vae.gen", "--emit", stage]);
+        assert_eq!(code(&out), 0, "{stage}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains(needle), "{stage} lacks {needle}");
+    }
+}
+
+#[test]
+fn set_overrides_params_and_rejects_unknown_names() {
+    let ok = genc(&["check", "specs/wgan_gp.gen", "--set", "lambda=5"]);
+    assert_eq!(code(&ok), 0, "{}", text(&ok.stderr));
+    let typo = genc(&["check", "--color", "never", "specs/wgan_gp.gen", "--set", "lamda=5"]);
+    assert_eq!(code(&typo), 1);
+    let err = text(&typo.stderr);
+    assert!(err.contains("E0120") && err.contains("did you mean `lambda`?"), "{err}");
+    let wrong_kind = genc(&["check", "--color", "never", "specs/wgan_gp.gen", "--set", "n_critic=fast"]);
+    assert_eq!(code(&wrong_kind), 1);
+    assert!(text(&wrong_kind.stderr).contains("E0120"));
+    let malformed = genc(&["check", "specs/wgan_gp.gen", "--set", "lambda"]);
+    assert_eq!(code(&malformed), 2);
+}
