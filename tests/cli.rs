@@ -167,7 +167,7 @@ fn set_overrides_params_and_rejects_unknown_names() {
     let typo = genc(&["check", "--color", "never", "specs/wgan_gp.gen", "--set", "lamda=5"]);
     assert_eq!(code(&typo), 1);
     let err = text(&typo.stderr);
-    assert!(err.contains("E0120") && err.contains("did you mean `lambda`?"), "{err}");
+    assert!(err.contains("E0120") && err.contains("did you mean `--set lambda=5`?"), "{err}");
     let wrong_kind = genc(&["check", "--color", "never", "specs/wgan_gp.gen", "--set", "n_critic=fast"]);
     assert_eq!(code(&wrong_kind), 1);
     assert!(text(&wrong_kind.stderr).contains("E0120"));

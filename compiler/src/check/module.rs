@@ -37,16 +37,20 @@ impl<'a> Checker<'a> {
         for o in overrides {
             if !self.hparams.contains_key(&o.name) {
                 let names: Vec<&str> = self.hparams.keys().map(String::as_str).collect();
-                let mut e = TypeError::new(
-                    "E0120",
-                    Span::at(0),
-                    format!("`--set {}`: the spec has no `param {}`", o.name, o.name),
-                )
-                .label("in this spec");
-                e = match did_you_mean(&o.name, names.iter().copied()) {
-                    Some(s) => e.help(format!("did you mean `{s}`?")),
-                    None if names.is_empty() => e.help("the spec declares no `param`"),
-                    None => e.help(format!("the params are: {}", names.join(", "))),
+                let message = format!("`--set {}`: the spec has no `param {}`", o.name, o.name);
+                let e = match did_you_mean(&o.name, names.iter().copied()) {
+                    Some(s) => {
+                        let span = self.hparams.get(s).map_or(Span::at(0), |p| p.1);
+                        TypeError::new("E0120", span, message)
+                            .label(format!("the closest param is `{s}`"))
+                            .help(format!("did you mean `--set {s}={}`?", o.value))
+                    }
+                    None if names.is_empty() => TypeError::new("E0120", Span::at(0), message)
+                        .label("in this spec")
+                        .help("the spec declares no `param`"),
+                    None => TypeError::new("E0120", Span::at(0), message)
+                        .label("in this spec")
+                        .help(format!("the params are: {}", names.join(", "))),
                 };
                 self.error(e);
             }
