@@ -301,6 +301,7 @@ impl fmt::Display for Dim {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

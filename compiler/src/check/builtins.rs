@@ -1134,6 +1134,3 @@ fn reshape_fix(from: &TensorType, to: &[Dim]) -> Option<String> {
     }
     None
 }
-
-#[allow(dead_code)]
-const _: F64 = F64(0.0);

@@ -10,7 +10,7 @@ use crate::diag::TypeError;
 use crate::dim::Dim;
 use crate::graph::{NodeId, Output};
 use crate::prim::{DType, Prim};
-use crate::types::{TensorType, shape_text};
+use crate::types::TensorType;
 
 /// Evaluated call arguments.
 #[derive(Clone, Debug, Default)]
@@ -570,9 +570,4 @@ pub(super) fn collect_outputs(graph: &mut crate::graph::Graph, v: &Val, name: &s
 
 fn is_rest(e: &ast::Expr) -> bool {
     matches!(&e.kind, ast::ExprKind::Name(n) if n == "..")
-}
-
-#[allow(dead_code)]
-fn shape_of(t: &TensorType) -> String {
-    shape_text(&t.shape)
 }

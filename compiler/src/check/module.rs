@@ -264,11 +264,7 @@ pub(super) fn names_in(e: &ast::Expr) -> Vec<String> {
     let mut out = Vec::new();
     fn walk(e: &ast::Expr, out: &mut Vec<String>) {
         match &e.kind {
-            ast::ExprKind::Name(n) => {
-                if !out.contains(n) {
-                    out.push(n.clone());
-                }
-            }
+            ast::ExprKind::Name(n) if !out.contains(n) => out.push(n.clone()),
             ast::ExprKind::Paren(x) | ast::ExprKind::Unary(_, x) | ast::ExprKind::Fixed(x) => walk(x, out),
             ast::ExprKind::Binary(_, a, b) => {
                 walk(a, out);

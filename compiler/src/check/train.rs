@@ -15,7 +15,6 @@ use super::{Checker, Frame, Unit, UnitKind, Val};
 use crate::diag::TypeError;
 use crate::dim::Dim;
 use crate::graph::{Graph, NodeId};
-use crate::params::Kind;
 use crate::prim::{DType, Prim};
 use crate::types::TensorType;
 
@@ -482,9 +481,11 @@ impl<'a> Checker<'a> {
         }
         let prefix: String = path.segments.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(".");
         let prefix_dot = format!("{prefix}.");
+        // A path names one tensor (`D.fc.weight`) or every tensor under it (`D.fc`).
+        let under = |name: &str| name == prefix || name.starts_with(&prefix_dot);
         if path.segments.len() > 1
-            && self.table.buffers.iter().any(|b| b.name.starts_with(&prefix_dot))
-            && !self.table.params.iter().any(|p| p.name.starts_with(&prefix_dot))
+            && self.table.buffers.iter().any(|b| under(&b.name))
+            && !self.table.params.iter().any(|p| under(&p.name))
         {
             self.error(
                 TypeError::new(
@@ -492,18 +493,13 @@ impl<'a> Checker<'a> {
                     path.span,
                     format!("`{prefix}` holds only buffers; it cannot be given to {what}"),
                 )
-                .label("buffers, not parameters"),
+                .label("buffers, not parameters")
+                .help("buffers (running statistics, masks) are never trained or averaged: name the layer's parameters or the whole net"),
             );
             return None;
         }
-        let found: Vec<usize> = self
-            .table
-            .params
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.name.starts_with(&prefix_dot))
-            .map(|(i, _)| i)
-            .collect();
+        let found: Vec<usize> =
+            self.table.params.iter().enumerate().filter(|(_, p)| under(&p.name)).map(|(i, _)| i).collect();
         if found.is_empty() && path.segments.len() > 1 {
             self.error(
                 TypeError::new("E0100", path.span, format!("net `{}` has no layer `{prefix}`", first.name))
@@ -717,9 +713,4 @@ pub fn differentiable_params(g: &Graph, out: NodeId) -> BTreeSet<usize> {
         }
     }
     found
-}
-
-#[allow(dead_code)]
-fn kind_of(k: Kind) -> Kind {
-    k
 }
