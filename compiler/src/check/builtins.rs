@@ -9,7 +9,7 @@ use crate::diag::TypeError;
 use crate::dim::Dim;
 use crate::graph::NodeId;
 use crate::prim::{
-    BinaryOp, DType, Distribution, F64, PoolKind, Prim, ReduceOp, ScanOp, UnaryOp, UpsampleMode, Window,
+    BinaryOp, DType, Distribution, PoolKind, Prim, ReduceOp, ScanOp, UnaryOp, UpsampleMode, Window,
 };
 use crate::types::TensorType;
 
