@@ -12,7 +12,7 @@ build:
 demo: build
 	$(GENC) check $(SPECS)
 	$(GENC) fmt --check $(SPECS)
-	$(GENC) compile specs/wgan_gp.gen --emit ast | head -n 20
+	$(GENC) summary specs/dcgan.gen
 
 lint:
 	cargo fmt --all --check
