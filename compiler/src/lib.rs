@@ -5,6 +5,7 @@
 
 pub use genc_grammar as grammar;
 
+pub mod autodiff;
 pub mod check;
 pub mod diag;
 pub mod dim;

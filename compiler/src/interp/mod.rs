@@ -19,6 +19,7 @@
 
 mod contract;
 mod elementwise;
+mod graph;
 mod movement;
 mod reduce;
 mod window;
@@ -31,6 +32,7 @@ use crate::random;
 use thiserror::Error;
 
 pub use elementwise::erf;
+pub use graph::{eval_graph, eval_outputs};
 
 /// A host tensor: row-major, contiguous. Every dtype is stored as `f64` (i32 values and bools
 /// as exact integers, bools 0 or 1), so finite differences can run in f64.
