@@ -100,6 +100,10 @@ impl Diagnostic for TypeError {
         let label = (!self.label.is_empty()).then(|| self.label.clone());
         let primary = LabeledSpan::new_primary_with_span(label, self.span);
         let rest = self.secondary.iter().map(|(s, t)| LabeledSpan::new_with_span(Some(t.clone()), *s));
+        // The primary first (JSON readers expect it there), the rest in source order: the
+        // graphical renderer drops labels that come out of order.
+        let mut rest: Vec<LabeledSpan> = rest.collect();
+        rest.sort_by_key(|l| (l.offset(), l.len()));
         Some(Box::new(std::iter::once(primary).chain(rest)))
     }
 }

@@ -14,19 +14,28 @@ pub struct RuleError {
     pub message: String,
     /// A concrete suggestion, when one exists.
     pub help: Option<String>,
+    /// The element types are wrong (E0122), not the shapes (E0106).
+    pub dtype: bool,
 }
 
 fn fail<T>(message: impl Into<String>) -> Result<T, RuleError> {
-    Err(RuleError { message: message.into(), help: None })
+    Err(RuleError { message: message.into(), help: None, dtype: false })
+}
+
+/// An element-type mistake, with the conversion that fixes it.
+fn fail_dtype<T>(message: impl Into<String>, help: &str) -> Result<T, RuleError> {
+    Err(RuleError { message: message.into(), help: Some(help.to_string()), dtype: true })
 }
 
 fn overflow(_: impl std::fmt::Debug) -> RuleError {
-    RuleError { message: "a dimension overflows 64-bit integers".into(), help: None }
+    RuleError { message: "a dimension overflows 64-bit integers".into(), help: None, dtype: false }
 }
 
 fn div_err(e: DivError) -> RuleError {
     match e {
-        DivError::ByZero => RuleError { message: "a dimension divides by zero".into(), help: None },
+        DivError::ByZero => {
+            RuleError { message: "a dimension divides by zero".into(), help: None, dtype: false }
+        }
         DivError::Overflow => overflow(e),
     }
 }
@@ -48,9 +57,11 @@ pub fn infer(
         _ => {}
     }
     let need_declared = || {
-        declared
-            .cloned()
-            .ok_or_else(|| RuleError { message: format!("`{prim}` needs a declared type"), help: None })
+        declared.cloned().ok_or_else(|| RuleError {
+            message: format!("`{prim}` needs a declared type"),
+            help: None,
+            dtype: false,
+        })
     };
     match prim {
         Prim::Input { .. } | Prim::Param { .. } | Prim::Buffer { .. } | Prim::Fill { .. } => need_declared(),
@@ -64,7 +75,7 @@ pub fn infer(
         Prim::Random { .. } => {
             let t = need_declared()?;
             if t.dtype != DType::F32 {
-                return fail("random draws are f32");
+                return fail_dtype("random draws are f32", "draw f32 values and convert with to_int(..)");
             }
             Ok(t)
         }
@@ -80,12 +91,10 @@ pub fn infer(
         Prim::Binary(op) => {
             let (a, b) = (inputs[0], inputs[1]);
             if a.dtype != b.dtype {
-                return fail(format!(
-                    "`{}` of {} and {}: the element types differ",
-                    op.name(),
-                    a.dtype,
-                    b.dtype
-                ));
+                return fail_dtype(
+                    format!("`{}` of {} and {}: the element types differ", op.name(), a.dtype, b.dtype),
+                    "convert one side with to_float(..) or to_int(..)",
+                );
             }
             let dtype = match op {
                 BinaryOp::And | BinaryOp::Or => {
@@ -104,7 +113,10 @@ pub fn infer(
             let (c, a, b) = (inputs[0], inputs[1], inputs[2]);
             expect_dtype(c, DType::Bool, "select's condition")?;
             if a.dtype != b.dtype {
-                return fail("select's branches have different element types");
+                return fail_dtype(
+                    "select's branches have different element types",
+                    "convert one branch with to_float(..)",
+                );
             }
             let shape = broadcast_shapes(&broadcast_shapes(&c.shape, &a.shape)?, &b.shape)?;
             Ok(TensorType::new(a.dtype, shape))
@@ -117,7 +129,10 @@ pub fn infer(
                 return fail(format!("grad needs a scalar function, found {f}"));
             }
             if x.dtype != DType::F32 || f.dtype != DType::F32 {
-                return fail("grad is defined for f32 values only");
+                return fail_dtype(
+                    "grad is defined for f32 values only",
+                    "differentiate with respect to a float tensor",
+                );
             }
             Ok(x.clone())
         }
@@ -158,6 +173,7 @@ pub fn infer(
                         shape_text(&t.shape)
                     ),
                     help: None,
+                    dtype: false,
                 });
             }
             Ok(TensorType::new(inputs[0].dtype, t.shape))
@@ -307,8 +323,16 @@ pub fn infer(
         Prim::Pool2d { window, .. } => {
             let x = inputs[0];
             expect_rank(x, 4, "pooling input [N, C, H, W]")?;
-            let h = window_out(&x.shape[2], window, 0)?;
-            let w = window_out(&x.shape[3], window, 1)?;
+            let explain = |e: RuleError| RuleError {
+                message: format!(
+                    "pooling {x} with a {}x{} window: {}",
+                    window.kernel[0], window.kernel[1], e.message
+                ),
+                help: Some("pool fewer times, or use a smaller window".to_string()),
+                dtype: false,
+            };
+            let h = window_out(&x.shape[2], window, 0).map_err(explain)?;
+            let w = window_out(&x.shape[3], window, 1).map_err(explain)?;
             Ok(TensorType::new(x.dtype, vec![x.shape[0].clone(), x.shape[1].clone(), h, w]))
         }
         Prim::Pool2dGrad { .. } => Ok(inputs[0].clone()),
@@ -324,11 +348,26 @@ pub fn infer(
 }
 
 fn expect_dtype(x: &TensorType, dtype: DType, what: &str) -> Result<(), RuleError> {
-    if x.dtype == dtype { Ok(()) } else { fail(format!("{what} needs {dtype} elements, found {}", x.dtype)) }
+    if x.dtype == dtype {
+        return Ok(());
+    }
+    let help = match dtype {
+        DType::F32 => "convert with to_float(..)",
+        DType::I32 => "convert with to_int(..)",
+        DType::Bool => "compare to get a mask, e.g. `x > 0.5`",
+    };
+    fail_dtype(format!("`{what}` needs {dtype} elements, found {}", x.dtype), help)
 }
 
 fn expect_numeric(x: &TensorType, what: &str) -> Result<(), RuleError> {
-    if x.dtype == DType::Bool { fail(format!("`{what}` needs numbers, found a bool tensor")) } else { Ok(()) }
+    if x.dtype == DType::Bool {
+        fail_dtype(
+            format!("`{what}` needs numbers, found a bool tensor"),
+            "convert the mask with to_float(..)",
+        )
+    } else {
+        Ok(())
+    }
 }
 
 fn expect_rank(x: &TensorType, rank: usize, what: &str) -> Result<(), RuleError> {
@@ -364,7 +403,18 @@ pub fn broadcast_shapes(a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, RuleError> {
             } else if x.as_const() == Some(1) {
                 Ok(y.clone())
             } else {
-                fail(format!("cannot broadcast {} with {}: {x} against {y}", shape_text(a), shape_text(b)))
+                Err(RuleError {
+                    message: format!(
+                        "cannot broadcast {} with {}: {x} against {y}",
+                        shape_text(a),
+                        shape_text(b)
+                    ),
+                    help: Some(
+                        "element-wise operands need equal extents on each axis, or 1 to repeat along it"
+                            .into(),
+                    ),
+                    dtype: false,
+                })
             }
         })
         .collect()
@@ -427,12 +477,13 @@ pub fn conv_transpose_out(
     if let Some(v) = out.as_const()
         && v < 1
     {
-        return fail("the padding is larger than the transposed convolution's output");
+        return fail(format!("the padding is larger than the output: the output extent would be {v}"));
     }
     Ok(out)
 }
 
-fn window_out(n: &Dim, w: &Window, axis: usize) -> Result<Dim, RuleError> {
+/// The output extent of a pooling window along `axis`.
+pub fn window_out(n: &Dim, w: &Window, axis: usize) -> Result<Dim, RuleError> {
     let g = ConvGeometry { stride: w.stride, pad: w.pad, dilation: [1, 1], groups: 1 };
     conv_out(n, &Dim::constant(w.kernel[axis] as i64), &g, axis)
 }

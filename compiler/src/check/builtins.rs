@@ -619,9 +619,14 @@ impl<'a> Checker<'a> {
             Some(v) if (0..rank).contains(&v) => Ok(v as usize),
             _ => {
                 let t = self.ty(x).clone();
+                let shown = v.map_or_else(|| "a symbolic axis".to_string(), |v| format!("axis {v}"));
                 self.error(
-                    TypeError::new("E0109", s, format!("axis {v:?} is not an axis of {t}"))
-                        .label("no such axis"),
+                    TypeError::new("E0109", s, format!("{shown} is not an axis of {t}"))
+                        .label("no such axis")
+                        .help(format!(
+                            "a tensor of rank {rank} has axes 0 to {} (or -1 to -{rank} from the end)",
+                            rank - 1
+                        )),
                 );
                 Err(())
             }
@@ -792,9 +797,12 @@ impl<'a> Checker<'a> {
     fn one_hot(&mut self, labels: NodeId, k: Dim, span: Span) -> Result<NodeId, ()> {
         let t = self.ty(labels).clone();
         if t.dtype != DType::I32 {
+            let from = self.graph.node(labels).span;
             self.error(
-                TypeError::new("E0122", span, format!("one_hot needs int labels, found {t}"))
-                    .label("use to_int(..)"),
+                TypeError::new("E0122", span, format!("one_hot needs int labels, found {} {t}", t.dtype))
+                    .label("labels must be class indices")
+                    .note(from, format!("this is {} {t}", t.dtype))
+                    .help("declare the labels as `int[..]`, or convert them with to_int(..)"),
             );
             return Err(());
         }
@@ -994,10 +1002,24 @@ impl<'a> Checker<'a> {
         if name == "pixel_shuffle" {
             let rr = rd.mul(&rd).map_err(ov)?;
             if c.rem(&rr).map_err(|_| ())?.as_const() != Some(0) {
-                return self.fail(
+                let mut e = TypeError::new(
+                    "E0106",
                     span,
-                    &format!("pixel_shuffle by {r} needs channels divisible by {}, found {c}", r * r),
-                );
+                    format!("pixel_shuffle by {r} needs channels divisible by {}, found {c}", r * r),
+                )
+                .label(format!("{c} channels cannot fold into {r}x{r} blocks"))
+                .note(self.graph.node(x).span, format!("this is {t}"));
+                if let Some(cv) = c.as_const() {
+                    let (lo, hi) = (cv / (r * r) * (r * r), (cv / (r * r) + 1) * (r * r));
+                    e = e.help(format!(
+                        "produce a multiple of {} channels before it (e.g. {} or {hi}): each output channel takes {} inputs",
+                        r * r,
+                        lo.max(r * r),
+                        r * r
+                    ));
+                }
+                self.error(e);
+                return Err(());
             }
             let co = c.div(&rr).map_err(|_| ())?;
             let y = self.reshape(
@@ -1011,10 +1033,17 @@ impl<'a> Checker<'a> {
         } else {
             let (hr, wr) = (h.rem(&rd).map_err(|_| ())?, w.rem(&rd).map_err(|_| ())?);
             if hr.as_const() != Some(0) || wr.as_const() != Some(0) {
-                return self.fail(
-                    span,
-                    &format!("pixel_unshuffle by {r} needs H and W divisible by {r}, found {t}"),
+                self.error(
+                    TypeError::new(
+                        "E0106",
+                        span,
+                        format!("pixel_unshuffle by {r} needs H and W divisible by {r}, found {t}"),
+                    )
+                    .label(format!("{h}x{w} does not cut into {r}x{r} blocks"))
+                    .note(self.graph.node(x).span, format!("this is {t}"))
+                    .help("use a factor that divides the image size, or resize the features first"),
                 );
+                return Err(());
             }
             let (ho, wo) = (h.div(&rd).map_err(|_| ())?, w.div(&rd).map_err(|_| ())?);
             let y = self.reshape(

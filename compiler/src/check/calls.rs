@@ -213,7 +213,8 @@ impl<'a> Checker<'a> {
                         )
                         .label(format!("this is {actual}"))
                         .note(ty.span, format!("`{}` is declared here", p.name.name))
-                        .note(callee_span, "in this call"),
+                        .note(callee_span, "in this call")
+                        .note(self.graph.node(*n).span, format!("made {actual} here")),
                     );
                     self.bind(&p.name, Val::Poison);
                     return false;
@@ -284,10 +285,10 @@ impl<'a> Checker<'a> {
             for (i, d) in dims.iter().enumerate() {
                 let a = actual.shape.get(i);
                 match self.unify_dim(d, a) {
-                    Some(text) => shown.push(text),
-                    None => {
+                    Ok(text) => shown.push(text),
+                    Err(text) => {
                         ok = false;
-                        shown.push(genc_grammar::format::expr(d));
+                        shown.push(text);
                     }
                 }
             }
@@ -299,8 +300,9 @@ impl<'a> Checker<'a> {
         Err(format!("{prefix}[{}]", shown.join(", ")))
     }
 
-    /// Unifies one declared dim; `Some(evaluated text)` when it matches.
-    fn unify_dim(&mut self, d: &ast::Expr, actual: Option<&Dim>) -> Option<String> {
+    /// Unifies one declared dim: `Ok(its value)` when it matches, else `Err(its value as far
+    /// as it evaluates)`, so a mismatch shows `[B, 64, 28, 28]` rather than `[B, 64, H, W]`.
+    fn unify_dim(&mut self, d: &ast::Expr, actual: Option<&Dim>) -> Result<String, String> {
         if let ast::ExprKind::Name(n) = &d.kind {
             let bound_here = self.frames.last().is_some_and(|f| f.dims.contains_key(n));
             let module_free = self.dims.get(n).is_some_and(|e| e.value.is_none());
@@ -309,9 +311,9 @@ impl<'a> Checker<'a> {
                 && !self.consts.contains_key(n)
                 && self.frames.last().is_none_or(|f| f.vars.iter().all(|s| !s.contains_key(n)));
             if !bound_here && (module_free || unknown) {
-                let a = actual?.clone();
+                let Some(a) = actual.cloned() else { return Err(n.clone()) };
                 self.frame().dims.insert(n.clone(), a.clone());
-                return Some(a.to_string());
+                return Ok(a.to_string());
             }
         }
         let errors_before = self.errors.len();
@@ -319,11 +321,11 @@ impl<'a> Checker<'a> {
         match v {
             Val::Int(want) => {
                 let text = want.to_string();
-                (Some(&want) == actual).then_some(text)
+                if Some(&want) == actual { Ok(text) } else { Err(text) }
             }
             _ => {
                 self.errors.truncate(errors_before);
-                None
+                Err(genc_grammar::format::expr(d))
             }
         }
     }
@@ -433,7 +435,7 @@ impl<'a> Checker<'a> {
         loop {
             let nd = self.graph.node(node);
             match &nd.prim {
-                Prim::Conv2d(_) | Prim::ConvTranspose2d { .. } => break,
+                Prim::Conv2d(_) | Prim::ConvTranspose2d { .. } | Prim::Pool2d { .. } => break,
                 Prim::Unary(_) | Prim::Binary(_) | Prim::Reduce { .. } | Prim::Reshape | Prim::Broadcast => {
                     node = *self.graph.inputs(node).first()?;
                 }

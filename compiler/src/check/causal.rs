@@ -49,11 +49,32 @@ impl<'a> Checker<'a> {
             format!("the later pixel at offset ({dy}, {dx})")
         };
         let span = culprit.map(|c| g.node(c).span).unwrap_or(def.name.span);
+        let (label, help) = match culprit.map(|c| (c, self.mask_kind(g, c), &g.node(c).prim)) {
+            Some((c, None, Prim::Conv2d(_))) => {
+                let w = g.ty(g.inputs(c)[1]);
+                (
+                    format!("this {}x{} conv2d is unmasked: it sees the pixels below and to the right", w.shape[2], w.shape[3]),
+                    "use masked_conv2d(.., mask: \"B\") here; only 1x1 convolutions may stay unmasked".to_string(),
+                )
+            }
+            Some((_, Some('B'), _)) => (
+                "mask \"B\" keeps the centre pixel, and nothing before this layer hid it".to_string(),
+                "the first masked layer must use mask: \"A\"; later layers use mask: \"B\"".to_string(),
+            ),
+            _ => (
+                "from here on, outputs see the current pixel or later ones".to_string(),
+                "the first layer must be a masked_conv2d with mask: \"A\", every later spatial convolution mask \"B\"".to_string(),
+            ),
+        };
         self.error(
-            TypeError::new("E0118", span, format!("`{}` is not autoregressive: an output pixel sees {what}", def.name.name))
-                .label("from here on, outputs see the current pixel or later ones")
-                .note(def.name.span, "in this net")
-                .help("the first layer must be a masked_conv2d with mask: \"A\", every later spatial convolution mask \"B\""),
+            TypeError::new(
+                "E0118",
+                span,
+                format!("`{}` is not autoregressive: an output pixel sees {what}", def.name.name),
+            )
+            .label(label)
+            .note(def.name.span, "in this net")
+            .help(help),
         );
     }
 
@@ -82,6 +103,14 @@ impl<'a> Checker<'a> {
             }
             Some(out)
         };
+        // A value computed only from values that see no pixel (weights, biases, constants)
+        // sees no pixel either, whatever the op: this keeps bias reshapes and the like from
+        // hiding the stack from the analysis.
+        if !inputs.is_empty()
+            && inputs.iter().all(|i| fields[i.index()].as_ref().is_some_and(|f| f.is_empty()))
+        {
+            return Some(BTreeSet::new());
+        }
         match &node.prim {
             Prim::Input { .. } => {
                 Some(if node.ty.rank() == 4 { BTreeSet::from([(0, 0)]) } else { BTreeSet::new() })

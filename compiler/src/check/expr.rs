@@ -247,7 +247,8 @@ impl<'a> Checker<'a> {
         let div_error = |c: &mut Checker, e: DivError| match e {
             DivError::ByZero => c.error(
                 TypeError::new("E0103", span, "division by zero in a dim expression")
-                    .label("the divisor is 0"),
+                    .label("the divisor is 0")
+                    .help("a dim can only be divided by a positive size"),
             ),
             DivError::Overflow => c.overflow(span),
         };
@@ -265,11 +266,23 @@ impl<'a> Checker<'a> {
                 (Err(e), _) | (_, Err(e)) => div_error(self, e),
                 (Ok(r), Ok(q)) => match r.as_const() {
                     Some(0) => Val::Int(q),
-                    Some(_) => self.error(
-                        TypeError::new("E0103", span, format!("{x} / {y} is not a whole number"))
-                            .label(format!("{x} is not divisible by {y}"))
-                            .help("dims divide exactly; add a `where` constraint, change the dims, or write a float (`1.0 / 2`)"),
-                    ),
+                    Some(_) => {
+                        let help = match (x.as_const(), y.as_const()) {
+                            (Some(a), Some(b)) if b > 0 && a > 0 => {
+                                let lo = a / b * b;
+                                let near = if lo > 0 { format!("{lo} or {}", lo + b) } else { format!("{b}") };
+                                format!(
+                                    "dims divide exactly: use a multiple of {b} ({near}) or divide by a divisor of {a}; write a float (`{a}.0 / {b}`) for a ratio"
+                                )
+                            }
+                            _ => "dims divide exactly; add a `where` constraint, change the dims, or write a float (`1.0 / 2`)".to_string(),
+                        };
+                        self.error(
+                            TypeError::new("E0103", span, format!("{x} / {y} is not a whole number"))
+                                .label(format!("{x} is not divisible by {y}"))
+                                .help(help),
+                        )
+                    }
                     None => Val::Int(q),
                 },
             },
@@ -1038,7 +1051,14 @@ impl<'a> Checker<'a> {
                     .label("not known at compile time")
                     .help("outside a sampler, branch on tensors with `select(cond, a, b)`"),
                 );
-                Flow::Next
+                // Still check both branches; if either returns, the body's result is unknown
+                // (not missing), so no "does not return" follows from this one mistake.
+                let t = self.exec_block(then);
+                let e = run_else(self);
+                match (t, e) {
+                    (Flow::Return(_, s), _) | (_, Flow::Return(_, s)) => Flow::Return(Val::Poison, s),
+                    _ => Flow::Next,
+                }
             }
         }
     }

@@ -77,7 +77,7 @@ impl<'a> Checker<'a> {
                     format!("the weights of `{}` would have the symbolic shape {t}", self.origin),
                 )
                 .label("weights need a fixed shape")
-                .help("weights may not depend on the batch size: flatten only the non-batch axes"),
+                .help(symbolic_help(shape, &self.batch_name())),
             );
             return Err(());
         };
@@ -301,7 +301,15 @@ impl<'a> Checker<'a> {
                 output_padding[axis],
                 axis,
             ) {
-                return self.fail(span, &e.message);
+                let err = TypeError::new("E0106", span, format!("conv_transpose2d on {t}: {}", e.message))
+                    .label(format!(
+                        "kernel {}x{}, stride {}, pad {}",
+                        kernel[0], kernel[1], stride[0], pad[0]
+                    ))
+                    .note(self.graph.node(x).span, format!("this is {t}"))
+                    .help("the output extent is (n - 1) * stride - 2 * pad + kernel: use less padding");
+                self.error(err);
+                return Err(());
             }
         }
         let lname = self.layer_name("conv_transpose2d");
@@ -393,9 +401,12 @@ impl<'a> Checker<'a> {
         let d = self.dim_arg(a, 2, "dim")?;
         if self.ty(idx).dtype != DType::I32 {
             let t = self.ty(idx).clone();
+            let from = self.graph.node(idx).span;
             self.error(
-                TypeError::new("E0122", span, format!("embedding needs int indices, found {t}"))
-                    .label("use to_int(..)"),
+                TypeError::new("E0122", span, format!("embedding needs int indices, found {} {t}", t.dtype))
+                    .label("indices must be class numbers")
+                    .note(from, format!("this is {} {t}", t.dtype))
+                    .help("declare the labels as `int[..]`, or convert them with to_int(..)"),
             );
             return Err(());
         }
@@ -421,25 +432,58 @@ impl<'a> Checker<'a> {
     }
 }
 
-/// For a convolution whose output shape is wrong: a padding or output padding that would
+/// For a convolution or pooling whose output shape is wrong: a padding or stride that would
 /// give the declared shape, e.g. "with `pad: 1` the output would be [B, 64, 14, 14]".
 pub(super) fn conv_fix(g: &Graph, conv: NodeId, expected: &str) -> Option<String> {
     let inputs = g.inputs(conv);
-    let (x, w) = (g.ty(*inputs.first()?), g.ty(*inputs.get(1)?));
+    let x = g.ty(*inputs.first()?);
     let out = &g.node(conv).ty;
-    let (n, k) = (x.shape.get(2)?, w.shape.get(2)?);
+    let n = x.shape.get(2)?;
+    let k = match &g.node(conv).prim {
+        Prim::Pool2d { window, .. } => Dim::constant(window.kernel[0] as i64),
+        _ => g.ty(*inputs.get(1)?).shape.get(2)?.clone(),
+    };
+    let k = &k;
     let base: Vec<String> = out.shape.iter().map(Dim::to_string).collect();
-    for p in 0..8usize {
-        let (prim_text, h) = match &g.node(conv).prim {
+    let (stride, pad) = match &g.node(conv).prim {
+        Prim::Conv2d(geo) => (geo.stride[0], geo.pad[0]),
+        Prim::ConvTranspose2d { geometry, .. } => (geometry.stride[0], geometry.pad[0]),
+        Prim::Pool2d { window, .. } => (window.stride[0], window.pad[0]),
+        _ => return None,
+    };
+    // Sensible paddings only: below the kernel extent (half of it for pooling).
+    let kc = usize::try_from(k.as_const()?).ok()?;
+    let max_pad =
+        if matches!(g.node(conv).prim, Prim::Pool2d { .. }) { kc / 2 } else { kc.saturating_sub(1) };
+    // The smallest change first: the padding alone, then the stride alone, then both.
+    let mut tries: Vec<(usize, usize)> = (0..=max_pad).filter(|&p| p != pad).map(|p| (stride, p)).collect();
+    tries.extend((1..=4).filter(|&s| s != stride).map(|s| (s, pad)));
+    for s in 1..=4 {
+        tries.extend((0..=max_pad).filter(|&p| s != stride && p != pad).map(|p| (s, p)));
+    }
+    for (s, p) in tries {
+        let h = match &g.node(conv).prim {
             Prim::Conv2d(geo) => {
                 let mut geo2 = *geo;
                 geo2.pad = [p, p];
-                ("pad", conv_out(n, k, &geo2, 0).ok()?)
+                geo2.stride = [s, s];
+                conv_out(n, k, &geo2, 0).ok()?
             }
-            Prim::ConvTranspose2d { geometry, .. } => {
+            Prim::ConvTranspose2d { geometry, output_padding } => {
                 let mut geo2 = *geometry;
                 geo2.pad = [p, p];
-                ("pad", conv_transpose_out(n, k, &geo2, 0, 0).ok()?)
+                geo2.stride = [s, s];
+                match conv_transpose_out(n, k, &geo2, output_padding[0], 0) {
+                    Ok(h) => h,
+                    Err(_) => continue,
+                }
+            }
+            Prim::Pool2d { window, .. } => {
+                let w2 = crate::prim::Window { kernel: window.kernel, stride: [s, s], pad: [p, p] };
+                match crate::shape_rules::window_out(n, &w2, 0) {
+                    Ok(h) => h,
+                    Err(_) => continue,
+                }
             }
             _ => return None,
         };
@@ -450,8 +494,27 @@ pub(super) fn conv_fix(g: &Graph, conv: NodeId, expected: &str) -> Option<String
         }
         let candidate = format!("[{}]", shape.join(", "));
         if candidate == expected && shape != base {
-            return Some(format!("with `{prim_text}: {p}` the output would be {candidate}, as declared"));
+            let change = match (s != stride, p != pad) {
+                (true, true) => format!("`stride: {s}, pad: {p}`"),
+                (true, false) => format!("`stride: {s}`"),
+                _ => format!("`pad: {p}`"),
+            };
+            return Some(format!("with {change} the output would be {candidate}, as declared"));
         }
     }
     None
+}
+
+/// Why a weight shape is symbolic and what to do: the batch dim leaked into the features, or
+/// a size is only known per call.
+fn symbolic_help(shape: &[Dim], batch: &str) -> String {
+    let text = TensorType::f32(shape.to_vec()).to_string();
+    let mentions_batch = text.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|w| w == batch);
+    if mentions_batch {
+        format!(
+            "weights may not depend on the batch size `{batch}`: keep `{batch}` as axis 0 and flatten only the others"
+        )
+    } else {
+        "declare the net's inputs with bound dims (`x: [B, 784]`), so each layer's size is fixed".to_string()
+    }
 }

@@ -28,14 +28,12 @@ impl<'a> Checker<'a> {
         let types: Vec<&TensorType> = inputs.iter().map(|&n| self.graph.ty(n)).collect();
         match shape_rules::infer(&prim, &types, declared.as_ref()) {
             Ok(ty) => Ok(self.push_node(prim, ty, inputs, span)),
-            Err(RuleError { message, help }) => {
-                let code = if message.contains("element type") || message.contains("elements, found") {
-                    "E0122"
-                } else {
-                    "E0106"
-                };
+            Err(RuleError { message, help, dtype }) => {
+                let code = if dtype { "E0122" } else { "E0106" };
                 let what = self.origin.clone();
-                let mut e = TypeError::new(code, span, message).label(format!("in `{what}`"));
+                let label =
+                    if what.is_empty() { "in this expression".to_string() } else { format!("in `{what}`") };
+                let mut e = TypeError::new(code, span, message).label(label);
                 for &i in inputs {
                     let node = self.graph.node(i);
                     if node.span != span && !node.span.is_empty() {
@@ -163,7 +161,41 @@ impl<'a> Checker<'a> {
         let (Ok(x), Ok(y)) = (self.operand(a, dtype, rank, span), self.operand(b, dtype, rank, span)) else {
             return Val::Poison;
         };
+        if let (Some(ta), Some(tb)) = (&ta, &tb)
+            && ta.rank() != tb.rank()
+            && shape_rules::broadcast_shapes(&self.ty(x).shape, &self.ty(y).shape).is_err()
+        {
+            return self.rank_alignment_error(ta, tb, span);
+        }
         self.val(Prim::Binary(op), &[x, y], None, span)
+    }
+
+    /// Operands of different ranks line up on their last axes (numpy's rule); when that fails
+    /// but aligning the shorter one on the leading axes would work, say how to reshape it.
+    fn rank_alignment_error(&mut self, ta: &TensorType, tb: &TensorType, span: Span) -> Val {
+        let (low, high) = if ta.rank() < tb.rank() { (ta, tb) } else { (tb, ta) };
+        let mut lead = low.shape.clone();
+        lead.resize(high.rank(), Dim::constant(1));
+        let mut e = TypeError::new(
+            "E0106",
+            span,
+            format!("cannot broadcast {low} with {high}: the shorter shape lines up with the last axes"),
+        )
+        .label(format!(
+            "{low} is treated as {}",
+            TensorType::new(low.dtype, {
+                let mut s = vec![Dim::constant(1); high.rank() - low.rank()];
+                s.extend(low.shape.iter().cloned());
+                s
+            })
+        ));
+        if shape_rules::broadcast_shapes(&lead, &high.shape).is_ok() {
+            e = e.help(format!(
+                "to line it up with the leading axes, reshape it: reshape(.., {})",
+                crate::types::shape_text(&lead)
+            ));
+        }
+        self.error(e)
     }
 
     pub(super) fn unary(&mut self, op: UnaryOp, x: NodeId, span: Span) -> Result<NodeId, ()> {

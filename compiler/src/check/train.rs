@@ -349,6 +349,11 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// The name of the batch dim (`B`).
+    pub(super) fn batch_name(&self) -> String {
+        self.batch_dim().to_string()
+    }
+
     fn batch_dim(&self) -> Dim {
         // The first free dim is the batch unless `batch X = ..` names another.
         let named = self.file.items.iter().find_map(|i| match i {
@@ -491,7 +496,11 @@ impl<'a> Checker<'a> {
                 TypeError::new(
                     "E0121",
                     path.span,
-                    format!("`{prefix}` holds only buffers; it cannot be given to {what}"),
+                    if self.table.buffers.iter().any(|b| b.name == prefix) {
+                        format!("`{prefix}` is a buffer; it cannot be given to {what}")
+                    } else {
+                        format!("`{prefix}` holds only buffers; it cannot be given to {what}")
+                    },
                 )
                 .label("buffers, not parameters")
                 .help("buffers (running statistics, masks) are never trained or averaged: name the layer's parameters or the whole net"),
