@@ -72,6 +72,23 @@ impl Graph {
         self.dag.node_count() == 0
     }
 
+    /// The same graph with free dims bound (`B = 64`), so every shape is concrete.
+    pub fn bind_dims(&self, bind: &dyn Fn(&str) -> Option<i64>) -> Result<Graph, String> {
+        let mut out = self.clone();
+        for n in self.dag.node_indices() {
+            let node = &mut out.dag[n];
+            let mut shape = Vec::with_capacity(node.ty.shape.len());
+            for d in &node.ty.shape {
+                match d.eval(bind) {
+                    Some(v) if v >= 0 => shape.push(crate::dim::Dim::constant(v)),
+                    _ => return Err(format!("cannot bind the dims of {} (`{}`)", node.ty, node.prim)),
+                }
+            }
+            node.ty.shape = shape;
+        }
+        Ok(out)
+    }
+
     /// The nodes some output depends on, in order.
     pub fn live_nodes(&self) -> Vec<NodeId> {
         let mut live = vec![false; self.len()];

@@ -12,6 +12,7 @@ pub mod dim;
 pub mod graph;
 pub mod interp;
 pub mod params;
+pub mod passes;
 pub mod prim;
 pub mod random;
 pub mod shape_rules;
