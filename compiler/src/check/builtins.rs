@@ -99,6 +99,51 @@ pub(super) const NAMES: &[&str] = &[
     "grid",
 ];
 
+/// Every named option a built-in or layer takes, for "did you mean" suggestions.
+const OPTION_NAMES: &[&str] = &[
+    "out",
+    "kernel",
+    "stride",
+    "pad",
+    "dilation",
+    "groups",
+    "mask",
+    "bias",
+    "output_padding",
+    "eps",
+    "affine",
+    "momentum",
+    "slope",
+    "alpha",
+    "axis",
+    "over",
+    "scale",
+    "mode",
+    "classes",
+    "value",
+    "nrow",
+    "lo",
+    "hi",
+    "num",
+    "dim",
+    "shape",
+    "parts",
+    "factor",
+    "p",
+];
+
+/// PyTorch's spellings of the options, which edit distance alone would not find.
+const OPTION_SYNONYMS: &[(&str, &str)] = &[
+    ("padding", "pad"),
+    ("kernel_size", "kernel"),
+    ("out_channels", "out"),
+    ("out_features", "out"),
+    ("negative_slope", "slope"),
+    ("dim", "axis"),
+    ("scale_factor", "scale"),
+    ("num_classes", "classes"),
+];
+
 /// The functions a `let x ~ ..` may draw from.
 pub(super) const DISTRIBUTIONS: &[&str] = &["normal", "uniform", "bernoulli", "randint", "categorical"];
 
@@ -108,8 +153,10 @@ impl<'a> Checker<'a> {
             return self.layer(name, a, span);
         }
         let r = self.builtin_fn(name, &mut a, span);
-        if r.is_ok() {
-            self.reject_leftover(&a, name);
+        // A misspelt option was silently replaced by its default: the result is not what the
+        // spec meant, so it poisons instead of cascading into shape errors.
+        if r.is_ok() && self.reject_leftover(&a, name) {
+            return Val::Poison;
         }
         r.unwrap_or(Val::Poison)
     }
@@ -364,13 +411,22 @@ impl<'a> Checker<'a> {
     }
 
     /// Named arguments a builtin did not consume are mistakes.
-    pub(super) fn reject_leftover(&mut self, a: &Args, name: &str) {
+    /// Reports each one; true if there were any.
+    pub(super) fn reject_leftover(&mut self, a: &Args, name: &str) -> bool {
         for (n, _, span) in &a.named {
-            self.error(
-                TypeError::new("E0104", *span, format!("`{name}` has no argument `{n}`"))
-                    .label("unknown argument"),
-            );
+            let mut e = TypeError::new("E0104", *span, format!("`{name}` has no argument `{n}`"))
+                .label("unknown argument");
+            if let Some(s) = OPTION_SYNONYMS
+                .iter()
+                .find(|(from, _)| from == n)
+                .map(|(_, to)| *to)
+                .or_else(|| genc_grammar::did_you_mean(n, OPTION_NAMES.iter().copied()))
+            {
+                e = e.help(format!("did you mean `{s}`?"));
+            }
+            self.error(e);
         }
+        !a.named.is_empty()
     }
 
     // ---- argument access -----------------------------------------------------------------
@@ -697,14 +753,19 @@ impl<'a> Checker<'a> {
             [] => {
                 let t = self.ty(x).clone();
                 let names: Vec<String> = want.iter().map(Dim::to_string).collect();
+                let axes = self.dim_names(&t.shape);
                 self.error(
                     TypeError::new(
                         "E0109",
                         span,
-                        format!("{t} has no axes [{}] in this order", names.join(", ")),
+                        format!("{t} has no axes of extents [{}] in this order", names.join(", ")),
                     )
                     .label("not axes of this tensor")
-                    .note(self.graph.node(x).span, format!("this is {t}")),
+                    .note(self.graph.node(x).span, format!("this is {t}"))
+                    .help(format!(
+                        "`over` names axes by their extents, in order; this tensor's axes are [{}]: reduce before reshaping or flattening, or name those",
+                        axes.join(", ")
+                    )),
                 );
                 Err(())
             }
@@ -716,8 +777,9 @@ impl<'a> Checker<'a> {
                         span,
                         format!("`over` is ambiguous for {t}: several axes have these extents"),
                     )
-                    .label("more than one axis matches")
-                    .help("name all the axes you reduce (e.g. `over: [C, H, W]`), or give axis numbers"),
+                    .label(format!("{} ways to match these extents in {t}", matches.len()))
+                    .note(self.graph.node(x).span, format!("this is {t}"))
+                    .help("the checker never guesses: name every axis you reduce (e.g. `over: [C, H, W]`), or give axis numbers (`over: [2]`)"),
                 );
                 Err(())
             }
@@ -734,15 +796,51 @@ impl<'a> Checker<'a> {
         let per_sample: Vec<usize> = (1..rank).collect();
         if axes != per_sample.as_slice() {
             let t = self.ty(x).clone();
-            let reduced: Vec<String> = axes.iter().map(|&a| t.shape[a].to_string()).collect();
-            let all: Vec<String> = per_sample.iter().map(|&a| t.shape[a].to_string()).collect();
+            let reduced = self.dim_names(&axes.iter().map(|&a| t.shape[a].clone()).collect::<Vec<_>>());
+            let all = self.dim_names(&per_sample.iter().map(|&a| t.shape[a].clone()).collect::<Vec<_>>());
+            let what = if axes.contains(&0) {
+                "one norm mixes every sample of the batch".to_string()
+            } else {
+                format!(
+                    "reduces over [{}] only: one norm per sample and per remaining position",
+                    reduced.join(", ")
+                )
+            };
             self.error(
-                TypeError::new("E0119", span, "this gradient norm is not one norm per sample")
-                    .label(format!("reduces over [{}] of {t}", reduced.join(", ")))
+                TypeError::new("E0119", span, "this gradient-penalty norm is not one norm per sample")
+                    .label(what)
                     .note(self.graph.node(x).span, format!("the gradient is {t}"))
-                    .help(format!("the penalty needs ‖∇D(x̂)‖ per sample: `over: [{}]`", all.join(", "))),
+                    .help(format!(
+                        "the penalty needs ‖∇D(x̂)‖ of each sample, over every axis but the batch: `norm(.., over: [{}])`",
+                        all.join(", ")
+                    )),
             );
         }
+    }
+
+    /// Names for extents as the user declared them: module dims matched in declaration order
+    /// (so `[1, 28, 28]` reads `[C, H, W]`), the extent itself when no dim matches.
+    pub(super) fn dim_names(&self, extents: &[Dim]) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut from = 0;
+        for d in extents {
+            let found = d.as_const().and_then(|v| {
+                self.dims
+                    .iter()
+                    .enumerate()
+                    .skip(from)
+                    .find(|(_, (_, e))| e.value == Some(v))
+                    .map(|(i, (n, _))| (i, n))
+            });
+            match found {
+                Some((i, n)) => {
+                    names.push(n.clone());
+                    from = i + 1;
+                }
+                None => names.push(d.to_string()),
+            }
+        }
+        names
     }
 
     pub(super) fn logsumexp(&mut self, x: NodeId, axis: usize, span: Span) -> Result<NodeId, ()> {
@@ -771,13 +869,16 @@ impl<'a> Checker<'a> {
     }
 
     fn bce(&mut self, p: NodeId, y: NodeId, span: Span) -> Result<NodeId, ()> {
-        // -(y log p + (1 - y) log(1 - p)), logs clamped at -100 as PyTorch does.
-        let lp = self.unary(UnaryOp::Log, p, span)?;
-        let lp = self.binary_const(BinaryOp::Max, lp, -100.0, span)?;
+        // -(y log p + (1 - y) log(1 - p)), with p and 1 - p kept ≥ 1e-12 inside the logs
+        // (PyTorch clamps the logs at -100 instead, which would need a subnormal in f32).
+        // Clamping the argument, not the log, keeps the gradient finite when p saturates.
+        const TINY: f64 = 1e-12;
+        let pc = self.binary_const(BinaryOp::Max, p, TINY, span)?;
+        let lp = self.unary(UnaryOp::Log, pc, span)?;
         let one = self.splat(1.0, DType::F32, self.ty(p).rank(), span);
         let q = self.binary(BinaryOp::Sub, one, p, span)?;
-        let lq = self.unary(UnaryOp::Log, q, span)?;
-        let lq = self.binary_const(BinaryOp::Max, lq, -100.0, span)?;
+        let qc = self.binary_const(BinaryOp::Max, q, TINY, span)?;
+        let lq = self.unary(UnaryOp::Log, qc, span)?;
         let ny = self.binary(BinaryOp::Sub, one, y, span)?;
         let a = self.binary(BinaryOp::Mul, y, lp, span)?;
         let b = self.binary(BinaryOp::Mul, ny, lq, span)?;
@@ -968,7 +1069,14 @@ impl<'a> Checker<'a> {
                         format!("cannot split axis {axis} of {t} ({extent}) into {n} equal parts"),
                     )
                     .label("not divisible")
-                    .note(self.graph.node(x).span, format!("this is {t}")),
+                    .note(self.graph.node(x).span, format!("this is {t}"))
+                    .help(match extent.as_const() {
+                        Some(v) if n >= 1 => format!(
+                            "make axis {axis} a multiple of {n} (e.g. {}), so each part has the same size",
+                            (v / n).max(1) * n
+                        ),
+                        _ => format!("make axis {axis} a multiple of {n}"),
+                    }),
                 );
                 return Err(());
             }

@@ -144,13 +144,22 @@ impl<'a> Checker<'a> {
                 let names: Vec<&str> = def.params.iter().map(|p| p.name.name.as_str()).collect();
                 let mut e =
                     TypeError::new("E0104", *span, format!("`{}` has no parameter `{name}`", def.name.name))
-                        .label("unknown argument");
-                if let Some(s) = genc_grammar::did_you_mean(name, names.iter().copied()) {
-                    e = e.help(format!("did you mean `{s}`?"));
-                }
+                        .label("unknown argument")
+                        .note(def.name.span, format!("`{}` is defined here", def.name.name));
+                e = match genc_grammar::did_you_mean(name, names.iter().copied()) {
+                    Some(s) => e.help(format!("did you mean `{s}`?")),
+                    None => {
+                        e.help(format!("the parameters of `{}` are: {}", def.name.name, names.join(", ")))
+                    }
+                };
                 self.error(e);
                 ok = false;
             }
+        }
+        // An unknown name was most likely meant for a parameter that now looks missing: one
+        // diagnostic is enough.
+        if !ok {
+            return false;
         }
         let mut pos = std::mem::take(&mut args.pos).into_iter();
         for p in &def.params {

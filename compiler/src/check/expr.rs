@@ -450,7 +450,12 @@ impl<'a> Checker<'a> {
                                 span,
                                 format!("index {i} is out of range for an axis of extent {extent}"),
                             )
-                            .label("out of range"),
+                            .label("out of range")
+                            .help(match n {
+                                Some(n) if allow_end => format!("valid bounds are 0 to {n} (or -{n} to -1)"),
+                                Some(n) => format!("valid indices are 0 to {} (or -{n} to -1)", n - 1),
+                                None => "indices must be at least 0".to_string(),
+                            }),
                         );
                         return Err(());
                     }

@@ -36,8 +36,8 @@ impl<'a> Checker<'a> {
             "dropout" => self.dropout(&mut a, span),
             _ => return self.unknown(name, span, "layer"),
         };
-        if r.is_ok() {
-            self.reject_leftover(&a, name);
+        if r.is_ok() && self.reject_leftover(&a, name) {
+            return Val::Poison;
         }
         r.map(Val::Tensor).unwrap_or(Val::Poison)
     }

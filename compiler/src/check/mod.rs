@@ -143,6 +143,8 @@ struct Checker<'a> {
     in_consts: bool,
     /// The built-in or layer being expanded, recorded on each node it makes.
     origin: String,
+    /// Optimizers whose declaration was already reported: their uses stay quiet.
+    failed_optimizers: Vec<String>,
 }
 
 /// Unrolled iterations plus inlined calls allowed per spec.
@@ -170,6 +172,7 @@ impl<'a> Checker<'a> {
             fuel: FUEL,
             in_consts: false,
             origin: String::new(),
+            failed_optimizers: Vec::new(),
         }
     }
 

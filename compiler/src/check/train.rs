@@ -77,17 +77,27 @@ impl<'a> Checker<'a> {
                         Some(d) if d.value.is_none() => sched.batch = n.map(|n| (dim.name.clone(), n)),
                         Some(d) => {
                             let span = d.span;
+                            let free = self
+                                .dims
+                                .iter()
+                                .find(|(_, e)| e.value.is_none() && !e.poisoned)
+                                .map(|(n, _)| n.clone());
                             self.error(
                                 TypeError::new(
                                     "E0117",
                                     dim.span,
                                     format!(
-                                        "`{}` is bound to {:?}; `batch` needs a free dim",
-                                        dim.name, d.value
+                                        "`{}` is bound to {}; `batch` needs a free dim",
+                                        dim.name,
+                                        d.value.map_or_else(|| "a value".to_string(), |v| v.to_string())
                                     ),
                                 )
                                 .label("not a free dim")
-                                .note(span, "bound here"),
+                                .note(span, "bound here")
+                                .help(match free {
+                                    Some(f) => format!("`batch` sets the batch size: write `batch {f} = ..`"),
+                                    None => "declare the batch dim without a value (`dims B, ..`) and name it here".to_string(),
+                                }),
                             );
                         }
                         None => {
@@ -112,14 +122,15 @@ impl<'a> Checker<'a> {
                 ast::TrainEntryKind::Seed(e) => {
                     let _ = self.eval(e);
                 }
-                ast::TrainEntryKind::Optimizer { name, spec } => {
-                    if let Some(params) = self.optimizer(name, spec) {
-                        optimizers.push((name.clone(), params, false));
-                    }
-                }
+                ast::TrainEntryKind::Optimizer { name, spec } => match self.optimizer(name, spec) {
+                    Some(params) => optimizers.push((name.clone(), params, false)),
+                    None => self.failed_optimizers.push(name.name.clone()),
+                },
                 ast::TrainEntryKind::Schedule { optimizer, spec } => {
                     if !optimizers.iter().any(|(n, _, _)| n.name == optimizer.name) {
-                        self.unknown(&optimizer.name, optimizer.span, "optimizer");
+                        let declared: Vec<String> =
+                            optimizers.iter().map(|(n, _, _)| n.name.clone()).collect();
+                        self.unknown_optimizer(optimizer, &declared);
                     }
                     scheduled.insert(optimizer.name.clone());
                     self.schedule_spec(spec);
@@ -155,7 +166,7 @@ impl<'a> Checker<'a> {
             self.error(
                 TypeError::new(
                     "E0117",
-                    train.span.to(Span::new(train.span.start, train.span.start + 5)),
+                    Span::new(train.span.start, train.span.start + 5),
                     "the `train` block does not say how long to train",
                 )
                 .label("no `steps` or `epochs`")
@@ -165,6 +176,24 @@ impl<'a> Checker<'a> {
         self.check_exclusive(&optimizers, &scheduled);
         sched.optimizers = optimizers.into_iter().map(|(n, p, _)| (n.name, p)).collect();
         self.schedule = Some(sched);
+    }
+
+    /// A use of an optimizer name that no `optimizer` entry declares (quiet when its
+    /// declaration failed and was reported).
+    fn unknown_optimizer(&mut self, name: &ast::Ident, declared: &[String]) {
+        if self.failed_optimizers.contains(&name.name) {
+            return;
+        }
+        let mut e = TypeError::new("E0100", name.span, format!("unknown optimizer `{}`", name.name))
+            .label("no `optimizer` entry declares it");
+        e = match genc_grammar::did_you_mean(&name.name, declared.iter().map(String::as_str)) {
+            Some(s) => e.help(format!("did you mean `{s}`?")),
+            None if declared.is_empty() => {
+                e.help(format!("declare it in `train`: `optimizer {} = adam(G, lr: 2e-4)`", name.name))
+            }
+            None => e.help(format!("the optimizers are: {}", declared.join(", "))),
+        };
+        self.error(e);
     }
 
     fn positive(&mut self, e: &ast::Expr, what: &str) -> Option<u64> {
@@ -553,7 +582,8 @@ impl<'a> Checker<'a> {
                 }
                 ast::StepStmtKind::Minimize { maximize, objective, optimizer } => {
                     let Some(k) = opts.iter().position(|(n, _, _)| n.name == optimizer.name) else {
-                        self.unknown(&optimizer.name, optimizer.span, "optimizer");
+                        let declared: Vec<String> = opts.iter().map(|(n, _, _)| n.name.clone()).collect();
+                        self.unknown_optimizer(optimizer, &declared);
                         continue;
                     };
                     let name = format!(
