@@ -431,7 +431,11 @@ fn matmul(a: &TensorType, b: &TensorType, ta: bool, tb: bool) -> Result<TensorTy
     let (m, ka) = if ta { (&a.shape[r - 1], &a.shape[r - 2]) } else { (&a.shape[r - 2], &a.shape[r - 1]) };
     let (kb, n) = if tb { (&b.shape[r - 1], &b.shape[r - 2]) } else { (&b.shape[r - 2], &b.shape[r - 1]) };
     if ka != kb {
-        return fail(format!("matmul inner dimensions differ: {a} @ {b} ({ka} against {kb})"));
+        return Err(RuleError {
+            message: format!("matmul inner dimensions differ: {a} @ {b} ({ka} against {kb})"),
+            help: Some("the last axis of the left side must equal the second-to-last of the right: transpose one side with permute(..)".into()),
+            dtype: false,
+        });
     }
     let mut shape = a.shape[..r - 2].to_vec();
     shape.push(m.clone());

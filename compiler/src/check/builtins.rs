@@ -763,7 +763,7 @@ impl<'a> Checker<'a> {
                     .label("not axes of this tensor")
                     .note(self.graph.node(x).span, format!("this is {t}"))
                     .help(format!(
-                        "`over` names axes by their extents, in order; this tensor's axes are [{}]: reduce before reshaping or flattening, or name those",
+                        "`over` names axes by their extents, in order; this tensor's axes are [{}]: reduce before reshaping or flattening, or give axis numbers",
                         axes.join(", ")
                     )),
                 );
@@ -928,6 +928,19 @@ impl<'a> Checker<'a> {
         let mut expect: Vec<Dim> = lt.shape.clone();
         if lt.rank() >= 2 {
             expect.remove(1);
+        }
+        if lt.rank() >= 2 && tt.shape == expect && tt.dtype != DType::I32 {
+            self.error(
+                TypeError::new(
+                    "E0122",
+                    ts,
+                    format!("cross_entropy needs int class targets, found {} {tt}", tt.dtype),
+                )
+                .label("targets are class indices, not values")
+                .note(ls, format!("logits {lt}"))
+                .help("convert them to class indices, e.g. `to_int(round(x * (K - 1)))`"),
+            );
+            return Err(());
         }
         if lt.rank() < 2 || tt.shape != expect || tt.dtype != DType::I32 {
             let want = TensorType::new(DType::I32, expect);

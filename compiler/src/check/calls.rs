@@ -214,17 +214,20 @@ impl<'a> Checker<'a> {
             (ast::TypeKind::Tensor { .. }, Val::Tensor(n)) => {
                 let actual = self.ty(*n).clone();
                 if let Err(expected) = self.unify_type(ty, &actual) {
-                    self.error(
-                        TypeError::new(
-                            "E0107",
-                            span,
-                            format!("argument `{}` must be {expected}, found {actual}", p.name.name),
-                        )
-                        .label(format!("this is {actual}"))
-                        .note(ty.span, format!("`{}` is declared here", p.name.name))
-                        .note(callee_span, "in this call")
-                        .note(self.graph.node(*n).span, format!("made {actual} here")),
-                    );
+                    let mut e = TypeError::new(
+                        "E0107",
+                        span,
+                        format!("argument `{}` must be {expected}, found {actual}", p.name.name),
+                    )
+                    .label(format!("this is {actual}"))
+                    .note(ty.span, format!("`{}` is declared here", p.name.name))
+                    .note(callee_span, "in this call");
+                    // Where the value was made, when that is not the argument itself.
+                    let made = self.graph.node(*n).span;
+                    if !(made.start >= span.start && made.end <= span.end) {
+                        e = e.note(made, format!("made {actual} here"));
+                    }
+                    self.error(e);
                     self.bind(&p.name, Val::Poison);
                     return false;
                 }

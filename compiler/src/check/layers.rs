@@ -205,10 +205,18 @@ impl<'a> Checker<'a> {
         if cin.rem(&g).map_err(|_| ())?.as_const() != Some(0)
             || out.rem(&g).map_err(|_| ())?.as_const() != Some(0)
         {
-            return self.fail(
-                span,
-                &format!("groups = {groups} must divide the {cin} input and {out} output channels"),
+            let t = self.ty(x).clone();
+            self.error(
+                TypeError::new(
+                    "E0106",
+                    span,
+                    format!("groups = {groups} must divide the {cin} input and {out} output channels"),
+                )
+                .label("channels do not split into equal groups")
+                .note(self.graph.node(x).span, format!("this is {t}"))
+                .help("use a number of groups that divides both channel counts"),
             );
+            return Err(());
         }
         let geometry = ConvGeometry { stride, pad, dilation, groups };
         // Check the output extent first, to explain a bad geometry with a fix.
