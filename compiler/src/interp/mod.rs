@@ -21,6 +21,7 @@ mod contract;
 mod elementwise;
 mod graph;
 mod movement;
+mod program;
 mod reduce;
 mod window;
 
@@ -33,6 +34,7 @@ use thiserror::Error;
 
 pub use elementwise::erf;
 pub use graph::{eval_graph, eval_outputs};
+pub use program::run_phase;
 
 /// A host tensor: row-major, contiguous. Every dtype is stored as `f64` (i32 values and bools
 /// as exact integers, bools 0 or 1), so finite differences can run in f64.

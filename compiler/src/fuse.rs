@@ -1,0 +1,144 @@
+//! Fusion: partitions a concrete graph into kernels.
+//!
+//! Element-wise ops (and broadcasts feeding them) of one output shape are grouped into one
+//! fused kernel; every other op is one kernel of its own (the kernel library's); reshapes are
+//! views and cost nothing; fills and iotas are constants computed once.
+//!
+//! **No recomputation, by construction.** Each node belongs to exactly one group, and a group
+//! only holds nodes of its own shape: a value of a smaller shape (a per-sample norm feeding a
+//! per-pixel expression) is materialised once and read with broadcasting, never recomputed per
+//! output element. That is the cost cap that keeps a gradient-penalty norm from being fused
+//! over a whole convolution backward (the tinygrad #16228 failure mode).
+//!
+//! A node joins its producer's group only if every other input it reads from outside the group
+//! was computed before the group began (node order is topological), so no group ever waits on
+//! a kernel that itself waits on the group.
+
+use crate::graph::{Graph, NodeId};
+use crate::prim::Prim;
+
+/// What a node becomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A leaf read from outside: input, parameter, buffer.
+    Leaf,
+    /// A constant computed once when the program loads (`Fill`, `Iota`).
+    Constant,
+    /// An alias of its input's memory (`Reshape` of a contiguous buffer).
+    View,
+    /// A member of fused element-wise group `n`.
+    Fused(usize),
+    /// A kernel of its own.
+    Kernel,
+}
+
+/// The partition of a graph.
+#[derive(Clone, Debug)]
+pub struct Partition {
+    pub roles: Vec<Role>,
+    pub groups: usize,
+}
+
+/// True for the ops a fused element-wise kernel evaluates.
+fn fusible(prim: &Prim) -> bool {
+    prim.is_elementwise() || matches!(prim, Prim::Broadcast | Prim::StopGrad)
+}
+
+pub fn partition(g: &Graph) -> Partition {
+    let mut roles: Vec<Role> = Vec::with_capacity(g.len());
+    // For each group: its shape and the index of its first node.
+    let mut groups: Vec<(Vec<crate::dim::Dim>, usize)> = Vec::new();
+    for n in g.dag.node_indices() {
+        let node = g.node(n);
+        let role = match &node.prim {
+            Prim::Input { .. } | Prim::Param { .. } | Prim::Buffer { .. } => Role::Leaf,
+            Prim::Fill { .. } | Prim::Iota { .. } => Role::Constant,
+            Prim::Reshape => Role::View,
+            prim if fusible(prim) => {
+                let inputs = g.inputs(n);
+                let join = inputs.iter().find_map(|&p| match roles[p.index()] {
+                    Role::Fused(k) if groups[k].0 == node.ty.shape => {
+                        let start = groups[k].1;
+                        let ok = inputs.iter().all(|&q| match roles[q.index()] {
+                            Role::Fused(j) if j == k => true,
+                            _ => q.index() < start,
+                        });
+                        ok.then_some(k)
+                    }
+                    _ => None,
+                });
+                match join {
+                    Some(k) => Role::Fused(k),
+                    None => {
+                        groups.push((node.ty.shape.clone(), n.index()));
+                        Role::Fused(groups.len() - 1)
+                    }
+                }
+            }
+            _ => Role::Kernel,
+        };
+        roles.push(role);
+    }
+    Partition { roles, groups: groups.len() }
+}
+
+impl Partition {
+    /// Kernel launches: fused groups plus library kernels (views and constants are free).
+    pub fn kernel_count(&self, g: &Graph) -> usize {
+        let live = g.live_nodes();
+        let mut groups = std::collections::BTreeSet::new();
+        let mut kernels = 0;
+        for n in live {
+            match self.roles[n.index()] {
+                Role::Fused(k) => {
+                    groups.insert(k);
+                }
+                Role::Kernel => kernels += 1,
+                Role::Leaf | Role::Constant | Role::View => {}
+            }
+        }
+        groups.len() + kernels
+    }
+
+    /// The members of group `k`, in order.
+    pub fn members(&self, k: usize) -> Vec<NodeId> {
+        self.roles
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| **r == Role::Fused(k))
+            .map(|(i, _)| NodeId::new(i))
+            .collect()
+    }
+
+    /// The stable text form: one line per kernel with its ops.
+    pub fn to_text(&self, g: &Graph) -> String {
+        use std::fmt::Write as _;
+        let live: std::collections::HashSet<NodeId> = g.live_nodes().into_iter().collect();
+        let mut out = String::new();
+        let mut done = std::collections::HashSet::new();
+        let mut kernel = 0;
+        for n in g.dag.node_indices() {
+            if !live.contains(&n) {
+                continue;
+            }
+            match self.roles[n.index()] {
+                Role::Fused(k) if done.insert(k) => {
+                    let ops: Vec<String> = self
+                        .members(k)
+                        .iter()
+                        .filter(|m| live.contains(m))
+                        .map(|&m| g.node(m).prim.to_string())
+                        .collect();
+                    let _ = writeln!(out, "  k{kernel} fused {} [{}]", g.node(n).ty, ops.join(", "));
+                    kernel += 1;
+                }
+                Role::Kernel => {
+                    let _ = writeln!(out, "  k{kernel} {} -> {}", g.node(n).prim, g.node(n).ty);
+                    kernel += 1;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,114 @@
+//! Running a planned phase on the host: every step of a `PhaseProgram` through the reference
+//! evaluator, fused kernels instruction by instruction. It also checks the plan's memory
+//! reuse: a value read after another value took over its slot is an error.
+
+use super::{ErrorKind, EvalError, Leaves, Value, eval};
+use crate::program::{Operand, PhaseProgram, Step};
+
+fn malformed(message: impl Into<String>) -> EvalError {
+    EvalError { op: "program".into(), kind: ErrorKind::Malformed(message.into()) }
+}
+
+/// Runs `phase`, returning its named outputs.
+pub fn run_phase(phase: &PhaseProgram, leaves: &Leaves) -> Result<Vec<(String, Value)>, EvalError> {
+    let no_leaves = Leaves { seed: leaves.seed, ..Leaves::default() };
+    let constants: Vec<Value> = phase
+        .constants
+        .iter()
+        .map(|c| eval(&c.prim, &[], &c.shape, c.dtype, &no_leaves))
+        .collect::<Result<_, _>>()?;
+    let mut values: Vec<Option<Value>> = vec![None; phase.values.len()];
+    // Which value each slot holds now; views read through their root.
+    let mut holder: Vec<Option<usize>> = vec![None; phase.slots.len()];
+    let mut root: Vec<usize> = (0..phase.values.len()).collect();
+    let read = |o: &Operand,
+                values: &[Option<Value>],
+                holder: &[Option<usize>],
+                root: &[usize]|
+     -> Result<Value, EvalError> {
+        match *o {
+            Operand::Input(i) => {
+                leaves.inputs.get(i).cloned().ok_or_else(|| malformed(format!("no input {i}")))
+            }
+            Operand::Param(i) => {
+                leaves.params.get(i).cloned().ok_or_else(|| malformed(format!("no param {i}")))
+            }
+            Operand::Buffer(i) => {
+                leaves.buffers.get(i).cloned().ok_or_else(|| malformed(format!("no buffer {i}")))
+            }
+            Operand::Const(i) => constants.get(i).cloned().ok_or_else(|| malformed(format!("no const {i}"))),
+            Operand::Value(v) => {
+                let r = root[v];
+                if let Some(slot) = phase.values[r].slot
+                    && holder[slot] != Some(r)
+                {
+                    return Err(malformed(format!("%{v} is read after its slot {slot} was reused")));
+                }
+                values[v].clone().ok_or_else(|| malformed(format!("%{v} is read before it is computed")))
+            }
+        }
+    };
+    for step in &phase.steps {
+        match step {
+            Step::Op { prim, inputs, output } => {
+                let args: Vec<Value> =
+                    inputs.iter().map(|o| read(o, &values, &holder, &root)).collect::<Result<_, _>>()?;
+                let refs: Vec<&Value> = args.iter().collect();
+                let spec = &phase.values[*output];
+                let v = eval(prim, &refs, &spec.shape, spec.dtype, leaves)?;
+                if let Some(slot) = spec.slot {
+                    holder[slot] = Some(*output);
+                }
+                values[*output] = Some(v);
+            }
+            Step::View { input, output } => {
+                let mut v = read(input, &values, &holder, &root)?;
+                v.shape = phase.values[*output].shape.clone();
+                if let Operand::Value(src) = input {
+                    root[*output] = root[*src];
+                }
+                values[*output] = Some(v);
+            }
+            Step::Fused { shape, inputs, instrs, outputs } => {
+                let mut regs: Vec<Value> = Vec::with_capacity(inputs.len() + instrs.len());
+                for o in inputs {
+                    let v = read(o, &values, &holder, &root)?;
+                    // Inputs are read broadcast to the kernel's shape.
+                    let v = if v.shape == *shape {
+                        v
+                    } else {
+                        let lifted = lift(&v, shape.len());
+                        eval(&crate::prim::Prim::Broadcast, &[&lifted], shape, v.dtype, &no_leaves)?
+                    };
+                    regs.push(v);
+                }
+                for ins in instrs {
+                    let args: Vec<&Value> = ins.args.iter().map(|&a| &regs[a]).collect();
+                    let dtype = match &ins.prim {
+                        crate::prim::Prim::Binary(op) if op.is_comparison() => crate::prim::DType::Bool,
+                        crate::prim::Prim::Cast { to } => *to,
+                        crate::prim::Prim::Select => args.get(1).map_or(ins.dtype, |a| a.dtype),
+                        _ => ins.dtype,
+                    };
+                    let v = eval(&ins.prim, &args, shape, dtype, &no_leaves)?;
+                    regs.push(v);
+                }
+                for &(r, out) in outputs {
+                    if let Some(slot) = phase.values[out].slot {
+                        holder[slot] = Some(out);
+                    }
+                    values[out] = Some(regs[r].clone());
+                }
+            }
+            Step::Release { .. } => {}
+        }
+    }
+    phase.outputs.iter().map(|(name, o)| Ok((name.clone(), read(o, &values, &holder, &root)?))).collect()
+}
+
+/// Inserts leading extent-1 axes up to `rank`.
+fn lift(v: &Value, rank: usize) -> Value {
+    let mut shape = vec![1; rank.saturating_sub(v.shape.len())];
+    shape.extend(&v.shape);
+    Value { dtype: v.dtype, shape, data: v.data.clone() }
+}

@@ -1,0 +1,381 @@
+//! Planning: each training phase of a checked spec becomes a `PhaseProgram`.
+//!
+//! The pipeline, in one place: bind the batch dim → expand `grad` → differentiate the loss
+//! with respect to the optimizer's parameters → simplify → fuse → lower to steps → assign
+//! memory slots by liveness.
+
+use std::collections::HashMap;
+
+use crate::autodiff;
+use crate::check::{Checked, UnitKind};
+use crate::fuse::{self, Partition, Role};
+use crate::graph::{Graph, NodeId, Output};
+use crate::passes;
+use crate::prim::{DType, Prim};
+use crate::program::{ConstSpec, FusedInstr, Operand, PhaseProgram, Program, Step, TensorSpec, ValueSpec};
+
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    #[error("the spec has type errors; run `genc check` first")]
+    Unchecked,
+    #[error("the spec has no `train` block with a `batch`, so phases have no concrete shapes")]
+    NoBatch,
+    #[error("phase `{phase}`: {message}")]
+    Phase { phase: String, message: String },
+}
+
+/// The intermediate stages of one phase, for `--emit grad|fused`.
+#[derive(Clone, Debug)]
+pub struct PhaseStages {
+    pub name: String,
+    /// Forward and backward, before simplification.
+    pub grad: Graph,
+    /// After simplification: what the partition and the program describe.
+    pub simplified: Graph,
+    pub partition: Partition,
+}
+
+/// Plans every training phase of a checked spec, at its declared batch size or at `batch`.
+pub fn plan(checked: &Checked, batch: Option<u64>) -> Result<(Program, Vec<PhaseStages>), PlanError> {
+    if !checked.errors.is_empty() {
+        return Err(PlanError::Unchecked);
+    }
+    let schedule = checked.schedule.as_ref().ok_or(PlanError::NoBatch)?;
+    let (batch_name, declared) = schedule.batch.clone().ok_or(PlanError::NoBatch)?;
+    let batch = batch.unwrap_or(declared);
+    let spec = |e: &crate::params::Entry| TensorSpec {
+        name: e.name.clone(),
+        dtype: DType::F32,
+        shape: e.shape.clone(),
+    };
+    let mut program = Program {
+        params: checked.table.params.iter().map(spec).collect(),
+        buffers: checked.table.buffers.iter().map(spec).collect(),
+        phases: Vec::new(),
+    };
+    let mut stages = Vec::new();
+    let phases: Vec<_> = checked.units.iter().filter(|u| u.kind == UnitKind::Phase).collect();
+    for (unit, phase) in phases.iter().zip(&schedule.phases) {
+        let fail = |message: String| PlanError::Phase { phase: unit.name.clone(), message };
+        let bound = unit.graph.bind_dims(&|s| (s == batch_name).then_some(batch as i64)).map_err(fail)?;
+        let mut g = autodiff::expand_grads(&bound).map_err(|e| fail(e.to_string()))?;
+        let loss = g
+            .outputs
+            .iter()
+            .find(|o| o.name == "loss")
+            .map(|o| o.node)
+            .ok_or_else(|| fail("no loss".into()))?;
+        let trained: Vec<usize> = schedule
+            .optimizers
+            .iter()
+            .find(|(n, _)| *n == phase.optimizer)
+            .map(|(_, p)| p.clone())
+            .unwrap_or_default();
+        // The parameter leaves of the trained set that the loss reads.
+        let leaves: Vec<(usize, NodeId)> = g
+            .dag
+            .node_indices()
+            .filter_map(|n| match g.node(n).prim {
+                Prim::Param { index } if trained.contains(&index) => Some((index, n)),
+                _ => None,
+            })
+            .collect();
+        let mut by_param: HashMap<usize, Vec<NodeId>> = HashMap::new();
+        for (index, n) in &leaves {
+            by_param.entry(*index).or_default().push(*n);
+        }
+        let wrt: Vec<NodeId> = leaves.iter().map(|(_, n)| *n).collect();
+        let grads = autodiff::grad(&mut g, loss, &wrt).map_err(|e| fail(e.to_string()))?;
+        // A parameter read by several leaf nodes (a net called twice) sums their gradients.
+        let mut outputs: Vec<Output> = g.outputs.clone();
+        let mut params: Vec<usize> = by_param.keys().copied().collect();
+        params.sort_unstable();
+        for index in params {
+            let mut total: Option<NodeId> = None;
+            for (k, (i, _)) in leaves.iter().enumerate() {
+                if *i != index {
+                    continue;
+                }
+                total = Some(match total {
+                    None => grads[k],
+                    Some(t) => add(&mut g, t, grads[k]),
+                });
+            }
+            if let Some(node) = total {
+                outputs.push(Output { name: format!("grad.{}", checked.table.params[index].name), node });
+            }
+        }
+        g.outputs = outputs;
+        let simplified = strip_stop_grad(&passes::simplify(&g));
+        let partition = fuse::partition(&simplified);
+        let mut lowered = lower(&simplified, &partition, &unit.name).map_err(fail)?;
+        lowered.inputs = input_specs(&g).map_err(fail)?;
+        lowered.primitive_ops = passes::op_count(&g);
+        program.phases.push(lowered);
+        stages.push(PhaseStages { name: unit.name.clone(), grad: g, simplified, partition });
+    }
+    Ok((program, stages))
+}
+
+fn add(g: &mut Graph, a: NodeId, b: NodeId) -> NodeId {
+    let node = crate::graph::Node {
+        prim: Prim::Binary(crate::prim::BinaryOp::Add),
+        ty: g.ty(a).clone(),
+        span: g.node(a).span,
+        origin: "grad".into(),
+    };
+    g.add(node, &[a, b])
+}
+
+/// After autodiff `stop_grad` is the identity: remove it.
+fn strip_stop_grad(g: &Graph) -> Graph {
+    let mut out = Graph { input_names: g.input_names.clone(), ..Graph::default() };
+    let mut map: Vec<NodeId> = Vec::with_capacity(g.len());
+    for n in g.dag.node_indices() {
+        let inputs: Vec<NodeId> = g.inputs(n).iter().map(|i| map[i.index()]).collect();
+        let new = match g.node(n).prim {
+            Prim::StopGrad => inputs[0],
+            _ => out.add(g.node(n).clone(), &inputs),
+        };
+        map.push(new);
+    }
+    out.outputs =
+        g.outputs.iter().map(|o| Output { name: o.name.clone(), node: map[o.node.index()] }).collect();
+    out
+}
+
+/// Every input of the phase by index, dead ones included (the runtime feeds data by name).
+fn input_specs(g: &Graph) -> Result<Vec<TensorSpec>, String> {
+    let mut specs = Vec::new();
+    for (i, name) in g.input_names.iter().enumerate() {
+        let node =
+            g.dag.node_indices().find(|&n| matches!(g.node(n).prim, Prim::Input { index } if index == i));
+        let node = node.ok_or_else(|| format!("input `{name}` has no node"))?;
+        let shape =
+            g.ty(node).concrete().ok_or_else(|| format!("input `{name}` has the shape {}", g.ty(node)))?;
+        specs.push(TensorSpec { name: name.clone(), dtype: g.ty(node).dtype, shape });
+    }
+    Ok(specs)
+}
+
+/// Lowers a simplified, partitioned graph to steps with slots assigned by liveness.
+fn lower(g: &Graph, part: &Partition, name: &str) -> Result<PhaseProgram, String> {
+    let live: Vec<NodeId> = g.live_nodes();
+    let is_live = {
+        let mut v = vec![false; g.len()];
+        for n in &live {
+            v[n.index()] = true;
+        }
+        v
+    };
+    let concrete =
+        |n: NodeId| g.ty(n).concrete().ok_or_else(|| format!("the shape {} is not concrete", g.ty(n)));
+    let mut phase = PhaseProgram {
+        name: name.to_string(),
+        inputs: Vec::new(),
+        constants: Vec::new(),
+        values: Vec::new(),
+        slots: Vec::new(),
+        steps: Vec::new(),
+        outputs: Vec::new(),
+        peak_bytes: 0,
+        primitive_ops: 0,
+        kernels: part.kernel_count(g),
+    };
+    // Which nodes are read from outside their fused group (so the group must write them).
+    let mut read_outside = vec![false; g.len()];
+    for &n in &live {
+        for i in g.inputs(n) {
+            if part.roles[i.index()] != part.roles[n.index()]
+                || !matches!(part.roles[n.index()], Role::Fused(_))
+            {
+                read_outside[i.index()] = true;
+            }
+        }
+    }
+    for o in &g.outputs {
+        read_outside[o.node.index()] = true;
+    }
+    let mut operand: HashMap<NodeId, Operand> = HashMap::new();
+    let mut emitted_groups = std::collections::HashSet::new();
+    let new_value = |phase: &mut PhaseProgram, n: NodeId, view: bool| -> Result<usize, String> {
+        phase.values.push(ValueSpec {
+            dtype: g.ty(n).dtype,
+            shape: concrete(n)?,
+            slot: if view { None } else { Some(0) },
+        });
+        Ok(phase.values.len() - 1)
+    };
+    for &n in &live {
+        let node = g.node(n);
+        let ins: Vec<Operand> = g.inputs(n).iter().filter_map(|i| operand.get(i).copied()).collect();
+        match part.roles[n.index()] {
+            Role::Leaf => {
+                let o = match node.prim {
+                    Prim::Input { index } => Operand::Input(index),
+                    Prim::Param { index } => Operand::Param(index),
+                    Prim::Buffer { index } => Operand::Buffer(index),
+                    _ => return Err("a leaf that is not an input, param or buffer".into()),
+                };
+                operand.insert(n, o);
+            }
+            Role::Constant => {
+                phase.constants.push(ConstSpec {
+                    prim: node.prim.clone(),
+                    dtype: node.ty.dtype,
+                    shape: concrete(n)?,
+                });
+                operand.insert(n, Operand::Const(phase.constants.len() - 1));
+            }
+            Role::View => {
+                let v = new_value(&mut phase, n, true)?;
+                phase.steps.push(Step::View { input: ins[0], output: v });
+                operand.insert(n, Operand::Value(v));
+            }
+            Role::Kernel => {
+                let v = new_value(&mut phase, n, false)?;
+                phase.steps.push(Step::Op { prim: node.prim.clone(), inputs: ins, output: v });
+                operand.insert(n, Operand::Value(v));
+            }
+            Role::Fused(k) => {
+                if !emitted_groups.insert(k) {
+                    continue;
+                }
+                let members: Vec<NodeId> =
+                    part.members(k).into_iter().filter(|m| is_live[m.index()]).collect();
+                let mut inputs: Vec<Operand> = Vec::new();
+                let mut reg: HashMap<NodeId, usize> = HashMap::new();
+                // External operands first: they are the kernel's input registers.
+                for &m in &members {
+                    for i in g.inputs(m) {
+                        if part.roles[i.index()] == Role::Fused(k) {
+                            continue;
+                        }
+                        let o = *operand.get(&i).ok_or("a fused input was not computed first")?;
+                        if !inputs.contains(&o) {
+                            inputs.push(o);
+                        }
+                    }
+                }
+                let input_reg =
+                    |o: &Operand, inputs: &[Operand]| inputs.iter().position(|x| x == o).unwrap_or(0);
+                let mut instrs: Vec<FusedInstr> = Vec::new();
+                for &m in &members {
+                    let args: Vec<usize> = g
+                        .inputs(m)
+                        .iter()
+                        .map(|i| match reg.get(i) {
+                            Some(&r) => r,
+                            None => operand.get(i).map_or(0, |o| input_reg(o, &inputs)),
+                        })
+                        .collect();
+                    let r = match &g.node(m).prim {
+                        // A broadcast is the input read with broadcasting; the identity here.
+                        Prim::Broadcast | Prim::StopGrad => args[0],
+                        prim => {
+                            let dtype = g.inputs(m).last().map_or(DType::F32, |&i| g.ty(i).dtype);
+                            instrs.push(FusedInstr { prim: prim.clone(), dtype, args });
+                            inputs.len() + instrs.len() - 1
+                        }
+                    };
+                    reg.insert(m, r);
+                }
+                let mut outputs = Vec::new();
+                for &m in &members {
+                    if read_outside[m.index()] {
+                        let v = new_value(&mut phase, m, false)?;
+                        outputs.push((reg[&m], v));
+                        operand.insert(m, Operand::Value(v));
+                    }
+                }
+                let shape = concrete(members[0])?;
+                phase.steps.push(Step::Fused { shape, inputs, instrs, outputs });
+            }
+        }
+    }
+    phase.outputs = g
+        .outputs
+        .iter()
+        .map(|o| Ok((o.name.clone(), *operand.get(&o.node).ok_or("an output was never computed")?)))
+        .collect::<Result<_, String>>()?;
+    assign_slots(&mut phase);
+    Ok(phase)
+}
+
+/// Gives every non-view value a memory slot, reusing slots of the same size once their value
+/// is dead, inserts `Release` steps, and records the peak.
+fn assign_slots(phase: &mut PhaseProgram) {
+    let n = phase.values.len();
+    // Views alias their source: map every value to the root value that owns memory.
+    let mut root: Vec<usize> = (0..n).collect();
+    for step in &phase.steps {
+        if let Step::View { input: Operand::Value(src), output } = step {
+            root[*output] = root[*src];
+        }
+    }
+    let mut last_use = vec![0usize; n];
+    let reads = |step: &Step| -> Vec<usize> {
+        let ops: Vec<Operand> = match step {
+            Step::Fused { inputs, .. } | Step::Op { inputs, .. } => inputs.clone(),
+            Step::View { input, .. } => vec![*input],
+            Step::Release { .. } => vec![],
+        };
+        ops.into_iter().filter_map(|o| if let Operand::Value(v) = o { Some(v) } else { None }).collect()
+    };
+    for (s, step) in phase.steps.iter().enumerate() {
+        for v in reads(step) {
+            last_use[root[v]] = last_use[root[v]].max(s);
+        }
+    }
+    for (_, o) in &phase.outputs {
+        if let Operand::Value(v) = o {
+            last_use[root[*v]] = usize::MAX;
+        }
+    }
+    let bytes = |v: &ValueSpec| v.shape.iter().product::<usize>() as u64 * 4;
+    let mut free: Vec<usize> = Vec::new();
+    let (mut live_bytes, mut peak) = (0u64, 0u64);
+    let mut steps = Vec::with_capacity(phase.steps.len());
+    let old = std::mem::take(&mut phase.steps);
+    for (s, step) in old.into_iter().enumerate() {
+        let defined: Vec<usize> = match &step {
+            Step::Fused { outputs, .. } => outputs.iter().map(|(_, v)| *v).collect(),
+            Step::Op { output, .. } => vec![*output],
+            Step::View { .. } | Step::Release { .. } => vec![],
+        };
+        for v in defined {
+            let size = bytes(&phase.values[v]);
+            let slot = match free.iter().position(|&f| phase.slots[f] == size) {
+                Some(k) => free.swap_remove(k),
+                None => {
+                    phase.slots.push(size);
+                    phase.slots.len() - 1
+                }
+            };
+            phase.values[v].slot = Some(slot);
+            live_bytes += size;
+            // A value nobody reads dies right after its step.
+            if last_use[v] == 0 {
+                last_use[v] = s;
+            }
+        }
+        peak = peak.max(live_bytes);
+        let reads_now = reads(&step);
+        steps.push(step);
+        let mut dead: Vec<usize> =
+            reads_now.into_iter().map(|v| root[v]).filter(|&r| last_use[r] == s).collect();
+        dead.sort_unstable();
+        dead.dedup();
+        if !dead.is_empty() {
+            for &v in &dead {
+                if let Some(slot) = phase.values[v].slot {
+                    free.push(slot);
+                    live_bytes -= phase.slots[slot];
+                }
+            }
+            steps.push(Step::Release { values: dead });
+        }
+    }
+    phase.steps = steps;
+    phase.peak_bytes = peak;
+}

@@ -1,0 +1,186 @@
+//! The `Program`: the plain, serialisable hand-over from the compiler to the runtime. It
+//! names the parameters and buffers, and for each phase the kernels in execution order, the
+//! values they produce and the memory slots those values live in.
+
+use serde::{Deserialize, Serialize};
+
+use crate::prim::{DType, Prim};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Program {
+    pub params: Vec<TensorSpec>,
+    pub buffers: Vec<TensorSpec>,
+    pub phases: Vec<PhaseProgram>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TensorSpec {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+}
+
+/// Where a kernel reads an operand from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Operand {
+    Input(usize),
+    Param(usize),
+    Buffer(usize),
+    /// A constant of the phase, computed once when the program loads.
+    Const(usize),
+    /// An intermediate value of the phase.
+    Value(usize),
+}
+
+/// A constant: a `Fill` or `Iota` of a fixed type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConstSpec {
+    pub prim: Prim,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+}
+
+/// An intermediate value: its type, and the memory slot it occupies (views share their
+/// source's memory and have none).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValueSpec {
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub slot: Option<usize>,
+}
+
+/// One instruction of a fused kernel: registers `0..inputs` hold the inputs (broadcast to the
+/// kernel's shape); each instruction appends one register.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FusedInstr {
+    /// `Unary`, `Binary`, `Select` or `Cast`.
+    pub prim: Prim,
+    /// The element type of the operands (integer division and casts depend on it).
+    pub dtype: DType,
+    pub args: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Step {
+    /// One fused element-wise kernel over `shape`.
+    Fused { shape: Vec<usize>, inputs: Vec<Operand>, instrs: Vec<FusedInstr>, outputs: Vec<(usize, usize)> },
+    /// One library kernel computing value `output`.
+    Op { prim: Prim, inputs: Vec<Operand>, output: usize },
+    /// Value `output` is `input` with another shape (no kernel, no copy).
+    View { input: Operand, output: usize },
+    /// The slots of these values are free from here on (their last reader has run).
+    Release { values: Vec<usize> },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhaseProgram {
+    pub name: String,
+    pub inputs: Vec<TensorSpec>,
+    pub constants: Vec<ConstSpec>,
+    pub values: Vec<ValueSpec>,
+    /// Sizes in bytes of the physical memory slots values are assigned to.
+    pub slots: Vec<u64>,
+    pub steps: Vec<Step>,
+    pub outputs: Vec<(String, Operand)>,
+    /// The most bytes of intermediate values alive at once.
+    pub peak_bytes: u64,
+    /// Primitive ops before fusion (leaves and constants excluded).
+    pub primitive_ops: usize,
+    /// Kernel launches per run of the phase.
+    pub kernels: usize,
+}
+
+impl Program {
+    /// The stable text form of `--emit program`.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        for (i, p) in self.params.iter().enumerate() {
+            let _ = writeln!(out, "param[{i}] {} : {}{:?}", p.name, p.dtype, p.shape);
+        }
+        for (i, b) in self.buffers.iter().enumerate() {
+            let _ = writeln!(out, "buffer[{i}] {} : {}{:?}", b.name, b.dtype, b.shape);
+        }
+        for phase in &self.phases {
+            let _ = writeln!(
+                out,
+                "\nphase {} {{  // {} primitive ops, {} kernels, peak {} bytes in {} slots",
+                phase.name,
+                phase.primitive_ops,
+                phase.kernels,
+                phase.peak_bytes,
+                phase.slots.len()
+            );
+            for (i, t) in phase.inputs.iter().enumerate() {
+                let _ = writeln!(out, "  input[{i}] {} : {}{:?}", t.name, t.dtype, t.shape);
+            }
+            for (i, c) in phase.constants.iter().enumerate() {
+                let _ = writeln!(out, "  const[{i}] = {} : {}{:?}", c.prim, c.dtype, c.shape);
+            }
+            for step in &phase.steps {
+                let v = |o: &Operand| operand_text(o);
+                match step {
+                    Step::Fused { shape, inputs, instrs, outputs } => {
+                        let ins: Vec<String> = inputs.iter().map(v).collect();
+                        let body: Vec<String> = instrs
+                            .iter()
+                            .enumerate()
+                            .map(|(k, ins_)| {
+                                let args: Vec<String> = ins_.args.iter().map(|a| format!("r{a}")).collect();
+                                format!("r{} = {}({})", inputs.len() + k, ins_.prim, args.join(", "))
+                            })
+                            .collect();
+                        let outs: Vec<String> =
+                            outputs.iter().map(|(r, val)| format!("%{val} = r{r}")).collect();
+                        let _ = writeln!(
+                            out,
+                            "  fused {shape:?} ({}) {{ {} }} -> {}",
+                            ins.join(", "),
+                            body.join("; "),
+                            outs.join(", ")
+                        );
+                    }
+                    Step::Op { prim, inputs, output } => {
+                        let ins: Vec<String> = inputs.iter().map(v).collect();
+                        let val = &phase.values[*output];
+                        let _ = writeln!(
+                            out,
+                            "  %{output} = {prim}({}) : {}{:?} @slot{}",
+                            ins.join(", "),
+                            val.dtype,
+                            val.shape,
+                            val.slot.map_or("-".into(), |s| s.to_string())
+                        );
+                    }
+                    Step::View { input, output } => {
+                        let _ = writeln!(
+                            out,
+                            "  %{output} = view {} as {:?}",
+                            v(input),
+                            phase.values[*output].shape
+                        );
+                    }
+                    Step::Release { values } => {
+                        let vals: Vec<String> = values.iter().map(|x| format!("%{x}")).collect();
+                        let _ = writeln!(out, "  release {}", vals.join(" "));
+                    }
+                }
+            }
+            for (name, o) in &phase.outputs {
+                let _ = writeln!(out, "  return {name} = {}", operand_text(o));
+            }
+            out.push_str("}\n");
+        }
+        out
+    }
+}
+
+fn operand_text(o: &Operand) -> String {
+    match o {
+        Operand::Input(i) => format!("input[{i}]"),
+        Operand::Param(i) => format!("param[{i}]"),
+        Operand::Buffer(i) => format!("buffer[{i}]"),
+        Operand::Const(i) => format!("const[{i}]"),
+        Operand::Value(i) => format!("%{i}"),
+    }
+}
