@@ -15,6 +15,12 @@ pub enum Stage {
     Typed,
     /// The graphs as Graphviz source.
     Dot,
+    /// Each training phase: forward and backward graph, before simplification.
+    Grad,
+    /// Each training phase after simplification, partitioned into kernels.
+    Fused,
+    /// The executable Program: kernels per phase, values, memory slots.
+    Program,
 }
 
 pub fn run(path: &Path, stage: Stage, sets: &[String], reporter: &Reporter) -> Status {
@@ -38,6 +44,41 @@ pub fn run(path: &Path, stage: Stage, sets: &[String], reporter: &Reporter) -> S
         Stage::Graph => print!("{}", genc_compiler::stages::graph_text(&checked, false)),
         Stage::Typed => print!("{}", genc_compiler::stages::graph_text(&checked, true)),
         Stage::Dot => print!("{}", genc_compiler::stages::dot_text(&checked)),
+        Stage::Grad | Stage::Fused | Stage::Program => return print_planned(&checked, stage),
+    }
+    Status::Ok
+}
+
+/// The planned stages, and on stderr one line per phase: primitive ops, kernels, peak memory.
+fn print_planned(checked: &genc_compiler::check::Checked, stage: Stage) -> Status {
+    let (program, stages) = match genc_compiler::plan::plan(checked, None) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Status::Diagnostics;
+        }
+    };
+    match stage {
+        Stage::Grad => {
+            for s in &stages {
+                print!("phase {} {{\n{}}}\n\n", s.name, s.grad.to_text(true));
+            }
+        }
+        Stage::Fused => {
+            for s in &stages {
+                print!("phase {} {{\n{}}}\n\n", s.name, s.partition.to_text(&s.simplified));
+            }
+        }
+        _ => print!("{}", program.to_text()),
+    }
+    for p in &program.phases {
+        eprintln!(
+            "phase {}: {} primitive ops, {} kernels after fusion, peak {:.1} MiB",
+            p.name,
+            p.primitive_ops,
+            p.kernels,
+            p.peak_bytes as f64 / (1 << 20) as f64
+        );
     }
     Status::Ok
 }
