@@ -59,3 +59,39 @@ fn dcgan_parameter_names_are_hierarchical() {
     let buffers: Vec<&str> = checked.table.buffers.iter().map(|e| e.name.as_str()).collect();
     assert!(buffers.contains(&"G.batch_norm0.running_mean"), "{buffers:?}");
 }
+
+#[test]
+fn every_spec_plans_with_snapshots_of_grad_fused_and_program() {
+    for path in common::gen_files("specs") {
+        let source = common::read(&path);
+        let name = common::stem(&path);
+        let checked = common::check(&name, &source);
+        let (program, stages) =
+            genc_compiler::plan::plan(&checked, None).unwrap_or_else(|e| panic!("specs/{name}.gen: {e}"));
+        let grad: String =
+            stages.iter().map(|s| format!("phase {} {{\n{}}}\n\n", s.name, s.grad.to_text(true))).collect();
+        let fused: String = stages
+            .iter()
+            .map(|s| format!("phase {} {{\n{}}}\n\n", s.name, s.partition.to_text(&s.simplified)))
+            .collect();
+        insta::with_settings!({ snapshot_suffix => name.clone(), prepend_module_to_snapshot => false }, {
+            insta::assert_snapshot!("grad", grad);
+            insta::assert_snapshot!("fused", fused);
+            insta::assert_snapshot!("program", program.to_text());
+        });
+    }
+}
+
+/// Primitive ops and kernels per training phase, pinned so a fusion regression fails here.
+#[test]
+fn kernel_counts_per_phase() {
+    let counts = |name: &str| -> Vec<(usize, usize)> {
+        let source = common::read(&common::root().join(format!("specs/{name}.gen")));
+        let (program, _) =
+            genc_compiler::plan::plan(&common::check(name, &source), None).unwrap_or_else(|e| panic!("{e}"));
+        program.phases.iter().map(|p| (p.primitive_ops, p.kernels)).collect()
+    };
+    assert_eq!(counts("vae"), [(111, 51)]);
+    assert_eq!(counts("dcgan"), [(231, 101), (180, 79)]);
+    assert_eq!(counts("wgan_gp"), [(598, 240), (211, 95)]);
+}
