@@ -36,11 +36,14 @@ pub fn parse(source: &str) -> (File, Vec<SyntaxError>) {
     if lexed.chunks.is_empty() && errors.is_empty() {
         errors.push(SyntaxError::Empty { span: Span::new(0, source.len()) });
     }
+    // Built once: per item it would make parsing quadratic in the number of items.
+    let token_ends: Vec<usize> =
+        lexed.tokens.iter().filter(|t| t.kind != TokenKind::Comment).map(|t| t.span.end).collect();
     for chunk in &lexed.chunks {
         if chunk.has_errors {
             continue;
         }
-        match parse_item(source, chunk, &lexed) {
+        match parse_item(source, chunk, &lexed, &token_ends) {
             Ok((item, item_errors)) => {
                 items.push(item);
                 errors.extend(item_errors);
@@ -52,15 +55,18 @@ pub fn parse(source: &str) -> (File, Vec<SyntaxError>) {
     (File { items, comments: lexed.comments }, errors)
 }
 
-fn parse_item(source: &str, chunk: &Chunk, lexed: &Lexed) -> Result<(Item, Vec<SyntaxError>), SyntaxError> {
+fn parse_item(
+    source: &str,
+    chunk: &Chunk,
+    lexed: &Lexed,
+    token_ends: &[usize],
+) -> Result<(Item, Vec<SyntaxError>), SyntaxError> {
     let text = source.get(chunk.span.range()).unwrap_or("");
     if let Some(error) = expected_item(source, chunk, lexed) {
         return Err(error);
     }
     let mut pairs = GencParser::parse(Rule::item_only, text)
         .map_err(|e| crate::diagnose::pest_error(e, source, chunk, lexed))?;
-    let token_ends =
-        lexed.tokens.iter().filter(|t| t.kind != TokenKind::Comment).map(|t| t.span.end).collect();
     let builder = Builder { offset: chunk.span.start, token_ends, errors: RefCell::new(Vec::new()) };
     let pair = pairs.next().ok_or(SyntaxError::Empty { span: chunk.span })?;
     let item = builder.item(pair);
@@ -105,14 +111,14 @@ struct Sized {
     depth: u32,
 }
 
-struct Builder {
+struct Builder<'t> {
     offset: usize,
     /// The end offsets of the file's code tokens, in order.
-    token_ends: Vec<usize>,
+    token_ends: &'t [usize],
     errors: RefCell<Vec<SyntaxError>>,
 }
 
-impl Builder {
+impl Builder<'_> {
     /// The span of a pair, without the whitespace and comments pest may include at its end
     /// (a rule that ends in a repetition consumes the trivia after it).
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
