@@ -57,6 +57,12 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Stage::Ast)]
         emit: Stage,
     },
+    /// List the Vulkan adapters and open the one `--device` picks.
+    Devices {
+        /// `auto` (best available), `gpu` (hardware only) or `cpu` (lavapipe).
+        #[arg(long, default_value = "auto")]
+        device: genc_runtime::device::DeviceChoice,
+    },
 }
 
 fn main() -> ExitCode {
@@ -82,6 +88,7 @@ fn main() -> ExitCode {
             commands::fmt::run(files, mode, &reporter)
         }
         Command::Compile { file, emit } => commands::compile::run(file, *emit, &reporter),
+        Command::Devices { device } => commands::devices::run(*device, &reporter),
     };
     ExitCode::from(status as u8)
 }
