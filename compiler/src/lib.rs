@@ -5,5 +5,6 @@
 
 pub use genc_grammar as grammar;
 
+pub mod interp;
 pub mod prim;
 pub mod random;
