@@ -22,10 +22,7 @@ pub enum DeviceError {
     },
 
     #[error("could not start the device `{name}`: {reason}")]
-    #[diagnostic(
-        code(E0902),
-        help("run `genc devices` to see what is available, or try `--device cpu`")
-    )]
+    #[diagnostic(code(E0902), help("run `genc devices` to see what is available, or try `--device cpu`"))]
     Init { name: String, reason: String },
 
     #[error("the device did not answer while listing adapters (waited {seconds} s)")]
@@ -46,5 +43,9 @@ pub enum DeviceError {
 }
 
 fn found_suffix(found: &[String]) -> String {
-    if found.is_empty() { String::new() } else { format!(" of the requested kind (found: {})", found.join(", ")) }
+    if found.is_empty() {
+        String::new()
+    } else {
+        format!(" of the requested kind (found: {})", found.join(", "))
+    }
 }

@@ -270,9 +270,7 @@ impl Device {
 
     /// Waits until every launched kernel has finished.
     pub fn sync(&self) -> Result<(), DeviceError> {
-        cubecl::future::block_on(self.client.sync()).map_err(|e| DeviceError::Kernel {
-            op: "sync".into(),
-            reason: format!("{e:?}"),
-        })
+        cubecl::future::block_on(self.client.sync())
+            .map_err(|e| DeviceError::Kernel { op: "sync".into(), reason: format!("{e:?}") })
     }
 }

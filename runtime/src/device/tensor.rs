@@ -6,6 +6,7 @@
 //! buffer and change only strides and offset; kernels read through the view.
 
 use cubecl::server::Handle;
+use genc_compiler::interp::Value;
 use genc_compiler::prim::DType;
 
 use super::{Device, DeviceError};
@@ -71,16 +72,14 @@ impl DeviceTensor {
     /// Downloads the view's elements in row-major order.
     pub fn to_f32(&self, device: &Device) -> Result<Vec<f32>, DeviceError> {
         let n = self.numel();
-        let Some(handle) = &self.handle else { return Ok(Vec::new()) };
-        if n == 0 {
+        if n == 0 || self.handle.is_none() {
             return Ok(Vec::new());
         }
         let t = if self.is_contiguous() { self.clone() } else { crate::kernels::materialize(device, self)? };
-        let Some(handle_c) = &t.handle else { return Ok(Vec::new()) };
-        let _ = handle;
+        let Some(handle) = &t.handle else { return Ok(Vec::new()) };
         let bytes = device
             .client()
-            .read_one(handle_c.clone())
+            .read_one(handle.clone())
             .map_err(|e| DeviceError::Read { reason: format!("{e:?}") })?;
         let mut out: Vec<f32> =
             bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
@@ -91,9 +90,19 @@ impl DeviceTensor {
         Ok(out)
     }
 
-    /// Downloads as f64, converting by dtype (i32 truncates, bool is 0/1).
+    /// Downloads as f64 (i32 and bool values are exact integers).
     pub fn to_f64(&self, device: &Device) -> Result<Vec<f64>, DeviceError> {
         Ok(self.to_f32(device)?.into_iter().map(f64::from).collect())
+    }
+
+    /// Uploads an interpreter value (f32 tensors are rounded to f32).
+    pub fn from_value(device: &Device, value: &Value) -> DeviceTensor {
+        Self::from_f64(device, value.dtype, &value.shape, &value.data)
+    }
+
+    /// Downloads into an interpreter value.
+    pub fn to_value(&self, device: &Device) -> Result<Value, DeviceError> {
+        Ok(Value { dtype: self.dtype, shape: self.shape.clone(), data: self.to_f64(device)? })
     }
 
     /// A view with axes reordered: `out.shape[i] = shape[perm[i]]`. No copy.

@@ -72,8 +72,21 @@ fn im2col(
         return Ok(col);
     }
     let info = [
-        total, c, h, w, out_hw[0], out_hw[1], kernel[0], kernel[1], g.stride[0], g.stride[1], g.pad[0], g.pad[1],
-        g.dilation[0], g.dilation[1], nb,
+        total,
+        c,
+        h,
+        w,
+        out_hw[0],
+        out_hw[1],
+        kernel[0],
+        kernel[1],
+        g.stride[0],
+        g.stride[1],
+        g.pad[0],
+        g.pad[1],
+        g.dilation[0],
+        g.dilation[1],
+        nb,
     ]
     .map(|v| v as u32);
     let client = device.client();
@@ -202,8 +215,21 @@ pub fn conv_transpose2d(
     let cols = matmul::matmul(device, &a, &b, &[groups, mg, q], matmul::default_path())?;
     let out = DeviceTensor::empty(device, x.dtype, out_shape);
     let info = [
-        out_n, cout, oh, ow, h, wd, kh, kw, g.stride[0], g.stride[1], g.pad[0], g.pad[1], g.dilation[0],
-        g.dilation[1], nb,
+        out_n,
+        cout,
+        oh,
+        ow,
+        h,
+        wd,
+        kh,
+        kw,
+        g.stride[0],
+        g.stride[1],
+        g.pad[0],
+        g.pad[1],
+        g.dilation[0],
+        g.dilation[1],
+        nb,
     ]
     .map(|v| v as u32);
     let client = device.client();
@@ -299,8 +325,18 @@ fn pool_kernel<F: Float>(x: &[F], out: &mut [F], info: &[u32], #[comptime] max_p
 
 fn pool_info(x: &DeviceTensor, win: &Window, out_hw: [usize; 2], total: usize) -> [u32; 12] {
     [
-        total, x.shape[1], x.shape[2], x.shape[3], out_hw[0], out_hw[1], win.kernel[0], win.kernel[1],
-        win.stride[0], win.stride[1], win.pad[0], win.pad[1],
+        total,
+        x.shape[1],
+        x.shape[2],
+        x.shape[3],
+        out_hw[0],
+        out_hw[1],
+        win.kernel[0],
+        win.kernel[1],
+        win.stride[0],
+        win.stride[1],
+        win.pad[0],
+        win.pad[1],
     ]
     .map(|v| v as u32)
 }
@@ -454,10 +490,7 @@ pub fn pool2d_grad(
 /// Source coordinate and weight of bilinear (half-pixel, align_corners=False) sampling.
 #[cube]
 fn bilinear_src<F: Float>(o: usize, scale: usize, extent: usize) -> (usize, usize, F) {
-    let src = max(
-        (F::cast_from(o) + F::new(0.5)) / F::cast_from(scale) - F::new(0.5),
-        F::new(0.0),
-    );
+    let src = max((F::cast_from(o) + F::new(0.5)) / F::cast_from(scale) - F::new(0.5), F::new(0.0));
     let i0 = usize::cast_from(src.floor());
     let i0c = min(i0, extent - 1);
     let i1 = min(i0c + 1, extent - 1);
@@ -561,7 +594,8 @@ pub fn upsample(
         return Ok(out);
     }
     let x = movement::contiguous(device, x)?;
-    let info = [total, x.shape[2], x.shape[3], out_shape[2], out_shape[3], scale[0], scale[1]].map(|v| v as u32);
+    let info =
+        [total, x.shape[2], x.shape[3], out_shape[2], out_shape[3], scale[0], scale[1]].map(|v| v as u32);
     let client = device.client();
     let (count, dim) = cube_launch_dims(client, total);
     let (xh, xl) = super::buffer_of(&x)?;

@@ -103,6 +103,7 @@ fn eval_op<F: Float, N: Size>(
     a: Vector<F, N>,
     b: Vector<F, N>,
     c: Vector<F, N>,
+    runtime_zero: Vector<F, N>,
     #[comptime] op: EwOp,
 ) -> Vector<F, N> {
     let zero = Vector::<F, N>::new(F::new(0.0));
@@ -140,7 +141,7 @@ fn eval_op<F: Float, N: Size>(
         EwOp::Div => a / b,
         EwOp::FloorDiv => (a / b).floor(),
         EwOp::Rem => a - b * (a / b).floor(),
-        EwOp::Pow => pow_real::<F, N>(a, b),
+        EwOp::Pow => pow_real::<F, N>(a, b, runtime_zero),
         EwOp::Max => select_many(a.greater_equal(&b), a, b),
         EwOp::Min => select_many(a.less_equal(&b), a, b),
         EwOp::Eq => b2f::<F, N>(a.equal(&b)),
@@ -171,17 +172,20 @@ fn log1p_exact<F: Float, N: Size>(x: Vector<F, N>) -> Vector<F, N> {
 /// `a ^ b` with the real-number conventions of `f64::powf`: negative bases with integer
 /// exponents, `x ^ 0 = 1`, `0 ^ b` for positive `b`.
 #[cube]
-fn pow_real<F: Float, N: Size>(a: Vector<F, N>, b: Vector<F, N>) -> Vector<F, N> {
+fn pow_real<F: Float, N: Size>(a: Vector<F, N>, b: Vector<F, N>, runtime_zero: Vector<F, N>) -> Vector<F, N> {
     let zero = Vector::<F, N>::new(F::new(0.0));
     let one = Vector::<F, N>::new(F::new(1.0));
     let two = Vector::<F, N>::new(F::new(2.0));
     let mag = a.abs().powf(b);
     let is_int = b.floor().equal(&b);
     let odd = (b - two * (b / two).floor()).equal(&one);
-    let nan = zero / zero;
+    // From a zero the compiler cannot fold: WGSL has no literal for NaN or infinity.
+    #[allow(clippy::eq_op)]
+    let nan = runtime_zero / runtime_zero;
+    let inf = one / runtime_zero;
     let neg = select_many(is_int, select_many(odd, -mag, mag), nan);
     let r = select_many(a.less_than(&zero), neg, mag);
-    let r = select_many(a.equal(&zero), select_many(b.greater_than(&zero), zero, one / zero), r);
+    let r = select_many(a.equal(&zero), select_many(b.greater_than(&zero), zero, inf), r);
     select_many(b.equal(&zero), one, r)
 }
 
@@ -189,14 +193,16 @@ fn pow_real<F: Float, N: Size>(a: Vector<F, N>, b: Vector<F, N>) -> Vector<F, N>
 #[cube]
 fn exec_from<F: Float, N: Size>(
     regs: &mut Sequence<Vector<F, N>>,
+    runtime_zero: Vector<F, N>,
     #[comptime] instrs: Sequence<Instr>,
     #[comptime] j: usize,
 ) {
     if comptime!(j < instrs.len()) {
         let ins = comptime!(*instrs.index(j));
-        let v = eval_op::<F, N>(*regs.index(ins.a), *regs.index(ins.b), *regs.index(ins.c), ins.op);
+        let v =
+            eval_op::<F, N>(*regs.index(ins.a), *regs.index(ins.b), *regs.index(ins.c), runtime_zero, ins.op);
         regs.push(v);
-        exec_from::<F, N>(regs, instrs, comptime!(j + 1));
+        exec_from::<F, N>(regs, runtime_zero, instrs, comptime!(j + 1));
     }
 }
 
@@ -231,7 +237,9 @@ fn fused_kernel<F: Float, N: Size>(
                 regs.push(input[ABSOLUTE_POS]);
             }
         }
-        exec_from::<F, N>(&mut regs, config.instrs.clone(), 0usize);
+        // info[0] < 2^31, so this is 0 at run time but not a constant.
+        let runtime_zero = Vector::<F, N>::new(F::cast_from(info[0] >> 31u32));
+        exec_from::<F, N>(&mut regs, runtime_zero, config.instrs.clone(), 0usize);
         #[unroll]
         for o in 0..outputs.len() {
             let r = comptime!(*config.outputs.index(o));

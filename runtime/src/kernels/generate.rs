@@ -51,7 +51,12 @@ fn iota_kernel<F: Float>(output: &mut [F], info: &[u32]) {
     }
 }
 
-pub fn iota(device: &Device, dtype: DType, shape: &[usize], axis: usize) -> Result<DeviceTensor, DeviceError> {
+pub fn iota(
+    device: &Device,
+    dtype: DType,
+    shape: &[usize],
+    axis: usize,
+) -> Result<DeviceTensor, DeviceError> {
     let out = DeviceTensor::empty(device, dtype, shape);
     let n = out.numel();
     if n == 0 {

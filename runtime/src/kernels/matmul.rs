@@ -57,13 +57,13 @@ fn tiled_matmul_kernel<F: Float>(a: &[F], b: &[F], c: &mut [F], info: &[u32], #[
             bcol.push(b_base + min(col0 + j * 16, n - 1) * b_sn);
         }
     }
-    let mut acc = Sequence::<Sequence<F>>::new();
+    let mut acc = Sequence::<Sequence<RuntimeCell<F>>>::new();
     #[unroll]
     for _i in 0..cfg.tm {
-        let mut row = Sequence::<F>::new();
+        let mut row = Sequence::<RuntimeCell<F>>::new();
         #[unroll]
         for _j in 0..cfg.tn {
-            row.push(F::new(0.0));
+            row.push(RuntimeCell::<F>::new(F::new(0.0)));
         }
         acc.push(row);
     }
@@ -76,11 +76,11 @@ fn tiled_matmul_kernel<F: Float>(a: &[F], b: &[F], c: &mut [F], info: &[u32], #[
         #[unroll]
         for i in 0..cfg.tm {
             let av = a[*arow.index(i) + k * a_sk];
-            let row = acc.index_mut(i);
+            let row = acc.index(i);
             #[unroll]
             for j in 0..cfg.tn {
-                let slot = row.index_mut(j);
-                *slot += av * *bv.index(j);
+                let cell = row.index(j);
+                cell.store(cell.read() + av * *bv.index(j));
             }
         }
     }
@@ -93,7 +93,7 @@ fn tiled_matmul_kernel<F: Float>(a: &[F], b: &[F], c: &mut [F], info: &[u32], #[
         for j in 0..cfg.tn {
             let col = col0 + j * 16;
             if r < m && col < n {
-                c[c_base + r * c_sm + col] = *acc.index(i).index(j);
+                c[c_base + r * c_sm + col] = acc.index(i).index(j).read();
             }
         }
     }
@@ -192,11 +192,8 @@ pub fn matmul(
         n as u32,
     ];
     let cfg = TileConfig { tm, tn, b_unit_cols: bst[2] == 1 };
-    let count = CubeCount::Static(
-        n.div_ceil(CUBE_SIDE * tn) as u32,
-        m.div_ceil(CUBE_SIDE * tm) as u32,
-        batch as u32,
-    );
+    let count =
+        CubeCount::Static(n.div_ceil(CUBE_SIDE * tn) as u32, m.div_ceil(CUBE_SIDE * tm) as u32, batch as u32);
     let dim = CubeDim::new_2d(CUBE_SIDE as u32, CUBE_SIDE as u32);
     let (ah, al) = super::buffer_of(&a)?;
     let (bh, bl) = super::buffer_of(&b)?;

@@ -284,7 +284,12 @@ fn scan_kernel<F: Float>(input: &[F], output: &mut [F], info: &[u32], #[comptime
     }
 }
 
-pub fn scan(device: &Device, x: &DeviceTensor, axis: usize, product: bool) -> Result<DeviceTensor, DeviceError> {
+pub fn scan(
+    device: &Device,
+    x: &DeviceTensor,
+    axis: usize,
+    product: bool,
+) -> Result<DeviceTensor, DeviceError> {
     let out = DeviceTensor::empty(device, x.dtype, &x.shape);
     if out.numel() == 0 {
         return Ok(out);

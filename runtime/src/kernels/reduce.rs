@@ -31,16 +31,11 @@ enum RedOp {
 /// `row * len + c * chunk .. min(+chunk, len)`; `chunks = ceil(len / chunk)`.
 /// params = [scale]: the result is multiplied by it (1/len for a mean).
 #[cube(launch_unchecked)]
-fn reduce_kernel<F: Float>(
-    input: &[F],
-    output: &mut [F],
-    params: &[F],
-    info: &[u32],
-    #[comptime] op: RedOp,
-) {
+fn reduce_kernel<F: Float>(input: &[F], output: &mut [F], params: &[F], info: &[u32], #[comptime] op: RedOp) {
     let rows = usize::cast_from(info[0]);
     let len = usize::cast_from(info[1]);
     let chunk = usize::cast_from(info[2]);
+    #[allow(clippy::manual_div_ceil)]
     let chunks = (len + chunk - 1) / chunk;
     if ABSOLUTE_POS < rows * chunks {
         let row = ABSOLUTE_POS / chunks;
@@ -79,6 +74,7 @@ fn reduce_kernel<F: Float>(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn launch_rows(
     device: &Device,
     input: &DeviceTensor,
