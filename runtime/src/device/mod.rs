@@ -247,8 +247,8 @@ impl Device {
         }
         let client = cubecl::Device::Wgpu(wgpu_device).client();
         let features = client.features();
-        let f32_type = Type::Scalar(ElemType::Float(FloatKind::F32));
-        let int_type = Type::Scalar(ElemType::Int(cubecl::ir::IntKind::I32));
+        let f32_type = Type::atomic(ElemType::Float(FloatKind::F32));
+        let int_type = Type::atomic(ElemType::Int(cubecl::ir::IntKind::I32));
         let info = DeviceInfo {
             compiler: client.name().to_string(),
             f16: !features.type_usage(ElemType::Float(FloatKind::F16)).is_empty(),

@@ -108,13 +108,22 @@ pub enum MatmulPath {
     Cubek,
 }
 
-/// The path used when the caller does not choose: `GENC_MATMUL=cubek|tiled` overrides.
+/// The path used when the caller does not choose. `GENC_MATMUL=cubek` or
+/// `GENC_MATMUL=tiled:TMxTN` (e.g. `tiled:8x4`) overrides it.
 pub fn default_path() -> MatmulPath {
-    match std::env::var("GENC_MATMUL").as_deref() {
-        Ok("cubek") => MatmulPath::Cubek,
-        _ => MatmulPath::Tiled { tm: 4, tn: 4 },
+    let var = std::env::var("GENC_MATMUL").unwrap_or_default();
+    if var == "cubek" {
+        return MatmulPath::Cubek;
     }
+    let tile = var.strip_prefix("tiled:").and_then(|t| t.split_once('x')).and_then(|(tm, tn)| {
+        let (tm, tn) = (tm.parse::<usize>().ok()?, tn.parse::<usize>().ok()?);
+        ((1..=16).contains(&tm) && (1..=16).contains(&tn)).then_some(MatmulPath::Tiled { tm, tn })
+    });
+    tile.unwrap_or(DEFAULT_PATH)
 }
+
+/// The default: the fastest on lavapipe in `make bench-kernels` (see runtime/README.md).
+pub const DEFAULT_PATH: MatmulPath = MatmulPath::Tiled { tm: 4, tn: 4 };
 
 /// Collapses a view of rank >= 3 to `[batch, rows, cols]` when its batch axes merge into one
 /// stride; `None` otherwise.
