@@ -40,6 +40,17 @@ fn time(device: &Device, mut f: impl FnMut()) -> f64 {
     times[times.len() / 2]
 }
 
+fn parse_path(s: &str) -> MatmulPath {
+    if s == "cubek" {
+        return MatmulPath::Cubek;
+    }
+    let tile = s.strip_prefix("tiled:").and_then(|t| t.split_once('x'));
+    match tile.map(|(a, b)| (a.parse::<usize>(), b.parse::<usize>())) {
+        Some((Ok(tm), Ok(tn))) => MatmulPath::Tiled { tm, tn },
+        _ => fail(format!("unknown matmul path `{s}` (cubek or tiled:TMxTN)")),
+    }
+}
+
 fn random(device: &Device, shape: &[usize], stream: u32) -> DeviceTensor {
     let leaves = Leaves { seed: 1, ..Leaves::default() };
     let prim = Prim::Random { dist: genc_compiler::prim::Distribution::Uniform, stream };
@@ -53,17 +64,24 @@ fn main() {
     let leaves = Leaves::default();
 
     if only.is_empty() || only == "matmul" {
-        let paths = [
-            MatmulPath::Tiled { tm: 4, tn: 4 },
-            MatmulPath::Tiled { tm: 8, tn: 4 },
-            MatmulPath::Tiled { tm: 4, tn: 8 },
-            MatmulPath::Tiled { tm: 8, tn: 8 },
-            MatmulPath::Cubek,
-        ];
-        for (m, k, n) in [(512, 512, 512), (1024, 1024, 1024), (12544, 1024, 128)] {
+        // BENCH_PATHS=cubek,tiled:8x8,... picks the paths; BENCH_SHAPES=512 only the first shape.
+        let paths: Vec<MatmulPath> = match std::env::var("BENCH_PATHS") {
+            Ok(list) => list.split(',').map(parse_path).collect(),
+            Err(_) => vec![
+                MatmulPath::Tiled { tm: 4, tn: 4 },
+                MatmulPath::Tiled { tm: 8, tn: 8 },
+                MatmulPath::Cubek,
+                genc_runtime::kernels::matmul::DEFAULT_PATH,
+            ],
+        };
+        let shapes: &[(usize, usize, usize)] = match std::env::var("BENCH_SHAPES").as_deref() {
+            Ok("512") => &[(512, 512, 512)],
+            _ => &[(512, 512, 512), (1024, 1024, 1024), (12544, 1024, 128)],
+        };
+        for &(m, k, n) in shapes {
             let a = random(&device, &[m, k], 0);
             let b = random(&device, &[k, n], 1);
-            for path in paths {
+            for &path in &paths {
                 let s = time(&device, || {
                     matmul(&device, &a, &b, &[m, n], path).unwrap_or_else(|e| fail(e));
                 });
@@ -134,7 +152,11 @@ fn main() {
         let s = time(&device, || {
             run_fused(&device, &program, &[&a, &b, &c], &[n], &[DType::F32]).unwrap_or_else(|e| fail(e));
         });
-        println!("fused tanh(a*b+c), 16M f32: {:.2} ms, {:.2} GB/s (16 B/element)", s * 1e3, 16.0 * n as f64 / s / 1e9);
+        println!(
+            "fused tanh(a*b+c), 16M f32: {:.2} ms, {:.2} GB/s (16 B/element)",
+            s * 1e3,
+            16.0 * n as f64 / s / 1e9
+        );
         // The same as three separate kernels, for comparison.
         let run = |p: Prim, ins: &[&DeviceTensor]| {
             kernels::eval(&device, &p, ins, &[n], DType::F32, &leaves).unwrap_or_else(|e| fail(e))
@@ -156,6 +178,9 @@ fn main() {
                 kernels::eval(&device, &prim, &[&x], &[1], DType::F32, &leaves).unwrap_or_else(|e| fail(e));
             }
         });
-        println!("launch overhead: {:.1} us per kernel ({launches} one-element launches, one sync)", s / launches as f64 * 1e6);
+        println!(
+            "launch overhead: {:.1} us per kernel ({launches} one-element launches, one sync)",
+            s / launches as f64 * 1e6
+        );
     }
 }

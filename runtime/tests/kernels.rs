@@ -443,6 +443,8 @@ fn matmul_matches_the_interpreter() {
         (&[], 0, 4, 3),
         (&[], 4, 0, 3),
         (&[], 70, 130, 1),
+        (&[], 200, 37, 100),
+        (&[2], 70, 20, 99),
     ];
     for (batch, m, k, n) in cases {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
@@ -456,6 +458,33 @@ fn matmul_matches_the_interpreter() {
             let b = f32v(&mut rng, &sb, -1.0, 1.0);
             let tol = Tol { atol: 1e-5 * (*k as f64 + 1.0), rtol: 1e-5 };
             check(&Prim::MatMul { transpose_a: ta, transpose_b: tb }, &[a, b], &so, DType::F32, tol);
+        }
+    }
+}
+
+/// The other matmul paths (cubek, explicit tiles) agree with the interpreter too.
+#[test]
+fn every_matmul_path_matches_the_interpreter() {
+    use genc_runtime::kernels::matmul::{MatmulPath, matmul};
+    let mut rng = Rng(12);
+    let paths = [MatmulPath::Cubek, MatmulPath::Tiled { tm: 8, tn: 8 }, MatmulPath::Tiled { tm: 1, tn: 1 }];
+    for (batch, m, k, n) in [(1, 45, 33, 70), (3, 17, 64, 5)] {
+        for (ta, tb) in [(false, false), (true, true)] {
+            let sa = if ta { [batch, k, m] } else { [batch, m, k] };
+            let sb = if tb { [batch, n, k] } else { [batch, k, n] };
+            let (a, b) = (f32v(&mut rng, &sa, -1.0, 1.0), f32v(&mut rng, &sb, -1.0, 1.0));
+            let prim = Prim::MatMul { transpose_a: ta, transpose_b: tb };
+            let want = interp::eval(&prim, &[&a, &b], &[batch, m, n], DType::F32, &interp::Leaves::default())
+                .unwrap_or_else(|e| panic!("{e}"));
+            let swap = |t: DeviceTensor, flag: bool| if flag { t.permuted(&[0, 2, 1]) } else { t };
+            let da = swap(DeviceTensor::from_value(device(), &a), ta);
+            let db = swap(DeviceTensor::from_value(device(), &b), tb);
+            for path in paths {
+                let got = matmul(device(), &da, &db, &[batch, m, n], path)
+                    .and_then(|t| t.to_value(device()))
+                    .unwrap_or_else(|e| panic!("{path:?}: {e}"));
+                compare(&format!("matmul {path:?}"), &got, &want, Tol { atol: 1e-5 * k as f64, rtol: 1e-5 });
+            }
         }
     }
 }

@@ -1,9 +1,11 @@
 //! Batched matrix products: a register-tiled kernel written for lavapipe, and cubek's matmul.
 //!
-//! The tiled kernel: a cube of 16 x 16 units computes a `16*TM x 16*TN` block of C; each unit
-//! keeps a `TM x TN` tile of accumulators in registers. A unit's columns are interleaved
-//! (`col0 + x + 16 * j`), so the 8 SIMD lanes llvmpipe runs side by side read consecutive
-//! elements of B, and all lanes of a row read the same element of A. Any strides work
+//! The tiled kernel: a cube of 8 x 8 units computes an `8*TM x 8*TN` block of C; each unit
+//! keeps a `TM x TN` tile of accumulators. A unit's columns are interleaved
+//! (`col0 + x + 8 * j`), so the 8 SIMD lanes llvmpipe runs side by side (one row of the cube)
+//! read consecutive elements of B, and all lanes of a row read the same element of A. On
+//! lavapipe the cost is in the per-lane loads, not the arithmetic, so large tiles win: 32 x 16
+//! (512 FMAs per 48 loads) measured about 2x cubek's matmul; see [`auto_tile`]. Any strides work
 //! (transposes are stride swaps, a broadcast batch has stride 0), and out-of-range rows and
 //! columns are clamped on load and skipped on store, so no shape needs padding.
 //!
@@ -20,11 +22,20 @@ use crate::device::{Device, DeviceError, DeviceTensor};
 pub struct TileConfig {
     pub tm: usize,
     pub tn: usize,
+    /// The cube is `side x side` units.
+    pub side: usize,
     /// B's column stride is 1 (lets the compiler see contiguous lanes).
     pub b_unit_cols: bool,
 }
 
-const CUBE_SIDE: usize = 16;
+/// The cube side of the tiled kernel: `GENC_MATMUL_SIDE` (4..=32) or 8.
+fn cube_side() -> usize {
+    std::env::var("GENC_MATMUL_SIDE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|s| (4..=32).contains(s))
+        .unwrap_or(8)
+}
 
 /// info = [M, N, K, a_off, a_sb, a_sm, a_sk, b_off, b_sb, b_sk, b_sn, c_sb, c_sm]; C's column
 /// stride is 1 and its offset 0.
@@ -34,8 +45,8 @@ fn tiled_matmul_kernel<F: Float>(a: &[F], b: &[F], c: &mut [F], info: &[u32], #[
     let n = usize::cast_from(info[1]);
     let kk = usize::cast_from(info[2]);
     let batch = usize::cast_from(CUBE_POS_Z);
-    let row0 = usize::cast_from(CUBE_POS_Y) * (16 * cfg.tm) + usize::cast_from(UNIT_POS_Y);
-    let col0 = usize::cast_from(CUBE_POS_X) * (16 * cfg.tn) + usize::cast_from(UNIT_POS_X);
+    let row0 = usize::cast_from(CUBE_POS_Y) * (cfg.side * cfg.tm) + usize::cast_from(UNIT_POS_Y);
+    let col0 = usize::cast_from(CUBE_POS_X) * (cfg.side * cfg.tn) + usize::cast_from(UNIT_POS_X);
     let a_base = usize::cast_from(info[3]) + batch * usize::cast_from(info[4]);
     let a_sm = usize::cast_from(info[5]);
     let a_sk = usize::cast_from(info[6]);
@@ -46,15 +57,15 @@ fn tiled_matmul_kernel<F: Float>(a: &[F], b: &[F], c: &mut [F], info: &[u32], #[
     let mut arow = Sequence::<usize>::new();
     #[unroll]
     for i in 0..cfg.tm {
-        arow.push(a_base + min(row0 + i * 16, m - 1) * a_sm);
+        arow.push(a_base + min(row0 + i * cfg.side, m - 1) * a_sm);
     }
     let mut bcol = Sequence::<usize>::new();
     #[unroll]
     for j in 0..cfg.tn {
         if cfg.b_unit_cols {
-            bcol.push(b_base + min(col0 + j * 16, n - 1));
+            bcol.push(b_base + min(col0 + j * cfg.side, n - 1));
         } else {
-            bcol.push(b_base + min(col0 + j * 16, n - 1) * b_sn);
+            bcol.push(b_base + min(col0 + j * cfg.side, n - 1) * b_sn);
         }
     }
     let mut acc = Sequence::<Sequence<RuntimeCell<F>>>::new();
@@ -88,10 +99,10 @@ fn tiled_matmul_kernel<F: Float>(a: &[F], b: &[F], c: &mut [F], info: &[u32], #[
     let c_sm = usize::cast_from(info[12]);
     #[unroll]
     for i in 0..cfg.tm {
-        let r = row0 + i * 16;
+        let r = row0 + i * cfg.side;
         #[unroll]
         for j in 0..cfg.tn {
-            let col = col0 + j * 16;
+            let col = col0 + j * cfg.side;
             if r < m && col < n {
                 c[c_base + r * c_sm + col] = acc.index(i).index(j).read();
             }
@@ -102,6 +113,8 @@ fn tiled_matmul_kernel<F: Float>(a: &[F], b: &[F], c: &mut [F], info: &[u32], #[
 /// Which implementation multiplies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulPath {
+    /// The tiled kernel with a tile chosen from the shape (the default).
+    Auto,
     /// The register-tiled kernel above, with its tile shape.
     Tiled { tm: usize, tn: usize },
     /// cubek's `Strategy::Auto`.
@@ -117,13 +130,29 @@ pub fn default_path() -> MatmulPath {
     }
     let tile = var.strip_prefix("tiled:").and_then(|t| t.split_once('x')).and_then(|(tm, tn)| {
         let (tm, tn) = (tm.parse::<usize>().ok()?, tn.parse::<usize>().ok()?);
-        ((1..=16).contains(&tm) && (1..=16).contains(&tn)).then_some(MatmulPath::Tiled { tm, tn })
+        ((1..=64).contains(&tm) && (1..=64).contains(&tn)).then_some(MatmulPath::Tiled { tm, tn })
     });
     tile.unwrap_or(DEFAULT_PATH)
 }
 
-/// The default: the fastest on lavapipe in `make bench-kernels` (see runtime/README.md).
-pub const DEFAULT_PATH: MatmulPath = MatmulPath::Tiled { tm: 4, tn: 4 };
+/// The default: the tiled kernel, which beats cubek on lavapipe in `make bench-kernels`
+/// (see runtime/README.md).
+pub const DEFAULT_PATH: MatmulPath = MatmulPath::Auto;
+
+/// The tile for an `m x n` output: the largest measured-best tile (32 x 16, about 2x cubek
+/// on lavapipe) for large outputs, smaller ones where a big tile would be mostly padding.
+/// Few distinct tiles keep the number of compiled kernels small.
+pub fn auto_tile(m: usize, n: usize) -> (usize, usize) {
+    let tm = if m >= 192 {
+        32
+    } else if m >= 64 {
+        16
+    } else {
+        4
+    };
+    let tn = if n >= 96 { 16 } else { 4 };
+    (tm, tn)
+}
 
 /// Collapses a view of rank >= 3 to `[batch, rows, cols]` when its batch axes merge into one
 /// stride; `None` otherwise.
@@ -183,7 +212,7 @@ pub fn matmul(
     }
     let (tm, tn) = match path {
         MatmulPath::Tiled { tm, tn } => (tm, tn),
-        MatmulPath::Cubek => (4, 4),
+        MatmulPath::Auto | MatmulPath::Cubek => auto_tile(m, n),
     };
     let info = [
         m as u32,
@@ -200,10 +229,10 @@ pub fn matmul(
         (m * n) as u32,
         n as u32,
     ];
-    let cfg = TileConfig { tm, tn, b_unit_cols: bst[2] == 1 };
-    let count =
-        CubeCount::Static(n.div_ceil(CUBE_SIDE * tn) as u32, m.div_ceil(CUBE_SIDE * tm) as u32, batch as u32);
-    let dim = CubeDim::new_2d(CUBE_SIDE as u32, CUBE_SIDE as u32);
+    let side = cube_side();
+    let cfg = TileConfig { tm, tn, side, b_unit_cols: bst[2] == 1 };
+    let count = CubeCount::Static(n.div_ceil(side * tn) as u32, m.div_ceil(side * tm) as u32, batch as u32);
+    let dim = CubeDim::new_2d(side as u32, side as u32);
     let (ah, al) = super::buffer_of(&a)?;
     let (bh, bl) = super::buffer_of(&b)?;
     let (oh, ol) = super::buffer_of(&out)?;
