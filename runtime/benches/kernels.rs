@@ -93,7 +93,8 @@ fn main() {
 
     if only.is_empty() || only == "conv" {
         // DCGAN-28 at batch 64 (specs/dcgan.gen): (name, transposed, x shape, w shape, y shape).
-        let layers: [(&str, bool, [usize; 4], [usize; 4], [usize; 4]); 4] = [
+        type Layer = (&'static str, bool, [usize; 4], [usize; 4], [usize; 4]);
+        let layers: [Layer; 4] = [
             ("G conv_transpose2d 256->128 7->14", true, [64, 256, 7, 7], [256, 128, 4, 4], [64, 128, 14, 14]),
             ("G conv_transpose2d 128->1 14->28", true, [64, 128, 14, 14], [128, 1, 4, 4], [64, 1, 28, 28]),
             ("D conv2d 1->64 28->14", false, [64, 1, 28, 28], [64, 1, 4, 4], [64, 64, 14, 14]),
