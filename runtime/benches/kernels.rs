@@ -60,7 +60,8 @@ fn random(device: &Device, shape: &[usize], stream: u32) -> DeviceTensor {
 fn main() {
     let device = Device::open(DeviceChoice::Auto).unwrap_or_else(|e| fail(e));
     println!("device: {}", device.info());
-    let only = std::env::args().nth(1).unwrap_or_default();
+    // `cargo bench` passes `--bench`; the first other argument picks one group.
+    let only = std::env::args().skip(1).find(|a| !a.starts_with("--")).unwrap_or_default();
     let leaves = Leaves::default();
 
     if only.is_empty() || only == "matmul" {
@@ -74,11 +75,21 @@ fn main() {
                 genc_runtime::kernels::matmul::DEFAULT_PATH,
             ],
         };
-        let shapes: &[(usize, usize, usize)] = match std::env::var("BENCH_SHAPES").as_deref() {
-            Ok("512") => &[(512, 512, 512)],
-            _ => &[(512, 512, 512), (1024, 1024, 1024), (12544, 1024, 128)],
+        // BENCH_SHAPES=MxKxN,... picks the shapes.
+        let shapes: Vec<(usize, usize, usize)> = match std::env::var("BENCH_SHAPES") {
+            Ok(list) => list
+                .split(',')
+                .map(|s| {
+                    let d: Vec<usize> = s.split('x').filter_map(|v| v.parse().ok()).collect();
+                    if d.len() != 3 {
+                        fail(format!("bad shape `{s}` (MxKxN)"));
+                    }
+                    (d[0], d[1], d[2])
+                })
+                .collect(),
+            Err(_) => vec![(512, 512, 512), (1024, 1024, 1024), (12544, 1024, 128)],
         };
-        for &(m, k, n) in shapes {
+        for &(m, k, n) in &shapes {
             let a = random(&device, &[m, k], 0);
             let b = random(&device, &[k, n], 1);
             for &path in &paths {

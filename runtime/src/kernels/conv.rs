@@ -17,7 +17,7 @@
 use cubecl::prelude::*;
 use genc_compiler::prim::{ConvGeometry, PoolKind, UpsampleMode, Window};
 
-use super::{cube_launch_dims, info_arg, matmul, movement};
+use super::{cube_launch_dims, fast_div, info_arg, magic, matmul, movement};
 use crate::device::{Device, DeviceError, DeviceTensor};
 
 /// info = [n, C, H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw, NB]; x contiguous NCHW;
@@ -34,14 +34,17 @@ fn im2col_kernel<F: Float>(x: &[F], col: &mut [F], info: &[u32]) {
         let kh = usize::cast_from(info[6]);
         let kw = usize::cast_from(info[7]);
         let cols = usize::cast_from(info[14]) * oh * ow;
+        // Divisions by invariant divisors through their magic numbers (info[15..25]).
         let row = ABSOLUTE_POS / cols;
-        let cidx = ABSOLUTE_POS % cols;
-        let kx = row % kw;
-        let ky = (row / kw) % kh;
-        let ci = row / (kw * kh);
-        let ox = cidx % ow;
-        let oy = (cidx / ow) % oh;
-        let nb = cidx / (ow * oh);
+        let cidx = ABSOLUTE_POS - row * cols;
+        let q = row / kw;
+        let kx = row - q * kw;
+        let ci = q / kh;
+        let ky = q - ci * kh;
+        let q2 = cidx / ow;
+        let ox = cidx - q2 * ow;
+        let nb = q2 / oh;
+        let oy = q2 - nb * oh;
         let iy = i32::cast_from(oy * usize::cast_from(info[8]) + ky * usize::cast_from(info[12]))
             - i32::cast_from(info[10]);
         let ix = i32::cast_from(ox * usize::cast_from(info[9]) + kx * usize::cast_from(info[13]))
@@ -142,7 +145,7 @@ pub fn conv2d(
 /// info = [n, C_out, OH, OW, H, W, kh, kw, sh, sw, ph, pw, dh, dw, NB]; cols
 /// `[C_out*kh*kw, NB*H*W]`; out NCHW `[NB, C_out, OH, OW]`.
 #[cube(launch_unchecked)]
-fn col2im_kernel<F: Float>(cols: &[F], out: &mut [F], info: &[u32]) {
+fn col2im_kernel<F: Float>(cols: &[F], out: &mut [F], info: &[u32], #[comptime] unit_dilation: bool) {
     let total = usize::cast_from(info[0]);
     if ABSOLUTE_POS < total {
         let cout = usize::cast_from(info[1]);
@@ -159,23 +162,54 @@ fn col2im_kernel<F: Float>(cols: &[F], out: &mut [F], info: &[u32]) {
         let dh = i32::cast_from(info[12]);
         let dw = i32::cast_from(info[13]);
         let nb_total = usize::cast_from(info[14]);
-        let ox = ABSOLUTE_POS % ow;
-        let oy = (ABSOLUTE_POS / ow) % oh;
-        let co = (ABSOLUTE_POS / (ow * oh)) % cout;
-        let nb = ABSOLUTE_POS / (ow * oh * cout);
+        let q = ABSOLUTE_POS / ow;
+        let ox = ABSOLUTE_POS - q * ow;
+        let q2 = q / oh;
+        let oy = q - q2 * oh;
+        let nb = q2 / cout;
+        let co = q2 - nb * cout;
         let hw = h * w;
         let ncols = nb_total * hw;
         let mut acc = F::new(0.0);
-        for ky in 0..kh {
-            let ty = i32::cast_from(oy) + ph - i32::cast_from(ky) * dh;
-            if ty >= 0 && ty % sh == 0 && ty / sh < i32::cast_from(h) {
-                let iy = usize::cast_from(ty / sh);
-                for kx in 0..kw {
-                    let tx = i32::cast_from(ox) + pw - i32::cast_from(kx) * dw;
-                    if tx >= 0 && tx % sw == 0 && tx / sw < i32::cast_from(w) {
-                        let ix = usize::cast_from(tx / sw);
-                        let row = (co * kh + ky) * kw + kx;
-                        acc += cols[row * ncols + nb * hw + iy * w + ix];
+        if unit_dilation {
+            // The taps that land on (oy, ox): ky = ky0 + j * sh reads row iy0 - j (likewise x).
+            let ty = i32::cast_from(oy) + ph;
+            let iy0 = ty / sh;
+            let ky0 = ty - iy0 * sh;
+            let tx = i32::cast_from(ox) + pw;
+            let ix0 = tx / sw;
+            let kx0 = tx - ix0 * sw;
+            let mut ky = ky0;
+            let mut iy = iy0;
+            while ky < i32::cast_from(kh) {
+                if iy >= 0 && iy < i32::cast_from(h) {
+                    let mut kx = kx0;
+                    let mut ix = ix0;
+                    while kx < i32::cast_from(kw) {
+                        if ix >= 0 && ix < i32::cast_from(w) {
+                            let row = (co * kh + usize::cast_from(ky)) * kw + usize::cast_from(kx);
+                            acc +=
+                                cols[row * ncols + nb * hw + usize::cast_from(iy) * w + usize::cast_from(ix)];
+                        }
+                        kx += sw;
+                        ix -= 1i32;
+                    }
+                }
+                ky += sh;
+                iy -= 1i32;
+            }
+        } else {
+            for ky in 0..kh {
+                let ty = i32::cast_from(oy) + ph - i32::cast_from(ky) * dh;
+                if ty >= 0 && ty % sh == 0 && ty / sh < i32::cast_from(h) {
+                    let iy = usize::cast_from(ty / sh);
+                    for kx in 0..kw {
+                        let tx = i32::cast_from(ox) + pw - i32::cast_from(kx) * dw;
+                        if tx >= 0 && tx % sw == 0 && tx / sw < i32::cast_from(w) {
+                            let ix = usize::cast_from(tx / sw);
+                            let row = (co * kh + ky) * kw + kx;
+                            acc += cols[row * ncols + nb * hw + iy * w + ix];
+                        }
                     }
                 }
             }
@@ -245,6 +279,7 @@ pub fn conv_transpose2d(
             BufferArg::from_raw_parts(ch, cl),
             BufferArg::from_raw_parts(oh_, ol),
             info_arg(device, &info),
+            g.dilation == [1, 1],
         );
     }
     Ok(out)

@@ -11,7 +11,7 @@
 use cubecl::prelude::*;
 use genc_compiler::prim::DType;
 
-use super::{cube_launch_dims, info_arg};
+use super::{cube_launch_dims, info_arg, strided_at};
 use crate::device::{Device, DeviceError, DeviceTensor};
 
 /// One element-wise operation on f32 registers (every dtype is stored as f32 on the device).
@@ -221,17 +221,9 @@ fn fused_kernel<F: Float, N: Size>(
         for i in 0..inputs.len() {
             let input = inputs.index(i);
             if comptime!(config.strided) {
-                // info = [n, shape[rank], then per input: offset, strides[rank]]
-                let base = 1 + rank + i * (rank + 1);
-                let mut rem = ABSOLUTE_POS;
-                let mut at = usize::cast_from(info[base]);
-                #[unroll]
-                for k in 0..rank {
-                    let d = rank - 1 - k;
-                    let extent = usize::cast_from(info[1 + d]);
-                    at += (rem % extent) * usize::cast_from(info[base + 1 + d]);
-                    rem /= extent;
-                }
+                // info = [n, shape_info[3 * rank], then per input: offset, strides[rank]]
+                let base = 1 + 3 * rank + i * (rank + 1);
+                let at = strided_at(ABSOLUTE_POS, info, 1, base + 1, usize::cast_from(info[base]), rank);
                 regs.push(input[at]);
             } else {
                 regs.push(input[ABSOLUTE_POS]);
@@ -278,7 +270,7 @@ pub fn run_fused(
     let rank = out_shape.len();
     let mut info: Vec<u32> = vec![(n / vector) as u32];
     if !contiguous {
-        info.extend(out_shape.iter().map(|&d| d as u32));
+        info.extend(super::shape_info(out_shape));
         for v in &views {
             info.push(v.offset as u32);
             info.extend(v.strides.iter().map(|&s| s as u32));

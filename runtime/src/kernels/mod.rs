@@ -233,8 +233,36 @@ pub(crate) fn buffer_of(t: &DeviceTensor) -> Result<(Handle, usize), DeviceError
     Ok((handle, len))
 }
 
+/// Host half of the division by an invariant divisor (Granlund–Montgomery, as in ONNX's
+/// `fast_divmod`): `(multiplier, shift)` such that `a / d == (mul_hi(a, m) + a) >> s` for
+/// every `a < 2^31`. Vector units have no integer division, so kernels divide this way.
+pub(crate) fn magic(d: usize) -> [u32; 2] {
+    let d = d.max(1) as u64;
+    let s = 64 - (d - 1).leading_zeros() as u64; // ceil(log2 d)
+    let m = ((1u64 << 32) * ((1u64 << s) - d)) / d + 1;
+    [m as u32, s as u32]
+}
+
+/// Device half of [`magic`]: `a / d` for `a < 2^31`.
+#[cube]
+pub(crate) fn fast_div(a: usize, m: u32, s: u32) -> usize {
+    let a32 = u32::cast_from(a);
+    usize::cast_from((u32::mul_hi(a32, m) + a32) >> s)
+}
+
+/// `[extent, multiplier, shift]` per axis: the shape as [`strided_at`] reads it.
+pub(crate) fn shape_info(shape: &[usize]) -> Vec<u32> {
+    shape
+        .iter()
+        .flat_map(|&d| {
+            let [m, s] = magic(d);
+            [d as u32, m, s]
+        })
+        .collect()
+}
+
 /// The buffer offset of row-major position `pos` in a strided view described in `info`:
-/// extents at `info[shape_at..]`, strides at `info[strides_at..]`.
+/// [`shape_info`] triples at `info[shape_at..]`, strides at `info[strides_at..]`.
 #[cube]
 pub(crate) fn strided_at(
     pos: usize,
@@ -249,9 +277,26 @@ pub(crate) fn strided_at(
     #[unroll]
     for k in 0..rank {
         let d = rank - 1 - k;
-        let extent = usize::cast_from(info[shape_at + d]);
-        at += (rem % extent) * usize::cast_from(info[strides_at + d]);
-        rem /= extent;
+        let extent = usize::cast_from(info[shape_at + 3 * d]);
+        let q = fast_div(rem, info[shape_at + 3 * d + 1], info[shape_at + 3 * d + 2]);
+        at += (rem - q * extent) * usize::cast_from(info[strides_at + d]);
+        rem = q;
     }
     at
+}
+
+#[cfg(test)]
+mod tests {
+    use super::magic;
+
+    #[test]
+    fn magic_division_is_exact() {
+        for d in [1usize, 2, 3, 5, 7, 10, 49, 196, 255, 256, 1000, 3136, 65537, 1 << 20, 12345677] {
+            let [m, s] = magic(d);
+            for a in (0u64..2000).chain([(1 << 31) - 1, 1 << 30, 123_456_789, 2_000_000_000]) {
+                let t = ((a * u64::from(m)) >> 32) + a;
+                assert_eq!((t >> s) as usize, a as usize / d, "{a} / {d}");
+            }
+        }
+    }
 }

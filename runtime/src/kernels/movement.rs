@@ -7,13 +7,14 @@ use super::{cube_launch_dims, info_arg, params_arg, strided_at};
 use crate::device::{Device, DeviceError, DeviceTensor};
 
 /// `out[out view at pos] = input[in view at pos]` for every row-major position of `shape`.
-/// info = [n, shape[rank], in_offset, in_strides[rank], out_offset, out_strides[rank]].
+/// info = [n, shape_info[3 * rank], in_offset, in_strides[rank], out_offset, out_strides[rank]].
 #[cube(launch_unchecked)]
 fn copy_kernel<F: Float>(input: &[F], output: &mut [F], info: &[u32], #[comptime] rank: usize) {
     let n = usize::cast_from(info[0]);
     if ABSOLUTE_POS < n {
-        let src = strided_at(ABSOLUTE_POS, info, 1, 2 + rank, usize::cast_from(info[1 + rank]), rank);
-        let o = 2 + 2 * rank;
+        let i = 1 + 3 * rank;
+        let src = strided_at(ABSOLUTE_POS, info, 1, i + 1, usize::cast_from(info[i]), rank);
+        let o = i + 1 + rank;
         let dst = strided_at(ABSOLUTE_POS, info, 1, o + 1, usize::cast_from(info[o]), rank);
         output[dst] = input[src];
     }
@@ -27,7 +28,7 @@ pub fn copy_into(device: &Device, src: &DeviceTensor, dst: &DeviceTensor) -> Res
     }
     let rank = src.shape.len();
     let mut info: Vec<u32> = vec![n as u32];
-    info.extend(src.shape.iter().map(|&d| d as u32));
+    info.extend(super::shape_info(&src.shape));
     info.push(src.offset as u32);
     info.extend(src.strides.iter().map(|&s| s as u32));
     info.push(dst.offset as u32);
@@ -37,7 +38,7 @@ pub fn copy_into(device: &Device, src: &DeviceTensor, dst: &DeviceTensor) -> Res
     let (src_h, src_len) = super::buffer_of(src)?;
     let (dst_h, dst_len) = super::buffer_of(dst)?;
     // SAFETY: both views index inside their buffers (valid shapes/strides/offsets); the info
-    // buffer holds exactly the 3 + 3 * rank words the kernel reads.
+    // buffer holds exactly the 3 + 5 * rank words the kernel reads.
     unsafe {
         copy_kernel::launch_unchecked::<f32>(
             client,
