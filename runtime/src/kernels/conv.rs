@@ -17,7 +17,7 @@
 use cubecl::prelude::*;
 use genc_compiler::prim::{ConvGeometry, PoolKind, UpsampleMode, Window};
 
-use super::{cube_launch_dims, fast_div, info_arg, magic, matmul, movement};
+use super::{cube_launch_dims, info_arg, matmul, movement};
 use crate::device::{Device, DeviceError, DeviceTensor};
 
 /// info = [n, C, H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw, NB]; x contiguous NCHW;
@@ -34,7 +34,6 @@ fn im2col_kernel<F: Float>(x: &[F], col: &mut [F], info: &[u32]) {
         let kh = usize::cast_from(info[6]);
         let kw = usize::cast_from(info[7]);
         let cols = usize::cast_from(info[14]) * oh * ow;
-        // Divisions by invariant divisors through their magic numbers (info[15..25]).
         let row = ABSOLUTE_POS / cols;
         let cidx = ABSOLUTE_POS - row * cols;
         let q = row / kw;
