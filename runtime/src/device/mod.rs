@@ -18,13 +18,15 @@ mod tensor;
 pub use error::DeviceError;
 pub use tensor::DeviceTensor;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cubecl::client::Client;
 use cubecl::ir::{ElemType, FloatKind, Type};
+use cubecl::server::Handle;
 use cubecl::wgpu::wgpu;
 use cubecl::wgpu::{AutoGraphicsApi, RuntimeOptions, WgpuBackend, WgpuDevice, WgpuDeviceKind};
 
@@ -204,7 +206,13 @@ pub fn choose(adapters: &[AdapterReport], choice: DeviceChoice) -> Result<&Adapt
 pub struct Device {
     client: Client,
     info: DeviceInfo,
+    /// Launch metadata already on the device, by content: a training step repeats the same
+    /// shapes, so most launches upload nothing. Buffers here are never written after creation.
+    metadata: Arc<Mutex<HashMap<Vec<u32>, Handle>>>,
 }
+
+/// How many distinct metadata buffers [`Device`] keeps before starting over.
+const METADATA_CACHE: usize = 4096;
 
 /// Devices already registered with CubeCL in this process (it allows one registration each).
 static OPENED: Mutex<Vec<WgpuDevice>> = Mutex::new(Vec::new());
@@ -257,7 +265,22 @@ impl Device {
             subgroups: !features.plane.is_empty(),
             adapter,
         };
-        Ok(Device { client, info })
+        Ok(Device { client, info, metadata: Arc::default() })
+    }
+
+    /// A device buffer holding `words`, shared with every launch that passes the same words.
+    pub(crate) fn metadata(&self, words: &[u32]) -> Handle {
+        let mut cache = self.metadata.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(handle) = cache.get(words) {
+            return handle.clone();
+        }
+        if cache.len() >= METADATA_CACHE {
+            cache.clear();
+        }
+        let bytes: Vec<u8> = words.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let handle = self.client.create_from_slice(&bytes);
+        cache.insert(words.to_vec(), handle.clone());
+        handle
     }
 
     pub fn info(&self) -> &DeviceInfo {

@@ -207,20 +207,19 @@ pub(crate) fn cube_launch_dims(client: &cubecl::client::Client, units: usize) ->
     (cubecl::calculate_cube_count_elemwise(client, units.max(1), dim), dim)
 }
 
-/// Uploads launch metadata as a `u32` buffer argument.
+/// Launch metadata as a `u32` buffer argument (uploaded once per distinct content).
 #[allow(unsafe_code)]
 pub(crate) fn info_arg(device: &Device, info: &[u32]) -> BufferArg {
-    let bytes: Vec<u8> = info.iter().flat_map(|v| v.to_le_bytes()).collect();
-    // SAFETY: the buffer was just created with exactly `info.len()` u32 elements.
-    unsafe { BufferArg::from_raw_parts(device.client().create_from_slice(&bytes), info.len()) }
+    // SAFETY: the buffer holds exactly `info.len()` u32 elements (cached by content).
+    unsafe { BufferArg::from_raw_parts(device.metadata(info), info.len()) }
 }
 
 /// Uploads f32 launch parameters (fill values, scales) as a buffer argument.
 #[allow(unsafe_code)]
 pub(crate) fn params_arg(device: &Device, params: &[f32]) -> BufferArg {
-    let bytes: Vec<u8> = params.iter().flat_map(|v| v.to_le_bytes()).collect();
-    // SAFETY: the buffer was just created with exactly `params.len()` f32 elements.
-    unsafe { BufferArg::from_raw_parts(device.client().create_from_slice(&bytes), params.len()) }
+    let words: Vec<u32> = params.iter().map(|v| v.to_bits()).collect();
+    // SAFETY: the buffer holds exactly `params.len()` f32 elements (their bits, cached).
+    unsafe { BufferArg::from_raw_parts(device.metadata(&words), params.len()) }
 }
 
 /// The buffer of a non-empty tensor and its length in elements.
