@@ -17,32 +17,34 @@
 use cubecl::prelude::*;
 use genc_compiler::prim::{ConvGeometry, PoolKind, UpsampleMode, Window};
 
-use super::{cube_launch_dims, info_arg, matmul, movement};
+use super::matmul::MatLayout;
+use super::{cube_launch_dims, fast_div, info_arg, magic, matmul, movement};
 use crate::device::{Device, DeviceError, DeviceTensor};
 
-/// info = [n, C, H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw, NB]; x contiguous NCHW;
-/// col `[C*kh*kw, NB*OH*OW]`.
+/// info = [n, C, H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw, NB, rows, magic(OW), magic(OH)];
+/// x contiguous NCHW;
+/// col `[C*kh*kw, NB*OH*OW]`. Cubes are 2-D: y (and z, past 65535) pick the row, whose
+/// (channel, tap) decode is then uniform across the cube; x runs along the row.
 #[cube(launch_unchecked)]
 fn im2col_kernel<F: Float>(x: &[F], col: &mut [F], info: &[u32]) {
-    let total = usize::cast_from(info[0]);
-    if ABSOLUTE_POS < total {
+    let oh = usize::cast_from(info[4]);
+    let ow = usize::cast_from(info[5]);
+    let cols = usize::cast_from(info[14]) * oh * ow;
+    let row = usize::cast_from(CUBE_POS_Z) * 65535 + usize::cast_from(CUBE_POS_Y);
+    let cidx = usize::cast_from(CUBE_POS_X) * 256 + usize::cast_from(UNIT_POS_X);
+    if row < usize::cast_from(info[15]) && cidx < cols {
         let c = usize::cast_from(info[1]);
         let h = usize::cast_from(info[2]);
         let w = usize::cast_from(info[3]);
-        let oh = usize::cast_from(info[4]);
-        let ow = usize::cast_from(info[5]);
         let kh = usize::cast_from(info[6]);
         let kw = usize::cast_from(info[7]);
-        let cols = usize::cast_from(info[14]) * oh * ow;
-        let row = ABSOLUTE_POS / cols;
-        let cidx = ABSOLUTE_POS - row * cols;
         let q = row / kw;
         let kx = row - q * kw;
         let ci = q / kh;
         let ky = q - ci * kh;
-        let q2 = cidx / ow;
+        let q2 = fast_div(cidx, info[16], info[17]);
         let ox = cidx - q2 * ow;
-        let nb = q2 / oh;
+        let nb = fast_div(q2, info[18], info[19]);
         let oy = q2 - nb * oh;
         let iy = i32::cast_from(oy * usize::cast_from(info[8]) + ky * usize::cast_from(info[12]))
             - i32::cast_from(info[10]);
@@ -52,11 +54,10 @@ fn im2col_kernel<F: Float>(x: &[F], col: &mut [F], info: &[u32]) {
         if iy >= 0 && ix >= 0 && iy < i32::cast_from(h) && ix < i32::cast_from(w) {
             v = x[((nb * c + ci) * h + usize::cast_from(iy)) * w + usize::cast_from(ix)];
         }
-        col[ABSOLUTE_POS] = v;
+        col[row * cols + cidx] = v;
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn im2col(
     device: &Device,
     x: &DeviceTensor,
@@ -73,7 +74,7 @@ fn im2col(
     if total == 0 {
         return Ok(col);
     }
-    let info = [
+    let mut info: Vec<u32> = [
         total,
         c,
         h,
@@ -89,13 +90,20 @@ fn im2col(
         g.dilation[0],
         g.dilation[1],
         nb,
+        rows,
     ]
-    .map(|v| v as u32);
+    .map(|v| v as u32)
+    .to_vec();
+    info.extend(magic(out_hw[1]));
+    info.extend(magic(out_hw[0]));
     let client = device.client();
-    let (count, dim) = cube_launch_dims(client, total);
+    let count =
+        CubeCount::Static(cols.div_ceil(256) as u32, rows.min(65535) as u32, rows.div_ceil(65535) as u32);
+    let dim = CubeDim::new_1d(256);
     let (xh, xl) = super::buffer_of(&x)?;
     let (ch, cl) = super::buffer_of(&col)?;
-    // SAFETY: reads are guarded to lie inside the NCHW input; writes are below total.
+    // SAFETY: reads are guarded to lie inside the NCHW input; writes are guarded by
+    // row < rows and cidx < cols.
     unsafe {
         im2col_kernel::launch_unchecked::<f32>(
             client,
@@ -129,19 +137,27 @@ pub fn conv2d(
     }
     let col = im2col(device, x, [kh, kw], g, [oh, ow])?;
     let p = nb * oh * ow;
+    let ohw = oh * ow;
     let w = movement::contiguous(device, w)?;
-    // A: [groups, C_out/g, K_g] view of w; B: [groups, K_g, P] view of col.
     let cg = cout / groups;
-    let a = DeviceTensor { shape: vec![groups, cg, kg], strides: vec![cg * kg, kg, 1], ..w };
-    let b = DeviceTensor { shape: vec![groups, kg, p], strides: vec![kg * p, p, 1], ..col };
-    let y = matmul::matmul(device, &a, &b, &[groups, cg, p], matmul::default_path())?;
-    // y is [C_out, N, OH*OW] row-major; permute to [N, C_out, OH*OW].
-    let y = DeviceTensor { shape: vec![cout, nb, oh * ow], strides: vec![p, oh * ow, 1], ..y };
-    let out = movement::materialize(device, &y.permuted(&[1, 0, 2]))?;
-    out.reshaped(device, out_shape)
+    // Per group: W_g [C_out/g, K_g] @ col_g [K_g, N*OH*OW], stored straight into NCHW.
+    let out = DeviceTensor::empty(device, x.dtype, out_shape);
+    let al = MatLayout { offset: w.offset, batch: cg * kg, rows: kg, cols: 1, split: None };
+    let bl = MatLayout { offset: 0, batch: kg * p, rows: p, cols: 1, split: None };
+    let cl = MatLayout { offset: 0, batch: cg * ohw, rows: ohw, cols: 1, split: Some((ohw, cout * ohw)) };
+    matmul::matmul_into(
+        device,
+        (&w, al),
+        (&col, bl),
+        (&out, cl),
+        [groups, cg, kg, p],
+        matmul::default_path(),
+    )?;
+    Ok(out)
 }
 
-/// info = [n, C_out, OH, OW, H, W, kh, kw, sh, sw, ph, pw, dh, dw, NB]; cols
+/// info = [n, C_out, OH, OW, H, W, kh, kw, sh, sw, ph, pw, dh, dw, NB, magic(OW), magic(OH),
+/// magic(C_out)]; cols
 /// `[C_out*kh*kw, NB*H*W]`; out NCHW `[NB, C_out, OH, OW]`.
 #[cube(launch_unchecked)]
 fn col2im_kernel<F: Float>(cols: &[F], out: &mut [F], info: &[u32], #[comptime] unit_dilation: bool) {
@@ -161,11 +177,11 @@ fn col2im_kernel<F: Float>(cols: &[F], out: &mut [F], info: &[u32], #[comptime] 
         let dh = i32::cast_from(info[12]);
         let dw = i32::cast_from(info[13]);
         let nb_total = usize::cast_from(info[14]);
-        let q = ABSOLUTE_POS / ow;
+        let q = fast_div(ABSOLUTE_POS, info[15], info[16]);
         let ox = ABSOLUTE_POS - q * ow;
-        let q2 = q / oh;
+        let q2 = fast_div(q, info[17], info[18]);
         let oy = q - q2 * oh;
-        let nb = q2 / cout;
+        let nb = fast_div(q2, info[19], info[20]);
         let co = q2 - nb * cout;
         let hw = h * w;
         let ncols = nb_total * hw;
@@ -238,16 +254,25 @@ pub fn conv_transpose2d(
         return super::generate::fill(device, x.dtype, out_shape, 0.0);
     }
     let q = nb * h * wd;
-    // x as [C_in, N*H*W]
-    let xp = movement::materialize(device, &x.permuted(&[1, 0, 2, 3]))?;
+    let hw = h * wd;
+    let x = movement::contiguous(device, x)?;
     let w = movement::contiguous(device, w)?;
     let mg = cog * kh * kw;
-    // A = W_g^T: [groups, mg, cig] with element (m, k) at w[g*cig + k, m].
-    let a = DeviceTensor { shape: vec![groups, mg, cig], strides: vec![cig * mg, 1, mg], ..w };
-    let b = DeviceTensor { shape: vec![groups, cig, q], strides: vec![cig * q, q, 1], ..xp };
-    let cols = matmul::matmul(device, &a, &b, &[groups, mg, q], matmul::default_path())?;
+    // A = W_g^T: element (m, k) at w[g*cig + k, m]; B = x read as [C_in, N*H*W] in place.
+    let cols = DeviceTensor::empty(device, x.dtype, &[groups, mg, q]);
+    let al = MatLayout { offset: w.offset, batch: cig * mg, rows: 1, cols: mg, split: None };
+    let bl = MatLayout { offset: 0, batch: cig * hw, rows: hw, cols: 1, split: Some((hw, cin * hw)) };
+    let cl = MatLayout { offset: 0, batch: mg * q, rows: q, cols: 1, split: None };
+    matmul::matmul_into(
+        device,
+        (&w, al),
+        (&x, bl),
+        (&cols, cl),
+        [groups, mg, cig, q],
+        matmul::default_path(),
+    )?;
     let out = DeviceTensor::empty(device, x.dtype, out_shape);
-    let info = [
+    let mut info: Vec<u32> = [
         out_n,
         cout,
         oh,
@@ -264,7 +289,11 @@ pub fn conv_transpose2d(
         g.dilation[1],
         nb,
     ]
-    .map(|v| v as u32);
+    .map(|v| v as u32)
+    .to_vec();
+    for d in [ow, oh, cout] {
+        info.extend(magic(d));
+    }
     let client = device.client();
     let (count, dim) = cube_launch_dims(client, out_n);
     let (ch, cl) = super::buffer_of(&cols)?;

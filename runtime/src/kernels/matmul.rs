@@ -26,6 +26,11 @@ pub struct TileConfig {
     pub side: usize,
     /// B's column stride is 1 (lets the compiler see contiguous lanes).
     pub b_unit_cols: bool,
+    /// B's column index splits into (outer, inner) with its own outer stride (an NCHW image
+    /// read as `[C, N*H*W]`).
+    pub b_split: bool,
+    /// Likewise for C's column index on store (writing `[C, N*H*W]` straight into NCHW).
+    pub c_split: bool,
 }
 
 /// The cube side of the tiled kernel: `GENC_MATMUL_SIDE` (4..=32) or 8.
@@ -37,8 +42,8 @@ fn cube_side() -> usize {
         .unwrap_or(8)
 }
 
-/// info = [M, N, K, a_off, a_sb, a_sm, a_sk, b_off, b_sb, b_sk, b_sn, c_sb, c_sm]; C's column
-/// stride is 1 and its offset 0.
+/// info = [M, N, K, a_off, a_sb, a_sm, a_sk, b_off, b_sb, b_sk, b_sn, c_sb, c_sm, b_inner,
+/// b_outer_stride, c_inner, c_outer_stride]; C's column stride is 1 and its offset 0.
 #[cube(launch_unchecked)]
 fn tiled_matmul_kernel<F: Float>(a: &[F], b: &[F], c: &mut [F], info: &[u32], #[comptime] cfg: TileConfig) {
     let m = usize::cast_from(info[0]);
@@ -62,10 +67,15 @@ fn tiled_matmul_kernel<F: Float>(a: &[F], b: &[F], c: &mut [F], info: &[u32], #[
     let mut bcol = Sequence::<usize>::new();
     #[unroll]
     for j in 0..cfg.tn {
-        if cfg.b_unit_cols {
-            bcol.push(b_base + min(col0 + j * cfg.side, n - 1));
+        let col = min(col0 + j * cfg.side, n - 1);
+        if cfg.b_split {
+            let inner = usize::cast_from(info[13]);
+            let outer = col / inner;
+            bcol.push(b_base + outer * usize::cast_from(info[14]) + (col - outer * inner) * b_sn);
+        } else if cfg.b_unit_cols {
+            bcol.push(b_base + col);
         } else {
-            bcol.push(b_base + min(col0 + j * cfg.side, n - 1) * b_sn);
+            bcol.push(b_base + col * b_sn);
         }
     }
     let mut acc = Sequence::<Sequence<RuntimeCell<F>>>::new();
@@ -104,7 +114,14 @@ fn tiled_matmul_kernel<F: Float>(a: &[F], b: &[F], c: &mut [F], info: &[u32], #[
         for j in 0..cfg.tn {
             let col = col0 + j * cfg.side;
             if r < m && col < n {
-                c[c_base + r * c_sm + col] = acc.index(i).index(j).read();
+                if cfg.c_split {
+                    let inner = usize::cast_from(info[15]);
+                    let outer = col / inner;
+                    let at = c_base + r * c_sm + outer * usize::cast_from(info[16]) + (col - outer * inner);
+                    c[at] = acc.index(i).index(j).read();
+                } else {
+                    c[c_base + r * c_sm + col] = acc.index(i).index(j).read();
+                }
             }
         }
     }
@@ -210,47 +227,97 @@ pub fn matmul(
     if path == MatmulPath::Cubek && a.offset == 0 && b.offset == 0 {
         return cubek_matmul(device, &a, &b, ash, ast, bsh, bst, out);
     }
+    let al = MatLayout { offset: a.offset, batch: ast[0], rows: ast[1], cols: ast[2], split: None };
+    let bl = MatLayout { offset: b.offset, batch: bst[0], rows: bst[1], cols: bst[2], split: None };
+    let cl = MatLayout { offset: 0, batch: m * n, rows: n, cols: 1, split: None };
+    matmul_into(device, (&a, al), (&b, bl), (&out, cl), [batch, m, kk, n], path)?;
+    Ok(out)
+}
+
+/// How a batch of matrices lies in a buffer: element `(t, r, c)` is at
+/// `offset + t * batch + r * rows + c * cols`, or, with `split = Some((inner, outer))`,
+/// at `offset + t * batch + r * rows + (c / inner) * outer + (c % inner) * cols`.
+#[derive(Clone, Copy, Debug)]
+pub struct MatLayout {
+    pub offset: usize,
+    pub batch: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub split: Option<(usize, usize)>,
+}
+
+/// The tiled kernel on explicit layouts: `c[t] = a[t] @ b[t]` for `dims = [batch, m, k, n]`.
+/// A may not split its columns; C's offset must be 0 and its column stride 1.
+pub fn matmul_into(
+    device: &Device,
+    (a, al): (&DeviceTensor, MatLayout),
+    (b, bl): (&DeviceTensor, MatLayout),
+    (c, cl): (&DeviceTensor, MatLayout),
+    dims: [usize; 4],
+    path: MatmulPath,
+) -> Result<(), DeviceError> {
+    let [batch, m, kk, n] = dims;
+    if batch * m * n == 0 {
+        return Ok(());
+    }
+    if al.split.is_some() || cl.offset != 0 || cl.cols != 1 {
+        return Err(DeviceError::Kernel { op: "matmul".into(), reason: "unsupported layout".into() });
+    }
     let (tm, tn) = match path {
         MatmulPath::Tiled { tm, tn } => (tm, tn),
         MatmulPath::Auto | MatmulPath::Cubek => auto_tile(m, n),
     };
+    let (b_inner, b_outer) = bl.split.unwrap_or((1, 0));
+    let (c_inner, c_outer) = cl.split.unwrap_or((1, 0));
     let info = [
-        m as u32,
-        n as u32,
-        kk as u32,
-        a.offset as u32,
-        ast[0] as u32,
-        ast[1] as u32,
-        ast[2] as u32,
-        b.offset as u32,
-        bst[0] as u32,
-        bst[1] as u32,
-        bst[2] as u32,
-        (m * n) as u32,
-        n as u32,
-    ];
+        m,
+        n,
+        kk,
+        al.offset,
+        al.batch,
+        al.rows,
+        al.cols,
+        bl.offset,
+        bl.batch,
+        bl.rows,
+        bl.cols,
+        cl.batch,
+        cl.rows,
+        b_inner.max(1),
+        b_outer,
+        c_inner.max(1),
+        c_outer,
+    ]
+    .map(|v| v as u32);
     let side = cube_side();
-    let cfg = TileConfig { tm, tn, side, b_unit_cols: bst[2] == 1 };
+    let cfg = TileConfig {
+        tm,
+        tn,
+        side,
+        b_unit_cols: bl.cols == 1,
+        b_split: bl.split.is_some(),
+        c_split: cl.split.is_some(),
+    };
     let count = CubeCount::Static(n.div_ceil(side * tn) as u32, m.div_ceil(side * tm) as u32, batch as u32);
     let dim = CubeDim::new_2d(side as u32, side as u32);
-    let (ah, al) = super::buffer_of(&a)?;
-    let (bh, bl) = super::buffer_of(&b)?;
-    let (oh, ol) = super::buffer_of(&out)?;
-    // SAFETY: loads clamp rows to m - 1 and columns to n - 1 and k < K, all inside the views;
-    // stores are guarded by r < m and col < n and land in the contiguous output.
+    let (ah, al_) = super::buffer_of(a)?;
+    let (bh, bl_) = super::buffer_of(b)?;
+    let (ch, cl_) = super::buffer_of(c)?;
+    // SAFETY: loads clamp rows to m - 1 and columns to n - 1 and k < K, which the layouts map
+    // inside their buffers; stores are guarded by r < m and col < n.
     unsafe {
         tiled_matmul_kernel::launch_unchecked::<f32>(
             device.client(),
             count,
             dim,
-            BufferArg::from_raw_parts(ah, al),
-            BufferArg::from_raw_parts(bh, bl),
-            BufferArg::from_raw_parts(oh, ol),
+            BufferArg::from_raw_parts(ah, al_),
+            BufferArg::from_raw_parts(bh, bl_),
+            BufferArg::from_raw_parts(ch, cl_),
             info_arg(device, &info),
             cfg,
         );
     }
-    Ok(out)
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
