@@ -20,7 +20,10 @@ pub fn run(choice: DeviceChoice, reporter: &Reporter) -> Status {
         println!("adapters:");
         for adapter in &adapters {
             let software = if adapter.is_software() { ", software" } else { "" };
-            println!("  {} ({}, {}{software}) driver: {}", adapter.name, adapter.device_type, adapter.backend, adapter.driver);
+            println!(
+                "  {} ({}, {}{software}) driver: {}",
+                adapter.name, adapter.device_type, adapter.backend, adapter.driver
+            );
         }
     }
     match Device::open(choice) {
