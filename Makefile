@@ -1,5 +1,5 @@
 # The two things a newcomer types: `make demo` and `make test`.
-.PHONY: demo test check-specs lint build
+.PHONY: demo test check-specs lint build bench-kernels
 
 SPECS := $(wildcard specs/*.gen)
 GENC := cargo run --quiet --release --bin genc --
@@ -20,3 +20,8 @@ lint:
 
 test: lint
 	cargo test --workspace
+
+# Kernel timings on this machine (lavapipe without a GPU); see runtime/README.md. The dev
+# profile already builds dependencies optimised, and shader code is compiled by the driver.
+bench-kernels:
+	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} cargo bench -p genc-runtime --bench kernels --profile dev

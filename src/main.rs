@@ -70,6 +70,12 @@ enum Command {
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
     },
+    /// List the Vulkan adapters and open the one `--device` picks.
+    Devices {
+        /// `auto` (best available), `gpu` (hardware only) or `cpu` (lavapipe).
+        #[arg(long, default_value = "auto")]
+        device: genc_runtime::device::DeviceChoice,
+    },
 }
 
 fn main() -> ExitCode {
@@ -96,6 +102,7 @@ fn main() -> ExitCode {
             commands::fmt::run(files, mode, &reporter)
         }
         Command::Compile { file, emit, set } => commands::compile::run(file, *emit, set, &reporter),
+        Command::Devices { device } => commands::devices::run(*device, &reporter),
     };
     ExitCode::from(status as u8)
 }

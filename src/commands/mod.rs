@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod compile;
+pub mod devices;
 pub mod fmt;
 pub mod summary;
 

@@ -1,0 +1,198 @@
+//! `make bench-kernels`: kernel timings on this machine's device (lavapipe without a GPU).
+//!
+//! Prints matmul GFLOP/s (512³, 1024³, the DCGAN shape 12544x1024x128) for each matmul path,
+//! forward and backward times of the DCGAN-28 convolution layers at batch 64, the fused
+//! element-wise `tanh(a*b+c)` bandwidth on 16M floats, and the cost of one kernel launch.
+//! Each figure is the median of several repetitions, each ending with a device sync;
+//! the first call (which compiles the kernel) is not timed. `BENCH_QUICK=1` runs fewer reps.
+
+use std::time::Instant;
+
+use genc_compiler::prim::{BinaryOp, ConvGeometry, DType, Prim, UnaryOp};
+use genc_runtime::device::{Device, DeviceChoice, DeviceTensor};
+use genc_runtime::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};
+use genc_runtime::kernels::matmul::{MatmulPath, matmul};
+use genc_runtime::kernels::{self, Leaves};
+
+fn fail(e: impl std::fmt::Display) -> ! {
+    eprintln!("bench failed: {e}");
+    std::process::exit(1)
+}
+
+/// Median seconds per call of `f` (after one untimed warm-up call).
+fn time(device: &Device, mut f: impl FnMut()) -> f64 {
+    f();
+    device.sync().unwrap_or_else(|e| fail(e));
+    let reps = if std::env::var("BENCH_QUICK").is_ok() { 3 } else { 7 };
+    let mut times = Vec::new();
+    for _ in 0..reps {
+        // Enough calls to last ~0.2 s, then one sync.
+        let start = Instant::now();
+        let mut calls = 0;
+        while calls == 0 || start.elapsed().as_secs_f64() < 0.2 {
+            f();
+            device.sync().unwrap_or_else(|e| fail(e));
+            calls += 1;
+        }
+        times.push(start.elapsed().as_secs_f64() / calls as f64);
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn parse_path(s: &str) -> MatmulPath {
+    if s == "cubek" {
+        return MatmulPath::Cubek;
+    }
+    let tile = s.strip_prefix("tiled:").and_then(|t| t.split_once('x'));
+    match tile.map(|(a, b)| (a.parse::<usize>(), b.parse::<usize>())) {
+        Some((Ok(tm), Ok(tn))) => MatmulPath::Tiled { tm, tn },
+        _ => fail(format!("unknown matmul path `{s}` (cubek or tiled:TMxTN)")),
+    }
+}
+
+fn random(device: &Device, shape: &[usize], stream: u32) -> DeviceTensor {
+    let leaves = Leaves { seed: 1, ..Leaves::default() };
+    let prim = Prim::Random { dist: genc_compiler::prim::Distribution::Uniform, stream };
+    kernels::eval(device, &prim, &[], shape, DType::F32, &leaves).unwrap_or_else(|e| fail(e))
+}
+
+fn main() {
+    let device = Device::open(DeviceChoice::Auto).unwrap_or_else(|e| fail(e));
+    println!("device: {}", device.info());
+    // `cargo bench` passes `--bench`; the first other argument picks one group.
+    let only = std::env::args().skip(1).find(|a| !a.starts_with("--")).unwrap_or_default();
+    let leaves = Leaves::default();
+
+    if only.is_empty() || only == "matmul" {
+        // BENCH_PATHS=cubek,tiled:8x8,... picks the paths; BENCH_SHAPES=512 only the first shape.
+        let paths: Vec<MatmulPath> = match std::env::var("BENCH_PATHS") {
+            Ok(list) => list.split(',').map(parse_path).collect(),
+            Err(_) => vec![
+                MatmulPath::Tiled { tm: 4, tn: 4 },
+                MatmulPath::Tiled { tm: 8, tn: 8 },
+                MatmulPath::Cubek,
+                genc_runtime::kernels::matmul::DEFAULT_PATH,
+            ],
+        };
+        // BENCH_SHAPES=MxKxN,... picks the shapes.
+        let shapes: Vec<(usize, usize, usize)> = match std::env::var("BENCH_SHAPES") {
+            Ok(list) => list
+                .split(',')
+                .map(|s| {
+                    let d: Vec<usize> = s.split('x').filter_map(|v| v.parse().ok()).collect();
+                    if d.len() != 3 {
+                        fail(format!("bad shape `{s}` (MxKxN)"));
+                    }
+                    (d[0], d[1], d[2])
+                })
+                .collect(),
+            Err(_) => vec![(512, 512, 512), (1024, 1024, 1024), (12544, 1024, 128)],
+        };
+        for &(m, k, n) in &shapes {
+            let a = random(&device, &[m, k], 0);
+            let b = random(&device, &[k, n], 1);
+            for &path in &paths {
+                let s = time(&device, || {
+                    matmul(&device, &a, &b, &[m, n], path).unwrap_or_else(|e| fail(e));
+                });
+                let gflops = 2.0 * (m * k * n) as f64 / s / 1e9;
+                println!("matmul {m}x{k}x{n} {path:?}: {:.2} ms, {gflops:.1} GFLOP/s", s * 1e3);
+            }
+        }
+    }
+
+    if only.is_empty() || only == "conv" {
+        // DCGAN-28 at batch 64 (specs/dcgan.gen): (name, transposed, x shape, w shape, y shape).
+        type Layer = (&'static str, bool, [usize; 4], [usize; 4], [usize; 4]);
+        let layers: [Layer; 4] = [
+            ("G conv_transpose2d 256->128 7->14", true, [64, 256, 7, 7], [256, 128, 4, 4], [64, 128, 14, 14]),
+            ("G conv_transpose2d 128->1 14->28", true, [64, 128, 14, 14], [128, 1, 4, 4], [64, 1, 28, 28]),
+            ("D conv2d 1->64 28->14", false, [64, 1, 28, 28], [64, 1, 4, 4], [64, 64, 14, 14]),
+            ("D conv2d 64->128 14->7", false, [64, 64, 14, 14], [128, 64, 4, 4], [64, 128, 7, 7]),
+        ];
+        let geo = ConvGeometry { stride: [2, 2], pad: [1, 1], dilation: [1, 1], groups: 1 };
+        let (conv, convt, wgrad) = (
+            Prim::Conv2d(geo),
+            Prim::ConvTranspose2d { geometry: geo, output_padding: [0, 0] },
+            Prim::Conv2dWeightGrad(geo),
+        );
+        let mut total = 0.0;
+        for (name, transposed, xs, ws, ys) in layers {
+            let x = random(&device, &xs, 2);
+            let w = random(&device, &ws, 3);
+            let dy = random(&device, &ys, 4);
+            let run = |p: &Prim, ins: &[&DeviceTensor], shape: &[usize]| {
+                kernels::eval(&device, p, ins, shape, DType::F32, &leaves).unwrap_or_else(|e| fail(e));
+            };
+            let (fwd, bwd_x, bwd_w) = if transposed {
+                (
+                    time(&device, || run(&convt, &[&x, &w], &ys)),
+                    time(&device, || run(&conv, &[&dy, &w], &xs)),
+                    time(&device, || run(&wgrad, &[&dy, &x], &ws)),
+                )
+            } else {
+                (
+                    time(&device, || run(&conv, &[&x, &w], &ys)),
+                    time(&device, || run(&convt, &[&dy, &w], &xs)),
+                    time(&device, || run(&wgrad, &[&x, &dy], &ws)),
+                )
+            };
+            total += fwd + bwd_x + bwd_w;
+            println!(
+                "{name}: forward {:.2} ms, backward data {:.2} ms, backward weight {:.2} ms",
+                fwd * 1e3,
+                bwd_x * 1e3,
+                bwd_w * 1e3
+            );
+        }
+        println!("DCGAN-28 conv layers, forward + backward, batch 64: {:.1} ms", total * 1e3);
+    }
+
+    if only.is_empty() || only == "elementwise" {
+        let n = 16 * 1024 * 1024;
+        let (a, b, c) = (random(&device, &[n], 5), random(&device, &[n], 6), random(&device, &[n], 7));
+        let program = FusedProgram {
+            n_inputs: 3,
+            instrs: vec![
+                Instr { op: EwOp::Mul, a: 0, b: 1, c: 0 },
+                Instr { op: EwOp::Add, a: 3, b: 2, c: 0 },
+                Instr { op: EwOp::Tanh, a: 4, b: 0, c: 0 },
+            ],
+            outputs: vec![5],
+        };
+        let s = time(&device, || {
+            run_fused(&device, &program, &[&a, &b, &c], &[n], &[DType::F32]).unwrap_or_else(|e| fail(e));
+        });
+        println!(
+            "fused tanh(a*b+c), 16M f32: {:.2} ms, {:.2} GB/s (16 B/element)",
+            s * 1e3,
+            16.0 * n as f64 / s / 1e9
+        );
+        // The same as three separate kernels, for comparison.
+        let run = |p: Prim, ins: &[&DeviceTensor]| {
+            kernels::eval(&device, &p, ins, &[n], DType::F32, &leaves).unwrap_or_else(|e| fail(e))
+        };
+        let s3 = time(&device, || {
+            let ab = run(Prim::Binary(BinaryOp::Mul), &[&a, &b]);
+            let s = run(Prim::Binary(BinaryOp::Add), &[&ab, &c]);
+            run(Prim::Unary(UnaryOp::Tanh), &[&s]);
+        });
+        println!("unfused (3 kernels): {:.2} ms", s3 * 1e3);
+    }
+
+    if only.is_empty() || only == "launch" {
+        let x = random(&device, &[1], 8);
+        let prim = Prim::Unary(UnaryOp::Neg);
+        let launches = 1000;
+        let s = time(&device, || {
+            for _ in 0..launches {
+                kernels::eval(&device, &prim, &[&x], &[1], DType::F32, &leaves).unwrap_or_else(|e| fail(e));
+            }
+        });
+        println!(
+            "launch overhead: {:.1} us per kernel ({launches} one-element launches, one sync)",
+            s / launches as f64 * 1e6
+        );
+    }
+}

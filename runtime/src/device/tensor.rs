@@ -1,0 +1,149 @@
+//! Tensors on the device: a buffer handle plus a strided view of it (shape, strides, offset).
+//!
+//! Every element is stored as one f32 whatever the logical dtype: i32 values (labels,
+//! indices) and bools (0 or 1) are exact in f32 up to 2^24, which covers every index a model
+//! here needs; upload and download convert. Views (permute, slice, broadcast) share the
+//! buffer and change only strides and offset; kernels read through the view.
+
+use cubecl::server::Handle;
+use genc_compiler::interp::Value;
+use genc_compiler::prim::DType;
+
+use super::{Device, DeviceError};
+
+/// A tensor on the device. Cloning shares the buffer.
+#[derive(Clone, Debug)]
+pub struct DeviceTensor {
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    /// Element strides of the view (0 on broadcast axes).
+    pub strides: Vec<usize>,
+    /// Element offset of the view's first element in the buffer.
+    pub offset: usize,
+    /// `None` for a zero-size tensor (no buffer is allocated).
+    pub handle: Option<Handle>,
+}
+
+/// Row-major strides of `shape`.
+pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![0; shape.len()];
+    let mut acc = 1;
+    for (s, &d) in strides.iter_mut().zip(shape).rev() {
+        *s = acc;
+        acc *= d;
+    }
+    strides
+}
+
+impl DeviceTensor {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// True when the view is the row-major layout of its buffer from offset 0.
+    pub fn is_contiguous(&self) -> bool {
+        self.offset == 0 && self.strides_match_contiguous()
+    }
+
+    fn strides_match_contiguous(&self) -> bool {
+        let want = contiguous_strides(&self.shape);
+        self.shape.iter().zip(self.strides.iter().zip(&want)).all(|(&d, (&s, &w))| d == 1 || s == w)
+    }
+
+    /// A fresh, uninitialised row-major tensor.
+    pub fn empty(device: &Device, dtype: DType, shape: &[usize]) -> DeviceTensor {
+        let n: usize = shape.iter().product();
+        let handle = (n > 0).then(|| device.client().empty(n * 4));
+        DeviceTensor { dtype, shape: shape.to_vec(), strides: contiguous_strides(shape), offset: 0, handle }
+    }
+
+    /// Uploads row-major host data (converted to f32).
+    pub fn from_f64(device: &Device, dtype: DType, shape: &[usize], data: &[f64]) -> DeviceTensor {
+        let values: Vec<f32> = data.iter().map(|&v| v as f32).collect();
+        Self::from_f32(device, dtype, shape, &values)
+    }
+
+    /// Uploads row-major f32 data.
+    pub fn from_f32(device: &Device, dtype: DType, shape: &[usize], data: &[f32]) -> DeviceTensor {
+        let handle = (!data.is_empty()).then(|| device.client().create_from_slice(bytes_of(data)));
+        DeviceTensor { dtype, shape: shape.to_vec(), strides: contiguous_strides(shape), offset: 0, handle }
+    }
+
+    /// Downloads the view's elements in row-major order.
+    pub fn to_f32(&self, device: &Device) -> Result<Vec<f32>, DeviceError> {
+        let n = self.numel();
+        if n == 0 || self.handle.is_none() {
+            return Ok(Vec::new());
+        }
+        let t = if self.is_contiguous() { self.clone() } else { crate::kernels::materialize(device, self)? };
+        let Some(handle) = &t.handle else { return Ok(Vec::new()) };
+        let bytes = device
+            .client()
+            .read_one(handle.clone())
+            .map_err(|e| DeviceError::Read { reason: format!("{e:?}") })?;
+        let mut out: Vec<f32> =
+            bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        out.truncate(n);
+        if out.len() != n {
+            return Err(DeviceError::Read { reason: format!("expected {n} values, got {}", out.len()) });
+        }
+        Ok(out)
+    }
+
+    /// Downloads as f64 (i32 and bool values are exact integers).
+    pub fn to_f64(&self, device: &Device) -> Result<Vec<f64>, DeviceError> {
+        Ok(self.to_f32(device)?.into_iter().map(f64::from).collect())
+    }
+
+    /// Uploads an interpreter value (f32 tensors are rounded to f32).
+    pub fn from_value(device: &Device, value: &Value) -> DeviceTensor {
+        Self::from_f64(device, value.dtype, &value.shape, &value.data)
+    }
+
+    /// Downloads into an interpreter value.
+    pub fn to_value(&self, device: &Device) -> Result<Value, DeviceError> {
+        Ok(Value { dtype: self.dtype, shape: self.shape.clone(), data: self.to_f64(device)? })
+    }
+
+    /// A view with axes reordered: `out.shape[i] = shape[perm[i]]`. No copy.
+    pub fn permuted(&self, perm: &[usize]) -> DeviceTensor {
+        DeviceTensor {
+            shape: perm.iter().map(|&p| self.shape[p]).collect(),
+            strides: perm.iter().map(|&p| self.strides[p]).collect(),
+            ..self.clone()
+        }
+    }
+
+    /// A view of `len` elements along `axis` starting at `start`, every `step`-th. No copy.
+    pub fn sliced(&self, axis: usize, start: usize, step: usize, len: usize) -> DeviceTensor {
+        let mut v = self.clone();
+        if len > 0 {
+            v.offset += start * self.strides[axis];
+        }
+        v.strides[axis] *= step;
+        v.shape[axis] = len;
+        v
+    }
+
+    /// A view that repeats extent-1 axes up to `shape` (same rank). No copy.
+    pub fn broadcast_to(&self, shape: &[usize]) -> DeviceTensor {
+        let strides =
+            self.shape.iter().zip(&self.strides).zip(shape).map(|((&d, &s), &o)| if d == o { s } else { 0 });
+        DeviceTensor { strides: strides.collect(), shape: shape.to_vec(), ..self.clone() }
+    }
+
+    /// The same elements with a new shape; a view when the tensor is contiguous.
+    pub fn reshaped(&self, device: &Device, shape: &[usize]) -> Result<DeviceTensor, DeviceError> {
+        let base = if self.strides_match_contiguous() {
+            self.clone()
+        } else {
+            crate::kernels::materialize(device, self)?
+        };
+        Ok(DeviceTensor { shape: shape.to_vec(), strides: contiguous_strides(shape), ..base })
+    }
+}
+
+fn bytes_of(data: &[f32]) -> &[u8] {
+    // f32 has no padding and every bit pattern of u8 is valid: a plain reinterpretation.
+    <f32 as cubecl::prelude::CubeElement>::as_bytes(data)
+}
