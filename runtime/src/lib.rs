@@ -7,4 +7,5 @@
 pub use genc_compiler as compiler;
 
 pub mod device;
+pub mod executor;
 pub mod kernels;

@@ -1,0 +1,150 @@
+//! The executor: runs a phase of the compiler's `Program` on a device.
+//!
+//! Constants are computed once when a phase loads; each run feeds inputs, parameters and
+//! buffers, launches the phase's kernels in order, drops every value at its `Release` step
+//! (CubeCL's memory pool then reuses the buffer) and returns the named outputs.
+
+use genc_compiler::prim::{DType, Prim};
+use genc_compiler::program::{FusedInstr, Operand, PhaseProgram, Step};
+
+use crate::device::{Device, DeviceError, DeviceTensor};
+use crate::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};
+use crate::kernels::{self, Leaves, binary_op, unary_op};
+
+/// A phase ready to run: its program and its constants on the device.
+pub struct LoadedPhase<'p> {
+    pub phase: &'p PhaseProgram,
+    constants: Vec<DeviceTensor>,
+}
+
+fn malformed(phase: &PhaseProgram, reason: impl Into<String>) -> DeviceError {
+    DeviceError::Kernel { op: format!("phase {}", phase.name), reason: reason.into() }
+}
+
+impl<'p> LoadedPhase<'p> {
+    /// Computes the phase's constants on `device`.
+    pub fn load(device: &Device, phase: &'p PhaseProgram) -> Result<Self, DeviceError> {
+        let none = Leaves::default();
+        let constants = phase
+            .constants
+            .iter()
+            .map(|c| kernels::eval(device, &c.prim, &[], &c.shape, c.dtype, &none))
+            .collect::<Result<_, _>>()?;
+        Ok(LoadedPhase { phase, constants })
+    }
+
+    /// Runs the phase once, returning its outputs by name.
+    pub fn run(&self, device: &Device, leaves: &Leaves) -> Result<Vec<(String, DeviceTensor)>, DeviceError> {
+        let phase = self.phase;
+        let mut values: Vec<Option<DeviceTensor>> = vec![None; phase.values.len()];
+        for step in &phase.steps {
+            match step {
+                Step::Op { prim, inputs, output } => {
+                    let args = self.operands(inputs, &values, leaves)?;
+                    let refs: Vec<&DeviceTensor> = args.iter().collect();
+                    let spec = &phase.values[*output];
+                    values[*output] =
+                        Some(kernels::eval(device, prim, &refs, &spec.shape, spec.dtype, leaves)?);
+                }
+                Step::View { input, output } => {
+                    let x = self.operand(*input, &values, leaves)?;
+                    values[*output] = Some(x.reshaped(device, &phase.values[*output].shape)?);
+                }
+                Step::Fused { shape, inputs, instrs, outputs } => {
+                    let args = self.operands(inputs, &values, leaves)?;
+                    let refs: Vec<&DeviceTensor> = args.iter().collect();
+                    let program = fused_program(phase, inputs.len(), instrs, outputs)?;
+                    let dtypes: Vec<DType> = outputs.iter().map(|(_, v)| phase.values[*v].dtype).collect();
+                    let results = run_fused(device, &program, &refs, shape, &dtypes)?;
+                    for ((_, v), t) in outputs.iter().zip(results) {
+                        values[*v] = Some(t);
+                    }
+                }
+                Step::Release { values: dead } => {
+                    for &v in dead {
+                        // Views keep their own handle; dropping both frees the buffer.
+                        values[v] = None;
+                    }
+                }
+            }
+        }
+        phase.outputs.iter().map(|(name, o)| Ok((name.clone(), self.operand(*o, &values, leaves)?))).collect()
+    }
+
+    fn operands(
+        &self,
+        ops: &[Operand],
+        values: &[Option<DeviceTensor>],
+        leaves: &Leaves,
+    ) -> Result<Vec<DeviceTensor>, DeviceError> {
+        ops.iter().map(|o| self.operand(*o, values, leaves)).collect()
+    }
+
+    fn operand(
+        &self,
+        o: Operand,
+        values: &[Option<DeviceTensor>],
+        leaves: &Leaves,
+    ) -> Result<DeviceTensor, DeviceError> {
+        let phase = self.phase;
+        let pick = |table: &[DeviceTensor], i: usize, what: &str| {
+            table.get(i).cloned().ok_or_else(|| malformed(phase, format!("no {what} #{i} was fed")))
+        };
+        match o {
+            Operand::Input(i) => pick(&leaves.inputs, i, "input"),
+            Operand::Param(i) => pick(&leaves.params, i, "parameter"),
+            Operand::Buffer(i) => pick(&leaves.buffers, i, "buffer"),
+            Operand::Const(i) => pick(&self.constants, i, "constant"),
+            Operand::Value(v) => values.get(v).and_then(Clone::clone).ok_or_else(|| {
+                malformed(phase, format!("value %{v} is read before it is computed or after release"))
+            }),
+        }
+    }
+}
+
+/// Translates a planned fused group into the kernel's register program. Casts to f32 and
+/// same-type casts are free (every dtype is stored as f32): they alias their argument.
+fn fused_program(
+    phase: &PhaseProgram,
+    n_inputs: usize,
+    instrs: &[FusedInstr],
+    outputs: &[(usize, usize)],
+) -> Result<FusedProgram, DeviceError> {
+    // Planned register -> kernel register.
+    let mut reg: Vec<usize> = (0..n_inputs).collect();
+    let mut out: Vec<Instr> = Vec::new();
+    for ins in instrs {
+        let arg = |k: usize| -> Result<usize, DeviceError> {
+            ins.args
+                .get(k)
+                .and_then(|&a| reg.get(a).copied())
+                .ok_or_else(|| malformed(phase, "a fused operand is missing"))
+        };
+        let op = match &ins.prim {
+            Prim::Unary(op) => Some(unary_op(*op)),
+            Prim::Binary(op) => Some(binary_op(*op, ins.dtype)),
+            Prim::Select => Some(EwOp::Select),
+            Prim::Cast { to } => match (ins.dtype, to) {
+                (DType::F32, DType::I32) => Some(EwOp::Trunc),
+                (DType::F32 | DType::I32, DType::Bool) => Some(EwOp::NonZero),
+                _ => None,
+            },
+            other => return Err(malformed(phase, format!("`{other}` cannot be fused"))),
+        };
+        match op {
+            Some(op) => {
+                let a = arg(0)?;
+                let b = if ins.args.len() > 1 { arg(1)? } else { a };
+                let c = if ins.args.len() > 2 { arg(2)? } else { a };
+                out.push(Instr { op, a, b, c });
+                reg.push(n_inputs + out.len() - 1);
+            }
+            None => reg.push(arg(0)?),
+        }
+    }
+    let outputs = outputs
+        .iter()
+        .map(|(r, _)| reg.get(*r).copied().ok_or_else(|| malformed(phase, "a fused output is missing")))
+        .collect::<Result<_, _>>()?;
+    Ok(FusedProgram { n_inputs, instrs: out, outputs })
+}
