@@ -35,6 +35,34 @@ pub struct PhaseStages {
     pub partition: Partition,
 }
 
+/// Plans a forward-only unit (a `sample` or `eval` expression): no gradients, at `batch`
+/// for the free batch dim. Random draws use the seed the runtime feeds, so a fixed seed gives
+/// fixed samples.
+pub fn plan_forward(
+    checked: &Checked,
+    kind: UnitKind,
+    index: usize,
+    batch: u64,
+) -> Result<PhaseProgram, PlanError> {
+    if !checked.errors.is_empty() {
+        return Err(PlanError::Unchecked);
+    }
+    let unit = checked.units.iter().filter(|u| u.kind == kind).nth(index).ok_or_else(|| {
+        PlanError::Phase { phase: format!("{} #{index}", kind.name()), message: "no such unit".into() }
+    })?;
+    let fail = |message: String| PlanError::Phase { phase: unit.name.clone(), message };
+    let batch_name =
+        checked.schedule.as_ref().and_then(|s| s.batch.as_ref()).map_or("B".to_string(), |b| b.0.clone());
+    let bound = unit.graph.bind_dims(&|s| (s == batch_name).then_some(batch as i64)).map_err(fail)?;
+    let g = autodiff::expand_grads(&bound).map_err(|e| fail(e.to_string()))?;
+    let simplified = strip_stop_grad(&passes::simplify(&g));
+    let partition = fuse::partition(&simplified);
+    let mut lowered = lower(&simplified, &partition, &unit.name).map_err(fail)?;
+    lowered.inputs = input_specs(&g).map_err(fail)?;
+    lowered.primitive_ops = passes::op_count(&g);
+    Ok(lowered)
+}
+
 /// Plans every training phase of a checked spec, at its declared batch size or at `batch`.
 pub fn plan(checked: &Checked, batch: Option<u64>) -> Result<(Program, Vec<PhaseStages>), PlanError> {
     if !checked.errors.is_empty() {

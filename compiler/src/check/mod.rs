@@ -13,6 +13,7 @@ mod expr;
 mod layers;
 mod module;
 mod ops;
+mod run;
 mod train;
 mod value;
 
@@ -26,6 +27,7 @@ use crate::dim::Dim;
 use crate::graph::Graph;
 use crate::params::ParamTable;
 
+pub use run::{Cadence, CadenceKind, DataSpec, Every, OptimizerSpec, OptionValue, Options, RunSpec, StepOp};
 pub use train::{Phase, Schedule};
 pub use value::Val;
 
@@ -78,6 +80,8 @@ pub struct Checked {
     /// The bound dims, in declaration order (`H = 28`); free dims (`B`) are absent.
     pub dims: IndexMap<String, i64>,
     pub schedule: Option<Schedule>,
+    /// The training run with its options evaluated (when the spec has a `train` block).
+    pub run: Option<RunSpec>,
     pub errors: Vec<TypeError>,
 }
 
@@ -137,6 +141,7 @@ struct Checker<'a> {
     logs: Vec<(String, crate::graph::NodeId)>,
     units: Vec<Unit>,
     schedule: Option<Schedule>,
+    run: Option<RunSpec>,
     /// Budget of unrolled loop iterations and inlined calls, so no spec can hang the checker.
     fuel: usize,
     /// True while elaborating module-level constants (their tensors go to `const_graph`).
@@ -169,6 +174,7 @@ impl<'a> Checker<'a> {
             logs: Vec::new(),
             units: Vec::new(),
             schedule: None,
+            run: None,
             fuel: FUEL,
             in_consts: false,
             origin: String::new(),
@@ -219,6 +225,7 @@ impl<'a> Checker<'a> {
             consts: self.const_graph,
             dims,
             schedule: self.schedule,
+            run: self.run,
             errors,
         }
     }

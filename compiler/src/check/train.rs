@@ -176,6 +176,7 @@ impl<'a> Checker<'a> {
         self.check_exclusive(&optimizers, &scheduled);
         sched.optimizers = optimizers.into_iter().map(|(n, p, _)| (n.name, p)).collect();
         self.schedule = Some(sched);
+        self.run = Some(self.run_spec(train));
     }
 
     /// A use of an optimizer name that no `optimizer` entry declares (quiet when its

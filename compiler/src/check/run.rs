@@ -1,0 +1,311 @@
+//! The training run a `train` block declares, with every option evaluated: what the runtime
+//! needs beyond the graphs (data sources, optimizers and their hyper-parameters, learning-rate
+//! schedules, the step with its repeats and clips, EMA, cadences, seed).
+//!
+//! Built after `train.rs` has checked the block, so it only evaluates; a value it cannot use
+//! here was already reported.
+
+use std::collections::BTreeMap;
+
+use genc_grammar::ast;
+use serde::{Deserialize, Serialize};
+
+use super::{Checker, Val};
+
+/// A number, pair, list, string or bool given as an option.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum OptionValue {
+    Number(f64),
+    List(Vec<f64>),
+    Str(String),
+    Bool(bool),
+}
+
+impl OptionValue {
+    pub fn number(&self) -> Option<f64> {
+        match self {
+            OptionValue::Number(x) => Some(*x),
+            _ => None,
+        }
+    }
+
+    pub fn list(&self) -> Option<&[f64]> {
+        match self {
+            OptionValue::List(x) => Some(x),
+            _ => None,
+        }
+    }
+}
+
+pub type Options = BTreeMap<String, OptionValue>;
+
+/// A `data` entry: the names it binds and where they come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataSpec {
+    pub names: Vec<String>,
+    /// `fashion_mnist`, `mnist` or `folder`.
+    pub source: String,
+    pub options: Options,
+    /// `downsample` (with its factor) or `edges`, for `|> paired(..)`.
+    pub paired: Option<(String, Options)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OptimizerSpec {
+    pub name: String,
+    /// `sgd`, `adam`, `adamw`, `rmsprop`, `adagrad`.
+    pub kind: String,
+    /// Indices of the trainable parameters it updates.
+    pub params: Vec<usize>,
+    pub options: Options,
+    /// The learning-rate schedule (`constant`, `cosine`, `piecewise`, ...) and its options.
+    pub schedule: Option<(String, Options)>,
+}
+
+/// One thing the step does, in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum StepOp {
+    /// Run training phase `phase` (an index into the plan's phases) and apply its optimizer.
+    Phase {
+        phase: usize,
+    },
+    /// Clamp these parameters into `[lo, hi]`.
+    Clip {
+        params: Vec<usize>,
+        lo: f64,
+        hi: f64,
+    },
+    Repeat {
+        count: u64,
+        body: Vec<StepOp>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Every {
+    Steps(u64),
+    Epochs(u64),
+}
+
+/// What happens at a cadence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum CadenceKind {
+    Log,
+    Checkpoint,
+    /// The `index`-th sample unit, with its name.
+    Sample {
+        index: usize,
+        name: String,
+    },
+    Eval {
+        index: usize,
+        name: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cadence {
+    pub kind: CadenceKind,
+    pub every: Every,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub seed: Option<u64>,
+    pub data: Vec<DataSpec>,
+    pub optimizers: Vec<OptimizerSpec>,
+    pub step: Vec<StepOp>,
+    /// Parameters averaged by an EMA, with the decay.
+    pub ema: Vec<(Vec<usize>, f64)>,
+    pub cadences: Vec<Cadence>,
+}
+
+impl<'a> Checker<'a> {
+    /// Evaluates the `train` block's settings (it has been checked already).
+    pub(super) fn run_spec(&mut self, train: &ast::Train) -> RunSpec {
+        let mut run = RunSpec::default();
+        let (mut phases, mut samples, mut evals) = (0usize, 0usize, 0usize);
+        for entry in &train.entries {
+            match &entry.kind {
+                ast::TrainEntryKind::Data { pattern, source } => {
+                    let names = match pattern {
+                        ast::Pattern::Name(n) => vec![n.name.clone()],
+                        ast::Pattern::Tuple(ns, _) => ns.iter().map(|n| n.name.clone()).collect(),
+                    };
+                    let (base, paired) = match &source.kind {
+                        ast::ExprKind::Binary(ast::BinaryOp::Pipe, l, r) => (l.as_ref(), Some(r.as_ref())),
+                        _ => (source, None),
+                    };
+                    let (src, options) = self.call_options(base);
+                    let paired = paired.and_then(|p| match &p.kind {
+                        ast::ExprKind::Call(_, args) => args.first().map(|a| self.call_options(&a.value)),
+                        _ => None,
+                    });
+                    run.data.push(DataSpec { names, source: src, options, paired });
+                }
+                ast::TrainEntryKind::Seed(e) => {
+                    if let Val::Int(d) = self.eval(e) {
+                        run.seed = d.as_const().map(|v| v as u64);
+                    }
+                }
+                ast::TrainEntryKind::Optimizer { name, spec } => {
+                    let (kind, options) = self.call_options(spec);
+                    let params = self
+                        .schedule
+                        .as_ref()
+                        .and_then(|s| s.optimizers.iter().find(|(n, _)| *n == name.name))
+                        .map(|(_, p)| p.clone())
+                        .unwrap_or_default();
+                    run.optimizers.push(OptimizerSpec {
+                        name: name.name.clone(),
+                        kind,
+                        params,
+                        options,
+                        schedule: None,
+                    });
+                }
+                ast::TrainEntryKind::Schedule { optimizer, spec } => {
+                    let s = self.call_options(spec);
+                    if let Some(o) = run.optimizers.iter_mut().find(|o| o.name == optimizer.name) {
+                        o.schedule = Some(s);
+                    }
+                }
+                ast::TrainEntryKind::Ema { target, args } => {
+                    let prefix = path_text(target);
+                    let params = self.params_under(&prefix);
+                    let mut decay = 0.999;
+                    for a in args {
+                        if let Some(x) = self.number(&a.value) {
+                            decay = x;
+                        }
+                    }
+                    run.ema.push((params, decay));
+                }
+                ast::TrainEntryKind::Step(stmts) => run.step = self.step_ops(stmts, &mut phases),
+                ast::TrainEntryKind::Sample { name, every, .. } => {
+                    let name = name.as_ref().map_or("sample".to_string(), |n| n.name.clone());
+                    let every = self.every(every);
+                    run.cadences.push(Cadence { kind: CadenceKind::Sample { index: samples, name }, every });
+                    samples += 1;
+                }
+                ast::TrainEntryKind::Eval { name, every, .. } => {
+                    let name = name.as_ref().map_or("eval".to_string(), |n| n.name.clone());
+                    let every = self.every(every);
+                    run.cadences.push(Cadence { kind: CadenceKind::Eval { index: evals, name }, every });
+                    evals += 1;
+                }
+                ast::TrainEntryKind::Checkpoint(c) => {
+                    let every = self.every(c);
+                    run.cadences.push(Cadence { kind: CadenceKind::Checkpoint, every });
+                }
+                ast::TrainEntryKind::Log(c) => {
+                    let every = self.every(c);
+                    run.cadences.push(Cadence { kind: CadenceKind::Log, every });
+                }
+                ast::TrainEntryKind::Batch { .. }
+                | ast::TrainEntryKind::Steps(_)
+                | ast::TrainEntryKind::Epochs(_) => {}
+            }
+        }
+        run
+    }
+
+    fn step_ops(&mut self, stmts: &[ast::StepStmt], phases: &mut usize) -> Vec<StepOp> {
+        let mut out = Vec::new();
+        for s in stmts {
+            match &s.kind {
+                ast::StepStmtKind::Repeat { count, body } => {
+                    let count = self.number(count).map_or(1, |c| c.max(1.0) as u64);
+                    let body = self.step_ops(body, phases);
+                    out.push(StepOp::Repeat { count, body });
+                }
+                ast::StepStmtKind::Minimize { .. } => {
+                    out.push(StepOp::Phase { phase: *phases });
+                    *phases += 1;
+                }
+                ast::StepStmtKind::Clip { target, range } => {
+                    let params = self.params_under(&path_text(target));
+                    let (lo, hi) = match self.eval(range) {
+                        Val::List(xs) if xs.len() == 2 => (number_of(&xs[0]), number_of(&xs[1])),
+                        _ => (None, None),
+                    };
+                    if let (Some(lo), Some(hi)) = (lo, hi) {
+                        out.push(StepOp::Clip { params, lo, hi });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn every(&mut self, c: &ast::Cadence) -> Every {
+        let n = self.number(&c.count).map_or(1, |x| x.max(1.0) as u64);
+        match c.unit {
+            ast::CadenceUnit::Steps => Every::Steps(n),
+            ast::CadenceUnit::Epochs => Every::Epochs(n),
+        }
+    }
+
+    fn number(&mut self, e: &ast::Expr) -> Option<f64> {
+        let v = self.eval(e);
+        number_of(&v)
+    }
+
+    /// `f(a, k: v)` as its name and options (positional ones under `0`, `1`, ..; a net name
+    /// or list of nets as positional arguments is skipped).
+    fn call_options(&mut self, e: &ast::Expr) -> (String, Options) {
+        let ast::ExprKind::Call(f, args) = &e.kind else {
+            return (String::new(), Options::new());
+        };
+        let name = match &f.kind {
+            ast::ExprKind::Name(n) => n.clone(),
+            _ => String::new(),
+        };
+        let mut options = Options::new();
+        for (i, a) in args.iter().enumerate() {
+            let key = a.name.as_ref().map_or_else(|| i.to_string(), |n| n.name.clone());
+            let errors = self.errors.len();
+            let v = self.eval(&a.value);
+            self.errors.truncate(errors);
+            if let Some(o) = option_of(&v) {
+                options.insert(key, o);
+            }
+        }
+        (name, options)
+    }
+
+    fn params_under(&self, prefix: &str) -> Vec<usize> {
+        let dotted = format!("{prefix}.");
+        self.table
+            .params
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.name == prefix || p.name.starts_with(&dotted))
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+fn path_text(p: &ast::Path) -> String {
+    p.segments.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(".")
+}
+
+fn number_of(v: &Val) -> Option<f64> {
+    match v {
+        Val::Float(x) => Some(*x),
+        Val::Int(d) => d.as_const().map(|x| x as f64),
+        _ => None,
+    }
+}
+
+fn option_of(v: &Val) -> Option<OptionValue> {
+    match v {
+        Val::Float(_) | Val::Int(_) => number_of(v).map(OptionValue::Number),
+        Val::Tuple(xs) | Val::List(xs) => {
+            xs.iter().map(number_of).collect::<Option<Vec<_>>>().map(OptionValue::List)
+        }
+        Val::Str(s) => Some(OptionValue::Str(s.clone())),
+        Val::Bool(b) => Some(OptionValue::Bool(*b)),
+        _ => None,
+    }
+}
