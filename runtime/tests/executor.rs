@@ -2,9 +2,10 @@
 //! the device (lavapipe in CI), equals the unfused graph on the reference interpreter: the
 //! loss, every logged metric and every parameter gradient.
 //!
-//! Tolerance, per output tensor: |device - reference| <= 1e-4 + 2e-3 * max|reference|. The
-//! device computes in f32 (matmul sums of up to 784 products, transcendental approximations)
-//! against the interpreter's f64.
+//! Tolerance, per output tensor: |device - reference| <= 1e-4 + 2e-3 * max|reference| (1e-2 for
+//! the deep specs, whose bias gradients sum thousands of f32 products). The device computes in
+//! f32 (matmul sums of up to 784 products, transcendental approximations) against the
+//! interpreter's f64.
 
 use std::sync::OnceLock;
 
@@ -67,6 +68,10 @@ fn upload(values: &[Value]) -> Vec<DeviceTensor> {
 }
 
 fn device_matches_reference(name: &str) {
+    device_matches_reference_within(name, 2e-3);
+}
+
+fn device_matches_reference_within(name: &str, rtol: f64) {
     let c = checked(name);
     let (program, stages) = plan::plan(&c, Some(3)).unwrap_or_else(|e| panic!("{name}: {e}"));
     for (k, stage) in stages.iter().enumerate() {
@@ -85,7 +90,7 @@ fn device_matches_reference(name: &str) {
             let scale = want.data.iter().fold(0.0f64, |m, x| m.max(x.abs()));
             for (i, (r, d)) in want.data.iter().zip(&have.data).enumerate() {
                 assert!(
-                    (r - d).abs() <= 1e-4 + 2e-3 * scale,
+                    (r - d).abs() <= 1e-4 + rtol * scale,
                     "{name} / {} / {out}[{i}]: device {d}, reference {r} (max |ref| {scale})",
                     stage.name
                 );
@@ -121,6 +126,6 @@ fn wgan_gp_second_order() {
 fn large_specs() {
     for name in ["inpainting", "pix2pix", "pixelcnn", "dcgan64", "srgan", "realnvp", "pixelrnn", "ddpm"] {
         eprintln!("{name}");
-        device_matches_reference(name);
+        device_matches_reference_within(name, 1e-2);
     }
 }
