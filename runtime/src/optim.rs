@@ -1,0 +1,372 @@
+//! Optimizers as fused update kernels: SGD (with momentum), Adam, AdamW, RMSprop and Adagrad,
+//! with PyTorch's update rules and defaults, global-norm gradient clipping and learning-rate
+//! schedules.
+//!
+//! Each parameter's update is one launch of the fused element-wise kernel: inputs are the
+//! parameter, its gradient, its state tensors and per-step scalars (read as broadcast views
+//! into one small uploaded buffer); outputs are the new parameter and the new state.
+
+use genc_compiler::check::{OptimizerSpec, Options};
+use genc_compiler::prim::{DType, ReduceOp};
+
+use crate::device::{Device, DeviceError, DeviceTensor};
+use crate::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};
+
+/// Why an optimizer cannot be built.
+#[derive(Clone, Debug, PartialEq, thiserror::Error, miette::Diagnostic)]
+pub enum OptimError {
+    #[error("optimizer `{name}`: unknown kind `{kind}`")]
+    #[diagnostic(code(E0907), help("use sgd, adam, adamw, rmsprop or adagrad"))]
+    UnknownKind { name: String, kind: String },
+    #[error("optimizer `{name}`: {message}")]
+    #[diagnostic(code(E0908))]
+    BadOption { name: String, message: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Sgd { momentum: f64, nesterov: bool },
+    Adam { b1: f64, b2: f64, decoupled: bool },
+    RmsProp { alpha: f64 },
+    Adagrad,
+}
+
+/// One optimizer: its rule, hyper-parameters, parameters and state.
+pub struct Optimizer {
+    pub name: String,
+    kind: Kind,
+    lr: f64,
+    eps: f64,
+    weight_decay: f64,
+    grad_clip: Option<f64>,
+    schedule: Option<(String, Options)>,
+    /// Indices into the program's parameters.
+    pub params: Vec<usize>,
+    /// Per parameter, the state tensors (momentum buffer; Adam's m and v; ...).
+    pub state: Vec<Vec<DeviceTensor>>,
+    /// Updates applied so far (Adam's bias correction, schedules).
+    pub steps: u64,
+}
+
+fn num(options: &Options, key: &str, default: f64) -> f64 {
+    options.get(key).and_then(|v| v.number()).unwrap_or(default)
+}
+
+impl Optimizer {
+    /// Builds an optimizer with zeroed state for parameters of the given shapes.
+    pub fn new(
+        device: &Device,
+        spec: &OptimizerSpec,
+        shapes: &[Vec<usize>],
+    ) -> Result<Optimizer, OptimError> {
+        let o = &spec.options;
+        let bad = |message: String| OptimError::BadOption { name: spec.name.clone(), message };
+        let betas = match o.get("betas").and_then(|v| v.list()) {
+            Some([b1, b2]) => (*b1, *b2),
+            Some(other) => return Err(bad(format!("betas must be a pair, found {other:?}"))),
+            None => (0.9, 0.999),
+        };
+        let (kind, eps_default, slots) = match spec.kind.as_str() {
+            "sgd" => {
+                let momentum = num(o, "momentum", 0.0);
+                (
+                    Kind::Sgd {
+                        momentum,
+                        nesterov: matches!(
+                            o.get("nesterov"),
+                            Some(genc_compiler::check::OptionValue::Bool(true))
+                        ),
+                    },
+                    0.0,
+                    usize::from(momentum != 0.0),
+                )
+            }
+            "adam" => (Kind::Adam { b1: betas.0, b2: betas.1, decoupled: false }, 1e-8, 2),
+            "adamw" => (Kind::Adam { b1: betas.0, b2: betas.1, decoupled: true }, 1e-8, 2),
+            "rmsprop" => (Kind::RmsProp { alpha: num(o, "alpha", 0.99) }, 1e-8, 1),
+            "adagrad" => (Kind::Adagrad, 1e-10, 1),
+            other => return Err(OptimError::UnknownKind { name: spec.name.clone(), kind: other.into() }),
+        };
+        let lr = num(o, "lr", if spec.kind == "sgd" { 0.01 } else { 1e-3 });
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(bad(format!("lr must be a non-negative number, found {lr}")));
+        }
+        let weight_decay = num(o, "weight_decay", if spec.kind == "adamw" { 0.01 } else { 0.0 });
+        let grad_clip = o.get("grad_clip").and_then(|v| v.number());
+        let state = shapes
+            .iter()
+            .map(|s| {
+                let n: usize = s.iter().product();
+                (0..slots).map(|_| DeviceTensor::from_f32(device, DType::F32, s, &vec![0.0; n])).collect()
+            })
+            .collect();
+        Ok(Optimizer {
+            name: spec.name.clone(),
+            kind,
+            lr,
+            eps: num(o, "eps", eps_default),
+            weight_decay,
+            grad_clip,
+            schedule: spec.schedule.clone(),
+            params: spec.params.clone(),
+            state,
+            steps: 0,
+        })
+    }
+
+    /// The state tensors' names for checkpoints (`m`, `v`, `momentum`, ...).
+    pub fn slot_names(&self) -> &'static [&'static str] {
+        match self.kind {
+            Kind::Sgd { momentum, .. } if momentum != 0.0 => &["momentum"],
+            Kind::Sgd { .. } => &[],
+            Kind::Adam { .. } => &["m", "v"],
+            Kind::RmsProp { .. } => &["square_avg"],
+            Kind::Adagrad => &["sum"],
+        }
+    }
+
+    /// The learning rate at update `t` (0-based) after the schedule's factor.
+    pub fn lr_at(&self, t: u64) -> f64 {
+        let lr = self.lr * schedule_factor(self.schedule.as_ref(), t);
+        // `exponential(min_lr: ..)` floors the rate itself.
+        match &self.schedule {
+            Some((kind, o)) if kind == "exponential" => lr.max(num(o, "min_lr", 0.0)),
+            _ => lr,
+        }
+    }
+
+    /// Applies one update. `grads[i]` is the gradient of `self.params[i]` (already negated for
+    /// `maximize`), `params` the program's parameter tensors (updated in place).
+    pub fn step(
+        &mut self,
+        device: &Device,
+        params: &mut [DeviceTensor],
+        grads: &[DeviceTensor],
+    ) -> Result<(), DeviceError> {
+        let t = self.steps + 1;
+        let lr = self.lr_at(self.steps);
+        let gscale = match self.grad_clip {
+            Some(max) => {
+                let norm = global_norm(device, grads)?;
+                if norm > max { max / (norm + 1e-6) } else { 1.0 }
+            }
+            None => 1.0,
+        };
+        // Per-step scalars, in one buffer: [gscale, lr, c0, c1, c2, c3, c4, c5].
+        let (c, program) = self.program(lr, t, gscale);
+        let scalars = DeviceTensor::from_f32(
+            device,
+            DType::F32,
+            &[c.len()],
+            &c.iter().map(|&x| x as f32).collect::<Vec<_>>(),
+        );
+        for (k, &p) in self.params.iter().enumerate() {
+            let param = &params[p];
+            let rank = param.shape.len();
+            let mut inputs: Vec<DeviceTensor> = vec![param.clone(), grads[k].clone()];
+            inputs.extend(self.state[k].iter().cloned());
+            for i in 0..c.len() {
+                inputs.push(DeviceTensor {
+                    dtype: DType::F32,
+                    shape: vec![1; rank],
+                    strides: vec![0; rank],
+                    offset: i,
+                    handle: scalars.handle.clone(),
+                });
+            }
+            let refs: Vec<&DeviceTensor> = inputs.iter().collect();
+            let n_out = 1 + self.state[k].len();
+            let mut outs =
+                run_fused(device, &program, &refs, &param.shape, &vec![DType::F32; n_out])?.into_iter();
+            if let Some(new_param) = outs.next() {
+                params[p] = new_param;
+            }
+            self.state[k] = outs.collect();
+        }
+        self.steps = t;
+        Ok(())
+    }
+
+    /// The update as a register program over inputs `[p, g, state.., scalars..]`, and the
+    /// scalars' values.
+    fn program(&self, lr: f64, t: u64, gscale: f64) -> (Vec<f64>, FusedProgram) {
+        let n_state = match self.kind {
+            Kind::Sgd { momentum, .. } => usize::from(momentum != 0.0),
+            Kind::Adam { .. } => 2,
+            Kind::RmsProp { .. } | Kind::Adagrad => 1,
+        };
+        let mut b = Prog { instrs: Vec::new() };
+        let (p, g0) = (0, 1);
+        let s = |i: usize| 2 + i;
+        let base = 2 + n_state;
+        let k = |i: usize| base + i;
+        let wd = self.weight_decay;
+        let decoupled = matches!(self.kind, Kind::Adam { decoupled: true, .. });
+        // scalars: 0 gscale, 1 lr, 2 wd, then rule-specific
+        let mut c = vec![gscale, lr, wd];
+        let g1 = b.op(EwOp::Mul, g0, k(0));
+        let g = if wd != 0.0 && !decoupled {
+            let pw = b.op(EwOp::Mul, p, k(2));
+            b.op(EwOp::Add, g1, pw)
+        } else {
+            g1
+        };
+        let outputs = match self.kind {
+            Kind::Sgd { momentum, nesterov } => {
+                if momentum == 0.0 {
+                    let d = b.op(EwOp::Mul, g, k(1));
+                    vec![b.op(EwOp::Sub, p, d)]
+                } else {
+                    c.push(momentum);
+                    let mb = b.op(EwOp::Mul, s(0), k(3));
+                    let buf = b.op(EwOp::Add, mb, g);
+                    let dir = if nesterov {
+                        let mb2 = b.op(EwOp::Mul, buf, k(3));
+                        b.op(EwOp::Add, g, mb2)
+                    } else {
+                        buf
+                    };
+                    let d = b.op(EwOp::Mul, dir, k(1));
+                    vec![b.op(EwOp::Sub, p, d), buf]
+                }
+            }
+            Kind::Adam { b1, b2, .. } => {
+                let bc1 = 1.0 - b1.powi(t as i32);
+                let bc2 = 1.0 - b2.powi(t as i32);
+                // 3 b1, 4 1-b1, 5 b2, 6 1-b2, 7 lr/bc1, 8 1/sqrt(bc2), 9 eps, 10 1 - lr wd
+                c.extend([b1, 1.0 - b1, b2, 1.0 - b2, lr / bc1, 1.0 / bc2.sqrt(), self.eps, 1.0 - lr * wd]);
+                let m1 = b.op(EwOp::Mul, s(0), k(3));
+                let m2 = b.op(EwOp::Mul, g, k(4));
+                let m = b.op(EwOp::Add, m1, m2);
+                let v1 = b.op(EwOp::Mul, s(1), k(5));
+                let gg = b.op(EwOp::Mul, g, g);
+                let v2 = b.op(EwOp::Mul, gg, k(6));
+                let v = b.op(EwOp::Add, v1, v2);
+                let sv = b.op(EwOp::Sqrt, v, v);
+                let sv = b.op(EwOp::Mul, sv, k(8));
+                let den = b.op(EwOp::Add, sv, k(9));
+                let q = b.op(EwOp::Div, m, den);
+                let step = b.op(EwOp::Mul, q, k(7));
+                let p0 = if decoupled { b.op(EwOp::Mul, p, k(10)) } else { p };
+                vec![b.op(EwOp::Sub, p0, step), m, v]
+            }
+            Kind::RmsProp { alpha } => {
+                // 3 alpha, 4 1-alpha, 5 eps
+                c.extend([alpha, 1.0 - alpha, self.eps]);
+                let a1 = b.op(EwOp::Mul, s(0), k(3));
+                let gg = b.op(EwOp::Mul, g, g);
+                let a2 = b.op(EwOp::Mul, gg, k(4));
+                let sq = b.op(EwOp::Add, a1, a2);
+                let r = b.op(EwOp::Sqrt, sq, sq);
+                let den = b.op(EwOp::Add, r, k(5));
+                let q = b.op(EwOp::Div, g, den);
+                let d = b.op(EwOp::Mul, q, k(1));
+                vec![b.op(EwOp::Sub, p, d), sq]
+            }
+            Kind::Adagrad => {
+                // 3 eps
+                c.push(self.eps);
+                let gg = b.op(EwOp::Mul, g, g);
+                let sum = b.op(EwOp::Add, s(0), gg);
+                let r = b.op(EwOp::Sqrt, sum, sum);
+                let den = b.op(EwOp::Add, r, k(3));
+                let q = b.op(EwOp::Div, g, den);
+                let d = b.op(EwOp::Mul, q, k(1));
+                vec![b.op(EwOp::Sub, p, d), sum]
+            }
+        };
+        // The scalars are inputs too: instruction results follow them.
+        let n_inputs = base + c.len();
+        let renumber = |r: usize| if r >= RESERVED { r - RESERVED + n_inputs } else { r };
+        let instrs = b
+            .instrs
+            .iter()
+            .map(|i| Instr { op: i.op, a: renumber(i.a), b: renumber(i.b), c: renumber(i.c) })
+            .collect();
+        let outputs = outputs.into_iter().map(renumber).collect();
+        (c, FusedProgram { n_inputs, instrs, outputs })
+    }
+}
+
+/// A register-program builder: instruction results are numbered from [`RESERVED`] until the
+/// number of scalar inputs is known, then renumbered.
+struct Prog {
+    instrs: Vec<Instr>,
+}
+
+impl Prog {
+    fn op(&mut self, op: EwOp, a: usize, b: usize) -> usize {
+        self.instrs.push(Instr { op, a, b, c: a });
+        RESERVED + self.instrs.len() - 1
+    }
+}
+
+/// Registers at or above this are instruction results (before renumbering).
+const RESERVED: usize = 1 << 16;
+
+/// The multiplier a learning-rate schedule applies at update `t`.
+pub fn schedule_factor(schedule: Option<&(String, Options)>, t: u64) -> f64 {
+    let Some((kind, o)) = schedule else { return 1.0 };
+    let t = t as f64;
+    match kind.as_str() {
+        "constant" => {
+            let warmup = num(o, "warmup", 0.0);
+            if warmup > 0.0 { ((t + 1.0) / warmup).min(1.0) } else { 1.0 }
+        }
+        "linear" => {
+            let warmup = num(o, "warmup", 0.0);
+            let total = num(o, "steps", f64::INFINITY);
+            let up = if warmup > 0.0 { ((t + 1.0) / warmup).min(1.0) } else { 1.0 };
+            up * (1.0 - t / total).max(0.0)
+        }
+        "cosine" => {
+            let total = num(o, "steps", num(o, "0", 1.0)).max(1.0);
+            let floor = num(o, "min", 0.0);
+            let warmup = num(o, "warmup", 0.0);
+            let up = if warmup > 0.0 { ((t + 1.0) / warmup).min(1.0) } else { 1.0 };
+            up * (floor + (1.0 - floor) * 0.5 * (1.0 + (std::f64::consts::PI * (t / total).min(1.0)).cos()))
+        }
+        "step" => {
+            let every = num(o, "every", num(o, "0", 1.0)).max(1.0);
+            num(o, "gamma", 0.1).powf((t / every).floor())
+        }
+        "exponential" => num(o, "factor", 1.0).powf(t),
+        "piecewise" => {
+            let bounds = o.get("boundaries").and_then(|v| v.list()).unwrap_or(&[]);
+            let values = o.get("values").and_then(|v| v.list()).unwrap_or(&[]);
+            let i = bounds.iter().filter(|&&b| t >= b).count();
+            values.get(i).copied().unwrap_or(1.0)
+        }
+        _ => 1.0,
+    }
+}
+
+/// ‖g‖ over every gradient of one optimizer (one sync).
+fn global_norm(device: &Device, grads: &[DeviceTensor]) -> Result<f64, DeviceError> {
+    let mut total = 0.0;
+    for g in grads {
+        let sq = run_fused(
+            device,
+            &FusedProgram {
+                n_inputs: 1,
+                instrs: vec![Instr { op: EwOp::Mul, a: 0, b: 0, c: 0 }],
+                outputs: vec![1],
+            },
+            &[g],
+            &g.shape,
+            &[DType::F32],
+        )?;
+        let axes: Vec<usize> = (0..g.shape.len()).collect();
+        let ones = vec![1; g.shape.len()];
+        let s = crate::kernels::eval(
+            device,
+            &genc_compiler::prim::Prim::Reduce { op: ReduceOp::Sum, axes },
+            &[&sq[0]],
+            &ones,
+            DType::F32,
+            &crate::kernels::Leaves::default(),
+        )?;
+        total += s.to_f64(device)?.first().copied().unwrap_or(0.0);
+    }
+    Ok(total.sqrt())
+}
