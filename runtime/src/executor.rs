@@ -12,8 +12,8 @@ use crate::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};
 use crate::kernels::{self, Leaves, binary_op, unary_op};
 
 /// A phase ready to run: its program and its constants on the device.
-pub struct LoadedPhase<'p> {
-    pub phase: &'p PhaseProgram,
+pub struct LoadedPhase {
+    pub phase: PhaseProgram,
     constants: Vec<DeviceTensor>,
 }
 
@@ -21,21 +21,21 @@ fn malformed(phase: &PhaseProgram, reason: impl Into<String>) -> DeviceError {
     DeviceError::Kernel { op: format!("phase {}", phase.name), reason: reason.into() }
 }
 
-impl<'p> LoadedPhase<'p> {
+impl LoadedPhase {
     /// Computes the phase's constants on `device`.
-    pub fn load(device: &Device, phase: &'p PhaseProgram) -> Result<Self, DeviceError> {
+    pub fn load(device: &Device, phase: &PhaseProgram) -> Result<Self, DeviceError> {
         let none = Leaves::default();
         let constants = phase
             .constants
             .iter()
             .map(|c| kernels::eval(device, &c.prim, &[], &c.shape, c.dtype, &none))
             .collect::<Result<_, _>>()?;
-        Ok(LoadedPhase { phase, constants })
+        Ok(LoadedPhase { phase: phase.clone(), constants })
     }
 
     /// Runs the phase once, returning its outputs by name.
     pub fn run(&self, device: &Device, leaves: &Leaves) -> Result<Vec<(String, DeviceTensor)>, DeviceError> {
-        let phase = self.phase;
+        let phase = &self.phase;
         let mut values: Vec<Option<DeviceTensor>> = vec![None; phase.values.len()];
         for step in &phase.steps {
             match step {
@@ -86,7 +86,7 @@ impl<'p> LoadedPhase<'p> {
         values: &[Option<DeviceTensor>],
         leaves: &Leaves,
     ) -> Result<DeviceTensor, DeviceError> {
-        let phase = self.phase;
+        let phase = &self.phase;
         let pick = |table: &[DeviceTensor], i: usize, what: &str| {
             table.get(i).cloned().ok_or_else(|| malformed(phase, format!("no {what} #{i} was fed")))
         };

@@ -10,3 +10,4 @@ pub mod device;
 pub mod executor;
 pub mod kernels;
 pub mod optim;
+pub mod train;

@@ -135,13 +135,14 @@ impl Optimizer {
         }
     }
 
-    /// Applies one update. `grads[i]` is the gradient of `self.params[i]` (already negated for
-    /// `maximize`), `params` the program's parameter tensors (updated in place).
+    /// Applies one update. `grads[i]` is the gradient of `self.params[i]`,
+    /// `params` the program's parameter tensors (updated in place); `maximize` ascends.
     pub fn step(
         &mut self,
         device: &Device,
         params: &mut [DeviceTensor],
         grads: &[DeviceTensor],
+        maximize: bool,
     ) -> Result<(), DeviceError> {
         let t = self.steps + 1;
         let lr = self.lr_at(self.steps);
@@ -152,6 +153,8 @@ impl Optimizer {
             }
             None => 1.0,
         };
+        // `maximize` ascends: the gradient's sign flips.
+        let gscale = if maximize { -gscale } else { gscale };
         // Per-step scalars, in one buffer: [gscale, lr, c0, c1, c2, c3, c4, c5].
         let (c, program) = self.program(lr, t, gscale);
         let scalars = DeviceTensor::from_f32(

@@ -93,7 +93,7 @@ fn every_optimizer_matches_the_reference_rule() {
             let mut params = vec![DeviceTensor::from_f32(d, DType::F32, &[7], &to32(&p0))];
             for g in &grads {
                 let gt = DeviceTensor::from_f32(d, DType::F32, &[7], &to32(g));
-                opt.step(d, &mut params, &[gt]).unwrap_or_else(|e| panic!("{e}"));
+                opt.step(d, &mut params, &[gt], false).unwrap_or_else(|e| panic!("{e}"));
             }
             let got = params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
             let mut want = p0.clone();

@@ -1,0 +1,361 @@
+//! The training loop's core: parameters and buffers on the device, initialised from the
+//! parameter table; one `step` runs the declared phases in order (with `repeat`, a fresh
+//! batch per run), applies each phase's optimizer, clamps clipped weights and updates EMAs.
+//!
+//! Data comes from a caller-supplied feed, so this module knows nothing of files: the feed is
+//! asked for a phase's inputs each time the phase runs.
+
+use genc_compiler::check::{Checked, StepOp};
+use genc_compiler::graph::Graph;
+use genc_compiler::interp;
+use genc_compiler::params::{Entry, Init};
+use genc_compiler::prim::DType;
+use genc_compiler::program::{PhaseProgram, Program};
+
+use crate::device::{Device, DeviceError, DeviceTensor};
+use crate::executor::LoadedPhase;
+use crate::kernels::Leaves;
+use crate::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};
+use crate::optim::{OptimError, Optimizer};
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum TrainError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Device(#[from] DeviceError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Optim(#[from] OptimError),
+    #[error("step {step}, phase `{phase}`: the loss `{output}` is {value}")]
+    #[diagnostic(
+        code(E0940),
+        help(
+            "the last checkpoint is kept; lower the learning rate, or check the loss for log(0) or division by zero"
+        )
+    )]
+    NonFinite { step: u64, phase: String, output: String, value: f64 },
+    #[error("cannot initialise `{name}`: {reason}")]
+    #[diagnostic(code(E0941))]
+    Init { name: String, reason: String },
+    #[error("the data feed failed: {0}")]
+    #[diagnostic(code(E0942))]
+    Feed(String),
+}
+
+/// What one step reports: every loss and logged metric by name, averaged over repeats.
+#[derive(Clone, Debug, Default)]
+pub struct StepReport {
+    pub metrics: Vec<(String, f64)>,
+}
+
+/// Supplies a phase's inputs (one fresh batch per call) by the phase's input specs.
+pub type Feed<'f> = dyn FnMut(&PhaseProgram) -> Result<Vec<DeviceTensor>, String> + 'f;
+
+pub struct Trainer {
+    pub program: Program,
+    phases: Vec<LoadedPhase>,
+    /// Per phase: its optimizer's index and whether it maximizes.
+    phase_optimizer: Vec<(usize, bool)>,
+    step_ops: Vec<StepOp>,
+    pub params: Vec<DeviceTensor>,
+    pub buffers: Vec<DeviceTensor>,
+    pub optimizers: Vec<Optimizer>,
+    /// EMA copies: the parameters averaged, the decay, the averages.
+    pub ema: Vec<(Vec<usize>, f64, Vec<DeviceTensor>)>,
+    pub step: u64,
+    pub seed: u64,
+}
+
+impl Trainer {
+    /// Loads the program's phases and initialises parameters from `seed`.
+    pub fn new(
+        device: &Device,
+        checked: &Checked,
+        program: Program,
+        seed: u64,
+    ) -> Result<Trainer, TrainError> {
+        let run = checked.run.clone().unwrap_or_default();
+        let schedule = checked.schedule.clone().unwrap_or_default();
+        let params: Vec<DeviceTensor> = checked
+            .table
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, e)| init(device, e, &checked.consts, seed, i as u64))
+            .collect::<Result<_, _>>()?;
+        let buffers: Vec<DeviceTensor> = checked
+            .table
+            .buffers
+            .iter()
+            .enumerate()
+            .map(|(i, e)| init(device, e, &checked.consts, seed, 1 << 20 | i as u64))
+            .collect::<Result<_, _>>()?;
+        let mut optimizers = Vec::new();
+        for spec in &run.optimizers {
+            let shapes: Vec<Vec<usize>> =
+                spec.params.iter().map(|&p| checked.table.params[p].shape.clone()).collect();
+            optimizers.push(Optimizer::new(device, spec, &shapes)?);
+        }
+        let phase_optimizer = schedule
+            .phases
+            .iter()
+            .map(|p| (optimizers.iter().position(|o| o.name == p.optimizer).unwrap_or(0), p.maximize))
+            .collect();
+        let phases =
+            program.phases.iter().map(|p| LoadedPhase::load(device, p)).collect::<Result<Vec<_>, _>>()?;
+        let ema = run
+            .ema
+            .iter()
+            .map(|(ps, decay)| (ps.clone(), *decay, ps.iter().map(|&p| params[p].clone()).collect()))
+            .collect();
+        Ok(Trainer {
+            program,
+            phases,
+            phase_optimizer,
+            step_ops: run.step,
+            params,
+            buffers,
+            optimizers,
+            ema,
+            step: 0,
+            seed,
+        })
+    }
+
+    /// One training step: every phase of the `step` block, in order.
+    pub fn train_step(&mut self, device: &Device, feed: &mut Feed<'_>) -> Result<StepReport, TrainError> {
+        let ops = self.step_ops.clone();
+        let mut sums: Vec<(String, f64, u32)> = Vec::new();
+        self.run_ops(device, &ops, feed, &mut sums)?;
+        self.update_ema(device)?;
+        self.step += 1;
+        Ok(StepReport { metrics: sums.into_iter().map(|(n, s, c)| (n, s / f64::from(c))).collect() })
+    }
+
+    fn run_ops(
+        &mut self,
+        device: &Device,
+        ops: &[StepOp],
+        feed: &mut Feed<'_>,
+        sums: &mut Vec<(String, f64, u32)>,
+    ) -> Result<(), TrainError> {
+        for op in ops {
+            match op {
+                StepOp::Repeat { count, body } => {
+                    for _ in 0..*count {
+                        self.run_ops(device, body, feed, sums)?;
+                    }
+                }
+                StepOp::Phase { phase } => self.run_phase(device, *phase, feed, sums)?,
+                StepOp::Clip { params, lo, hi } => {
+                    for &p in params {
+                        self.params[p] = clamp(device, &self.params[p], *lo, *hi)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn run_phase(
+        &mut self,
+        device: &Device,
+        k: usize,
+        feed: &mut Feed<'_>,
+        sums: &mut Vec<(String, f64, u32)>,
+    ) -> Result<(), TrainError> {
+        let Some(loaded) = self.phases.get(k) else { return Ok(()) };
+        let inputs = feed(&loaded.phase).map_err(TrainError::Feed)?;
+        // A distinct stream of random draws per step and phase run.
+        let run_seed =
+            mix(self.seed, self.step.wrapping_mul(1024).wrapping_add(k as u64 + 1) ^ sums.len() as u64);
+        let leaves =
+            Leaves { inputs, params: self.params.clone(), buffers: self.buffers.clone(), seed: run_seed };
+        let outputs = loaded.run(device, &leaves)?;
+        let phase_name = loaded.phase.name.clone();
+        let (opt, maximize) = self.phase_optimizer.get(k).copied().unwrap_or((0, false));
+        let mut grads: Vec<Option<DeviceTensor>> = vec![None; self.program.params.len()];
+        for (name, t) in &outputs {
+            if let Some(param) = name.strip_prefix("grad.") {
+                if let Some(i) = self.program.params.iter().position(|p| p.name == param) {
+                    grads[i] = Some(t.clone());
+                }
+                continue;
+            }
+            let value = t.to_f64(device)?.first().copied().unwrap_or(f64::NAN);
+            let metric = if name == "loss" {
+                phase_label(&phase_name)
+            } else {
+                name.trim_start_matches("log.").to_string()
+            };
+            if name == "loss" && !value.is_finite() {
+                return Err(TrainError::NonFinite {
+                    step: self.step,
+                    phase: phase_name,
+                    output: metric,
+                    value,
+                });
+            }
+            match sums.iter_mut().find(|(n, _, _)| *n == metric) {
+                Some(entry) => {
+                    entry.1 += value;
+                    entry.2 += 1;
+                }
+                None => sums.push((metric, value, 1)),
+            }
+        }
+        if let Some(optimizer) = self.optimizers.get_mut(opt) {
+            let g: Vec<DeviceTensor> = optimizer
+                .params
+                .iter()
+                .map(|&p| match &grads[p] {
+                    Some(g) => g.clone(),
+                    None => {
+                        let shape = &self.program.params[p].shape;
+                        DeviceTensor::from_f32(device, DType::F32, shape, &vec![0.0; shape.iter().product()])
+                    }
+                })
+                .collect();
+            optimizer.step(device, &mut self.params, &g, maximize)?;
+        }
+        Ok(())
+    }
+
+    fn update_ema(&mut self, device: &Device) -> Result<(), TrainError> {
+        for (params, decay, avg) in &mut self.ema {
+            for (k, &p) in params.iter().enumerate() {
+                avg[k] = lerp(device, &avg[k], &self.params[p], *decay)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a forward-only program (a sample or eval) with the current weights.
+    pub fn forward(
+        &self,
+        device: &Device,
+        program: &LoadedPhase,
+        inputs: Vec<DeviceTensor>,
+        seed: u64,
+    ) -> Result<Vec<(String, DeviceTensor)>, TrainError> {
+        let leaves = Leaves { inputs, params: self.params.clone(), buffers: self.buffers.clone(), seed };
+        Ok(program.run(device, &leaves)?)
+    }
+}
+
+/// `minimize critic(x, ..)` → `critic`.
+fn phase_label(phase: &str) -> String {
+    let body = phase.split_once(' ').map_or(phase, |(_, b)| b);
+    body.split('(').next().unwrap_or(body).to_string()
+}
+
+/// SplitMix64-style mixing of two words.
+fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A host tensor's first value, from `seed`, for parameter `index`.
+fn init(
+    device: &Device,
+    e: &Entry,
+    consts: &Graph,
+    seed: u64,
+    index: u64,
+) -> Result<DeviceTensor, TrainError> {
+    let n = e.numel();
+    let mut state = mix(seed, index);
+    let mut uniform = move || {
+        state = mix(state, 0x2545_F491_4F6C_DD1D);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let data: Vec<f64> = match &e.init {
+        Init::Zeros => vec![0.0; n],
+        Init::Ones => vec![1.0; n],
+        Init::Uniform { bound } => (0..n).map(|_| (2.0 * uniform() - 1.0) * bound).collect(),
+        Init::Normal { std } => (0..n)
+            .map(|_| {
+                let (u1, u2) = (1.0 - uniform(), uniform());
+                (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos() * std
+            })
+            .collect(),
+        Init::CausalMask { kind } => causal_mask(&e.shape, *kind),
+        Init::Computed { node } => {
+            let values = interp::eval_graph(consts, &interp::Leaves::default())
+                .map_err(|err| TrainError::Init { name: e.name.clone(), reason: err.to_string() })?;
+            values.get(node.index()).map(|v| v.data.clone()).ok_or_else(|| TrainError::Init {
+                name: e.name.clone(),
+                reason: "the constant graph has no such node".into(),
+            })?
+        }
+    };
+    Ok(DeviceTensor::from_f64(device, DType::F32, &e.shape, &data))
+}
+
+/// PixelCNN's mask over `[out, in, kh, kw]`: rows above the centre, the centre row left of the
+/// centre, and the centre itself for type `B`.
+fn causal_mask(shape: &[usize], kind: char) -> Vec<f64> {
+    let (kh, kw) = (shape.get(2).copied().unwrap_or(1), shape.get(3).copied().unwrap_or(1));
+    let (ch, cw) = (kh / 2, kw / 2);
+    let per: usize = shape.iter().take(2).product();
+    let window: Vec<f64> = (0..kh * kw)
+        .map(|i| {
+            let (y, x) = (i / kw, i % kw);
+            f64::from(u8::from(y < ch || (y == ch && (x < cw || (x == cw && kind == 'B')))))
+        })
+        .collect();
+    (0..per).flat_map(|_| window.iter().copied()).collect()
+}
+
+fn scalar_views(device: &Device, values: &[f64], rank: usize) -> Vec<DeviceTensor> {
+    let buf = DeviceTensor::from_f32(
+        device,
+        DType::F32,
+        &[values.len()],
+        &values.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+    );
+    (0..values.len())
+        .map(|i| DeviceTensor {
+            dtype: DType::F32,
+            shape: vec![1; rank],
+            strides: vec![0; rank],
+            offset: i,
+            handle: buf.handle.clone(),
+        })
+        .collect()
+}
+
+/// `min(max(x, lo), hi)`.
+fn clamp(device: &Device, x: &DeviceTensor, lo: f64, hi: f64) -> Result<DeviceTensor, DeviceError> {
+    let s = scalar_views(device, &[lo, hi], x.shape.len());
+    let program = FusedProgram {
+        n_inputs: 3,
+        instrs: vec![Instr { op: EwOp::Max, a: 0, b: 1, c: 0 }, Instr { op: EwOp::Min, a: 3, b: 2, c: 0 }],
+        outputs: vec![4],
+    };
+    let mut out = run_fused(device, &program, &[x, &s[0], &s[1]], &x.shape, &[DType::F32])?;
+    out.pop().ok_or_else(|| DeviceError::Kernel { op: "clip".into(), reason: "no output".into() })
+}
+
+/// `decay * avg + (1 - decay) * x`.
+fn lerp(
+    device: &Device,
+    avg: &DeviceTensor,
+    x: &DeviceTensor,
+    decay: f64,
+) -> Result<DeviceTensor, DeviceError> {
+    let s = scalar_views(device, &[decay, 1.0 - decay], x.shape.len());
+    let program = FusedProgram {
+        n_inputs: 4,
+        instrs: vec![
+            Instr { op: EwOp::Mul, a: 0, b: 2, c: 0 },
+            Instr { op: EwOp::Mul, a: 1, b: 3, c: 0 },
+            Instr { op: EwOp::Add, a: 4, b: 5, c: 0 },
+        ],
+        outputs: vec![6],
+    };
+    let mut out = run_fused(device, &program, &[avg, x, &s[0], &s[1]], &x.shape, &[DType::F32])?;
+    out.pop().ok_or_else(|| DeviceError::Kernel { op: "ema".into(), reason: "no output".into() })
+}
