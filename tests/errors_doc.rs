@@ -25,7 +25,13 @@ fn documented() -> Vec<(String, String, String)> {
 
 fn codes_in_source() -> BTreeSet<String> {
     let mut codes = BTreeSet::new();
-    for file in ["grammar/src/error.rs", "src/source.rs", "runtime/src/device/error.rs"] {
+    for file in [
+        "grammar/src/error.rs",
+        "src/source.rs",
+        "runtime/src/device/error.rs",
+        "runtime/src/checkpoint.rs",
+        "runtime/src/config.rs",
+    ] {
         let text = common::read(&common::root().join(file));
         for (i, _) in text.match_indices("code(E") {
             codes.insert(text[i + 5..i + 10].to_string());
@@ -57,5 +63,19 @@ fn every_syntax_example_produces_its_code() {
             produced.extend(checked.errors.iter().map(|e| e.code.to_string()));
         }
         assert!(produced.contains(&code), "the example of {code} produced {produced:?}:\n{example}");
+    }
+}
+
+#[test]
+fn every_run_config_example_produces_its_code() {
+    for (code, lang, example) in documented() {
+        if lang != "yaml" {
+            continue;
+        }
+        let produced = match genc_runtime::config::RunConfig::parse(&example, "run.yaml") {
+            Ok(_) => None,
+            Err(e) => miette::Diagnostic::code(&e).map(|c| c.to_string()),
+        };
+        assert_eq!(produced.as_deref(), Some(code.as_str()), "the example of {code}:\n{example}");
     }
 }

@@ -6,6 +6,8 @@
 
 pub use genc_compiler as compiler;
 
+pub mod checkpoint;
+pub mod config;
 pub mod device;
 pub mod executor;
 pub mod kernels;
