@@ -8,8 +8,10 @@ pub use genc_compiler as compiler;
 
 pub mod checkpoint;
 pub mod config;
+pub mod data;
 pub mod device;
 pub mod executor;
+pub mod images;
 pub mod kernels;
 pub mod optim;
 pub mod train;
