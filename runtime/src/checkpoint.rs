@@ -14,8 +14,8 @@
 //! The safetensors header's `__metadata__` holds strings: `format` (`genc-checkpoint`),
 //! `format_version` ([`FORMAT_VERSION`]), `step`, `epoch`, `spec_hash`, `data_state` (the data
 //! loader's state, a JSON text), `checksum` (a 64-bit hash of every name, shape, tensor byte
-//! and metadata entry, so a flipped bit anywhere is refused on load) and any extra entries of
-//! [`Checkpoint::metadata`]. Python reads the file with `safetensors.numpy.load_file`.
+//! and metadata entry, so a flipped bit anywhere is refused on load; a file made elsewhere may
+//! leave it out) and any extra entries of [`Checkpoint::metadata`]. Python reads the file with `safetensors.numpy.load_file`.
 //!
 //! # Atomicity
 //!
@@ -402,6 +402,8 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointErr
     }
     raw.sort_by(|a, b| a.0.cmp(&b.0));
 
+    // A file genc wrote has a checksum; one made elsewhere (Python, with the metadata the
+    // E0924 help gives) may not, and is taken as it is.
     if let Some(stored) = metadata.get("checksum") {
         let rest: HashMap<String, String> =
             metadata.iter().filter(|(k, _)| *k != "checksum").map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -411,8 +413,6 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointErr
                 "its checksum does not match its contents (a changed or damaged byte)".into(),
             ));
         }
-    } else {
-        return Err(corrupt("it has no `checksum` metadata".into()));
     }
 
     for (name, shape, data) in raw {

@@ -293,7 +293,7 @@ fn relative_paths_are_pinned_to_a_base() {
 
 #[test]
 fn a_missing_file_is_a_read_error() {
-    let e = RunConfig::load(std::path::Path::new("/nonexistent/run.yaml")).err().expect("an error");
+    let e = RunConfig::load(std::path::Path::new("/nonexistent/run.yaml")).expect_err("an error");
     assert_eq!(code(&e), "E0930");
     assert!(e.to_string().contains("/nonexistent/run.yaml"), "{e}");
 }
