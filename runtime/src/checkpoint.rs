@@ -111,10 +111,7 @@ pub enum CheckpointError {
     #[error("no checkpoint at `{}`", path.display())]
     #[diagnostic(
         code(E0920),
-        help(
-            "check the path; a run folder keeps its checkpoints as `checkpoint.safetensors` \
-             (resume with `genc train --resume RUN_DIR`)"
-        )
+        help("check the path; a run folder has a checkpoint once its first one has been written")
     )]
     NotFound { path: PathBuf },
 
