@@ -76,6 +76,20 @@ enum Command {
         #[arg(long, default_value = "auto")]
         device: genc_runtime::device::DeviceChoice,
     },
+    /// Train a spec on its data: metrics, sample grids, a loss plot and checkpoints in a run folder.
+    Train {
+        /// The spec (or give it in the config's `spec`).
+        spec: Option<PathBuf>,
+        /// A YAML run config.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override a run setting or a `param`: `--set steps=200`, `--set lambda=5` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// The run folder (default `runs/<spec>-<time>`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -103,6 +117,15 @@ fn main() -> ExitCode {
         }
         Command::Compile { file, emit, set } => commands::compile::run(file, *emit, set, &reporter),
         Command::Devices { device } => commands::devices::run(*device, &reporter),
+        Command::Train { spec, config, set, out } => {
+            let args = commands::train::Args {
+                spec: spec.clone(),
+                config: config.clone(),
+                set: set.clone(),
+                out: out.clone(),
+            };
+            commands::train::run(&args, &reporter)
+        }
     };
     ExitCode::from(status as u8)
 }

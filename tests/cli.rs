@@ -174,3 +174,28 @@ fn set_overrides_params_and_rejects_unknown_names() {
     let malformed = genc(&["check", "specs/wgan_gp.gen", "--set", "lambda"]);
     assert_eq!(code(&malformed), 2);
 }
+
+#[test]
+fn train_writes_a_run_folder_on_real_data() {
+    let out = std::env::temp_dir().join(format!("genc-train-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let run = genc(&[
+        "train",
+        "specs/vae.gen",
+        "--set",
+        "steps=8",
+        "--set",
+        "batch=16",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(code(&run), 0, "{}", text(&run.stderr));
+    for file in ["config.yaml", "metrics.jsonl", "losses.png", "last.safetensors", "prior-0000008.png"] {
+        assert!(out.join(file).is_file(), "{file} is missing: {}", text(&run.stderr));
+    }
+    let checkpoint =
+        genc_runtime::checkpoint::load(&out.join("last.safetensors")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(checkpoint.step, 8);
+    assert!(checkpoint.get("Enc.linear0.weight").is_some());
+    let _ = std::fs::remove_dir_all(&out);
+}

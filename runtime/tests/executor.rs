@@ -73,7 +73,9 @@ fn device_matches_reference(name: &str) {
 
 fn device_matches_reference_within(name: &str, rtol: f64) {
     let c = checked(name);
-    let (program, stages) = plan::plan(&c, Some(3)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    // GENC_TEST_BATCH overrides the batch (a larger one conditions batch norm better).
+    let batch = std::env::var("GENC_TEST_BATCH").ok().and_then(|b| b.parse().ok()).unwrap_or(3);
+    let (program, stages) = plan::plan(&c, Some(batch)).unwrap_or_else(|e| panic!("{name}: {e}"));
     for (k, stage) in stages.iter().enumerate() {
         let (inputs, params, buffers) = leaves(&program, k);
         let host = interp::Leaves { seed: 5, inputs: &inputs, params: &params, buffers: &buffers };
@@ -124,7 +126,11 @@ fn wgan_gp_second_order() {
 #[test]
 #[ignore]
 fn large_specs() {
+    let only = std::env::var("GENC_TEST_SPEC").ok();
     for name in ["inpainting", "pix2pix", "pixelcnn", "dcgan64", "srgan", "realnvp", "pixelrnn", "ddpm"] {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         eprintln!("{name}");
         device_matches_reference_within(name, 1e-2);
     }

@@ -5,6 +5,7 @@ pub mod compile;
 pub mod devices;
 pub mod fmt;
 pub mod summary;
+pub mod train;
 
 use std::path::Path;
 
