@@ -7,35 +7,17 @@
 //! f32 (matmul sums of up to 784 products, transcendental approximations) against the
 //! interpreter's f64.
 
-use std::sync::OnceLock;
+mod common;
+
+use common::{checked, device};
 
 use genc_compiler::interp::{self, Value};
+use genc_compiler::plan;
 use genc_compiler::prim::DType;
 use genc_compiler::program::Program;
-use genc_compiler::{check, plan};
-use genc_runtime::device::{Device, DeviceChoice, DeviceTensor};
+use genc_runtime::device::DeviceTensor;
 use genc_runtime::executor::LoadedPhase;
 use genc_runtime::kernels::Leaves;
-
-fn device() -> &'static Device {
-    static DEVICE: OnceLock<Device> = OnceLock::new();
-    DEVICE.get_or_init(|| {
-        match Device::open(DeviceChoice::Cpu).or_else(|_| Device::open(DeviceChoice::Auto)) {
-            Ok(d) => d,
-            Err(e) => panic!("no device: {e}"),
-        }
-    })
-}
-
-fn checked(name: &str) -> check::Checked {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs").join(format!("{name}.gen"));
-    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let (ast, errors) = genc_grammar::parse(&source);
-    assert!(errors.is_empty(), "{name}: {errors:?}");
-    let c = check::check(&ast, &[]);
-    assert!(c.errors.is_empty(), "{name}: {:?}", c.errors);
-    c
-}
 
 /// Leaves exactly representable in f32: small weights, data in (0.1, 0.9), labels in 0..3.
 fn leaves(program: &Program, phase: usize) -> (Vec<Value>, Vec<Value>, Vec<Value>) {

@@ -1,23 +1,16 @@
 //! Each optimizer's fused update against a plain host implementation of PyTorch's rule, over
 //! three steps with changing gradients, weight decay and gradient clipping.
 
+mod common;
+
+use common::device;
+
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use genc_compiler::check::{OptimizerSpec, OptionValue};
 use genc_compiler::prim::DType;
-use genc_runtime::device::{Device, DeviceChoice, DeviceTensor};
+use genc_runtime::device::DeviceTensor;
 use genc_runtime::optim::Optimizer;
-
-fn device() -> &'static Device {
-    static DEVICE: OnceLock<Device> = OnceLock::new();
-    DEVICE.get_or_init(|| {
-        match Device::open(DeviceChoice::Cpu).or_else(|_| Device::open(DeviceChoice::Auto)) {
-            Ok(d) => d,
-            Err(e) => panic!("no device: {e}"),
-        }
-    })
-}
 
 fn spec(kind: &str, options: &[(&str, OptionValue)]) -> OptimizerSpec {
     let options: BTreeMap<String, OptionValue> =

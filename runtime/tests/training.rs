@@ -2,32 +2,14 @@
 //! handful of steps: the VAE's negative ELBO falls, and WGAN-GP's critic step (a second-order
 //! gradient penalty) runs and stays finite.
 
-use std::sync::OnceLock;
+mod common;
 
-use genc_compiler::{check, plan};
+use common::{checked, device};
+
+use genc_compiler::plan;
 use genc_runtime::data::{Dataset, Split};
-use genc_runtime::device::{Device, DeviceChoice, DeviceTensor};
+use genc_runtime::device::DeviceTensor;
 use genc_runtime::train::Trainer;
-
-fn device() -> &'static Device {
-    static DEVICE: OnceLock<Device> = OnceLock::new();
-    DEVICE.get_or_init(|| {
-        match Device::open(DeviceChoice::Cpu).or_else(|_| Device::open(DeviceChoice::Auto)) {
-            Ok(d) => d,
-            Err(e) => panic!("no device: {e}"),
-        }
-    })
-}
-
-fn checked(name: &str) -> check::Checked {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs").join(format!("{name}.gen"));
-    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let (ast, errors) = genc_grammar::parse(&source);
-    assert!(errors.is_empty(), "{name}: {errors:?}");
-    let c = check::check(&ast, &[]);
-    assert!(c.errors.is_empty(), "{name}: {:?}", c.errors);
-    c
-}
 
 /// Trains `name` for `steps` steps at `batch` on the first 512 training images scaled to
 /// `range`; returns each step's first metric.
