@@ -6,7 +6,6 @@
 //! asked for a phase's inputs each time the phase runs.
 
 use genc_compiler::check::{Checked, StepOp};
-use genc_compiler::graph::Graph;
 use genc_compiler::interp;
 use genc_compiler::params::{Entry, Init};
 use genc_compiler::prim::DType;
@@ -64,6 +63,8 @@ pub struct Trainer {
     pub ema: Vec<(Vec<usize>, f64, Vec<DeviceTensor>)>,
     pub step: u64,
     pub seed: u64,
+    /// Phase runs so far in the current step: each run (each `repeat`) draws fresh randoms.
+    runs: u64,
 }
 
 impl Trainer {
@@ -76,19 +77,26 @@ impl Trainer {
     ) -> Result<Trainer, TrainError> {
         let run = checked.run.clone().unwrap_or_default();
         let schedule = checked.schedule.clone().unwrap_or_default();
+        // Constant buffers (noise schedules) come from one evaluation of the constant graph.
+        let consts = if checked.table.buffers.iter().any(|b| matches!(b.init, Init::Computed { .. })) {
+            interp::eval_graph(&checked.consts, &interp::Leaves::default())
+                .map_err(|e| TrainError::Init { name: "const".into(), reason: e.to_string() })?
+        } else {
+            Vec::new()
+        };
         let params: Vec<DeviceTensor> = checked
             .table
             .params
             .iter()
             .enumerate()
-            .map(|(i, e)| init(device, e, &checked.consts, seed, i as u64))
+            .map(|(i, e)| init(device, e, &consts, seed, i as u64))
             .collect::<Result<_, _>>()?;
         let buffers: Vec<DeviceTensor> = checked
             .table
             .buffers
             .iter()
             .enumerate()
-            .map(|(i, e)| init(device, e, &checked.consts, seed, 1 << 20 | i as u64))
+            .map(|(i, e)| init(device, e, &consts, seed, 1 << 20 | i as u64))
             .collect::<Result<_, _>>()?;
         let mut optimizers = Vec::new();
         for spec in &run.optimizers {
@@ -119,6 +127,7 @@ impl Trainer {
             ema,
             step: 0,
             seed,
+            runs: 0,
         })
     }
 
@@ -126,6 +135,7 @@ impl Trainer {
     pub fn train_step(&mut self, device: &Device, feed: &mut Feed<'_>) -> Result<StepReport, TrainError> {
         let ops = self.step_ops.clone();
         let mut sums: Vec<(String, f64, u32)> = Vec::new();
+        self.runs = 0;
         self.run_ops(device, &ops, feed, &mut sums)?;
         self.update_ema(device)?;
         self.step += 1;
@@ -257,11 +267,12 @@ fn mix(a: u64, b: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A host tensor's first value, from `seed`, for parameter `index`.
+/// The first value of table entry `e` (parameter or buffer `index`), from `seed`; `consts` holds
+/// the constant graph's values.
 fn init(
     device: &Device,
     e: &Entry,
-    consts: &Graph,
+    consts: &[interp::Value],
     seed: u64,
     index: u64,
 ) -> Result<DeviceTensor, TrainError> {
@@ -282,14 +293,9 @@ fn init(
             })
             .collect(),
         Init::CausalMask { kind } => causal_mask(&e.shape, *kind),
-        Init::Computed { node } => {
-            let values = interp::eval_graph(consts, &interp::Leaves::default())
-                .map_err(|err| TrainError::Init { name: e.name.clone(), reason: err.to_string() })?;
-            values.get(node.index()).map(|v| v.data.clone()).ok_or_else(|| TrainError::Init {
-                name: e.name.clone(),
-                reason: "the constant graph has no such node".into(),
-            })?
-        }
+        Init::Computed { node } => consts.get(node.index()).map(|v| v.data.clone()).ok_or_else(|| {
+            TrainError::Init { name: e.name.clone(), reason: "the constant graph has no such node".into() }
+        })?,
     };
     Ok(DeviceTensor::from_f64(device, DType::F32, &e.shape, &data))
 }

@@ -125,12 +125,8 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
         out.display()
     );
     for step in 1..=steps {
-        let mut data_error = None;
         let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
-            let b = batcher.next_batch().map_err(|e| {
-                data_error = Some(e.to_string());
-                e.to_string()
-            })?;
+            let b = batcher.next_batch().map_err(|e| e.to_string())?;
             Ok(inputs_for(&device, phase, names, &b))
         };
         let result = trainer.train_step(&device, &mut feed);

@@ -13,18 +13,8 @@ use crate::prim::{
 };
 use crate::types::TensorType;
 
-/// Every built-in name (functions here, layers in `layers.rs`).
+/// Every built-in function without weights (layers are `layers::LAYERS`).
 pub(super) const NAMES: &[&str] = &[
-    // layers
-    "linear",
-    "conv2d",
-    "conv_transpose2d",
-    "masked_conv2d",
-    "batch_norm",
-    "layer_norm",
-    "instance_norm",
-    "embedding",
-    "dropout",
     // activations and element-wise math
     "relu",
     "leaky_relu",
@@ -143,6 +133,16 @@ const OPTION_SYNONYMS: &[(&str, &str)] = &[
     ("scale_factor", "scale"),
     ("num_classes", "classes"),
 ];
+
+/// True for a built-in function or layer.
+pub(super) fn is_builtin(name: &str) -> bool {
+    NAMES.contains(&name) || super::layers::LAYERS.contains(&name)
+}
+
+/// Every built-in name, functions then layers (for "did you mean").
+pub(super) fn all_names() -> impl Iterator<Item = &'static str> {
+    NAMES.iter().chain(super::layers::LAYERS).copied()
+}
 
 /// The functions a `let x ~ ..` may draw from.
 pub(super) const DISTRIBUTIONS: &[&str] = &["normal", "uniform", "bernoulli", "randint", "categorical"];

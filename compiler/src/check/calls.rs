@@ -56,7 +56,7 @@ impl<'a> Checker<'a> {
         if let Some(def) = callee {
             return self.call_def(&def, a, f.span);
         }
-        if super::builtins::NAMES.contains(&name.as_str()) {
+        if super::builtins::is_builtin(name) {
             let saved = std::mem::replace(&mut self.origin, name.clone());
             let v = self.builtin(name, a, f.span);
             self.origin = saved;

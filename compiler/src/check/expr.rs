@@ -105,7 +105,7 @@ impl<'a> Checker<'a> {
         if self.defs.contains_key(name) {
             return Val::Def(name.to_string());
         }
-        if super::builtins::NAMES.contains(&name) {
+        if super::builtins::is_builtin(name) {
             return self.error(
                 TypeError::new("E0105", span, format!("`{name}` is a built-in function; call it"))
                     .label("not a value")

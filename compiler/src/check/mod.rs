@@ -243,7 +243,7 @@ impl<'a> Checker<'a> {
         names.extend(self.hparams.keys().cloned());
         names.extend(self.consts.keys().cloned());
         names.extend(self.defs.keys().cloned());
-        names.extend(builtins::NAMES.iter().map(|s| s.to_string()));
+        names.extend(builtins::all_names().map(str::to_string));
         names
     }
 }
