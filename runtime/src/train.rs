@@ -192,6 +192,10 @@ impl Trainer {
                 }
                 continue;
             }
+            if let Some(buffer) = name.strip_prefix("buffer.") {
+                self.replace_buffer(buffer, t);
+                continue;
+            }
             let value = t.to_f64(device)?.first().copied().unwrap_or(f64::NAN);
             let metric = if name == "loss" {
                 phase_label(&phase_name)
@@ -229,6 +233,14 @@ impl Trainer {
             optimizer.step(device, &mut self.params, &g, maximize)?;
         }
         Ok(())
+    }
+
+    /// A phase's updated running statistics (its `buffer.<name>` outputs) replace the
+    /// buffer: its next read, in this phase's next run or any other, sees them.
+    fn replace_buffer(&mut self, name: &str, value: &DeviceTensor) {
+        if let Some(i) = self.program.buffers.iter().position(|b| b.name == name) {
+            self.buffers[i] = value.clone();
+        }
     }
 
     fn update_ema(&mut self, device: &Device) -> Result<(), TrainError> {

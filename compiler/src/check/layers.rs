@@ -417,9 +417,16 @@ impl<'a> Checker<'a> {
 
     /// Batch norm's `momentum`: the weight of the batch statistics in the running ones.
     fn momentum_arg(&mut self, a: &mut Args, span: Span) -> Result<f64, ()> {
+        let at = a.named.iter().find(|(n, _, _)| n == "momentum").map(|(_, _, s)| *s);
+        let at = at.or_else(|| a.pos.get(3).map(|(_, s)| *s)).unwrap_or(span);
         let m = self.float_arg(a, 3, "momentum", Some(0.1))?;
         if !(0.0..=1.0).contains(&m) {
-            return self.fail(span, &format!("batch_norm momentum must be in [0, 1], found {m}"));
+            self.error(
+                TypeError::new("E0104", at, format!("`batch_norm`'s `momentum` must be in [0, 1], found {m}"))
+                    .label("not a fraction")
+                    .help("momentum is the weight of each batch in the running statistics: PyTorch's default is 0.1"),
+            );
+            return Err(());
         }
         Ok(m)
     }
