@@ -53,7 +53,8 @@ fn checked() -> Checked {
 /// A data batch in [-1, 1], deterministic.
 fn batch() -> Value {
     let n = BATCH * CHANNELS * PLANE;
-    let data: Vec<f64> = (0..n).map(|i| ((i * 37 % 101) as f64 / 50.0 - 1.0) * (1.0 + (i % 7) as f64)).collect();
+    let data: Vec<f64> =
+        (0..n).map(|i| ((i * 37 % 101) as f64 / 50.0 - 1.0) * (1.0 + (i % 7) as f64)).collect();
     Value::f32(&[BATCH, 1, 28, 28], &data).unwrap()
 }
 

@@ -393,7 +393,8 @@ impl<'a> Checker<'a> {
         let stat_shape = if stat_shape.is_empty() { vec![Dim::constant(1)] } else { stat_shape };
         let (centred, var) = match momentum {
             Some(m) => {
-                let stats = BatchNormStats { layer: &lname, axes: &axes, keep: &affine_shape, stat: &stat_shape };
+                let stats =
+                    BatchNormStats { layer: &lname, axes: &axes, keep: &affine_shape, stat: &stat_shape };
                 self.batch_norm_moments(x, &stats, m, span)?
             }
             None => {
@@ -433,7 +434,12 @@ impl<'a> Checker<'a> {
 
     /// The mean of `x` over `axes`, `x` centred on it and the (biased) variance, with the
     /// reduced axes kept.
-    fn batch_moments(&mut self, x: NodeId, axes: &[usize], span: Span) -> Result<(NodeId, NodeId, NodeId), ()> {
+    fn batch_moments(
+        &mut self,
+        x: NodeId,
+        axes: &[usize],
+        span: Span,
+    ) -> Result<(NodeId, NodeId, NodeId), ()> {
         let mean = self.reduce(ReduceOp::Mean, x, axes, true, span)?;
         let centred = self.binary(BinaryOp::Sub, x, mean, span)?;
         let sq = self.binary(BinaryOp::Mul, centred, centred, span)?;
@@ -451,7 +457,8 @@ impl<'a> Checker<'a> {
         momentum: f64,
         span: Span,
     ) -> Result<(NodeId, NodeId), ()> {
-        let (mean_index, running_mean) = self.running_stat(s.layer, "running_mean", s.stat, Init::Zeros, span)?;
+        let (mean_index, running_mean) =
+            self.running_stat(s.layer, "running_mean", s.stat, Init::Zeros, span)?;
         let (var_index, running_var) = self.running_stat(s.layer, "running_var", s.stat, Init::Ones, span)?;
         match self.mode {
             Mode::Eval => {
@@ -507,7 +514,8 @@ impl<'a> Checker<'a> {
     /// evaluates once planning binds the batch.
     fn unbiased_factor(&mut self, x: NodeId, axes: &[usize], span: Span) -> Result<NodeId, ()> {
         let shape = self.ty(x).shape.iter().enumerate();
-        let shape = shape.map(|(i, d)| if axes.contains(&i) { d.clone() } else { Dim::constant(1) }).collect();
+        let shape =
+            shape.map(|(i, d)| if axes.contains(&i) { d.clone() } else { Dim::constant(1) }).collect();
         let ones = self.fill(1.0, TensorType::f32(shape), span);
         let n = self.reduce(ReduceOp::Sum, ones, axes, false, span)?;
         let n_less_one = self.binary_const(BinaryOp::Sub, n, 1.0, span)?;
