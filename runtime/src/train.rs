@@ -195,9 +195,9 @@ impl Trainer {
     ) -> Result<(), TrainError> {
         let Some(loaded) = self.phases.get(k) else { return Ok(()) };
         let inputs = feed(&loaded.phase).map_err(TrainError::Feed)?;
-        // A distinct stream of random draws per step and phase run.
-        let run_seed =
-            mix(self.seed, self.step.wrapping_mul(1024).wrapping_add(k as u64 + 1) ^ sums.len() as u64);
+        // A distinct stream of random draws per step, phase and run of the phase (`repeat`).
+        self.runs += 1;
+        let run_seed = mix(mix(self.seed, self.step), (k as u64) << 32 | self.runs);
         let leaves =
             Leaves { inputs, params: self.params.clone(), buffers: self.buffers.clone(), seed: run_seed };
         let outputs = loaded.run(device, &leaves)?;
@@ -209,6 +209,10 @@ impl Trainer {
                 if let Some(i) = self.program.params.iter().position(|p| p.name == param) {
                     grads[i] = Some(t.clone());
                 }
+                continue;
+            }
+            if let Some(buffer) = name.strip_prefix("buffer.") {
+                self.replace_buffer(buffer, t);
                 continue;
             }
             let value = t.to_f64(device)?.first().copied().unwrap_or(f64::NAN);
@@ -273,6 +277,14 @@ impl Trainer {
             Ok(Some(v)) => format!("the first non-finite value: {v}"),
             Ok(None) => "no kernel wrote a non-finite value when the step was re-run".into(),
             Err(e) => format!("the step could not be re-run to find the first non-finite value ({e})"),
+        }
+    }
+
+    /// A phase's updated running statistics (its `buffer.<name>` outputs) replace the
+    /// buffer: its next read, in this phase's next run or any other, sees them.
+    fn replace_buffer(&mut self, name: &str, value: &DeviceTensor) {
+        if let Some(i) = self.program.buffers.iter().position(|b| b.name == name) {
+            self.buffers[i] = value.clone();
         }
     }
 
