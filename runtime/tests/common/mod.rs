@@ -3,10 +3,16 @@
 
 #![allow(dead_code)]
 
+pub mod reference;
+pub mod stepwise;
+
 use std::sync::OnceLock;
 
 use genc_compiler::check;
-use genc_runtime::device::{Device, DeviceChoice};
+use genc_compiler::interp::Value;
+use genc_compiler::prim::DType;
+use genc_compiler::program::Program;
+use genc_runtime::device::{Device, DeviceChoice, DeviceTensor};
 
 /// Lavapipe when present (as in CI), else whatever device there is.
 pub fn device() -> &'static Device {
@@ -28,4 +34,34 @@ pub fn checked(name: &str) -> check::Checked {
     let c = check::check(&ast, &[]);
     assert!(c.errors.is_empty(), "{name}: {:?}", c.errors);
     c
+}
+
+/// Leaves exactly representable in f32: small weights, data in (0.1, 0.9), labels in 0..3.
+pub fn leaves(program: &Program, phase: usize) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut make = |dtype: DType, shape: &[usize], scale: f64, offset: f64| {
+        let n: usize = shape.iter().product();
+        let data = (0..n)
+            .map(|_| match dtype {
+                DType::F32 => (offset + scale * next()) as f32 as f64,
+                DType::I32 => (next() * 3.0).floor(),
+                DType::Bool => f64::from(u8::from(next() < 0.5)),
+            })
+            .collect();
+        Value { dtype, shape: shape.to_vec(), data }
+    };
+    let inputs = program.phases[phase].inputs.iter().map(|t| make(t.dtype, &t.shape, 0.8, 0.1)).collect();
+    let params = program.params.iter().map(|t| make(t.dtype, &t.shape, 0.1, -0.05)).collect();
+    let buffers = program.buffers.iter().map(|t| make(t.dtype, &t.shape, 0.8, 0.1)).collect();
+    (inputs, params, buffers)
+}
+
+pub fn upload(values: &[Value]) -> Vec<DeviceTensor> {
+    values.iter().map(|v| DeviceTensor::from_value(device(), v)).collect()
 }
