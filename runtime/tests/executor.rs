@@ -12,8 +12,9 @@ mod common;
 use std::collections::HashMap;
 
 use common::reference::{settle, with_decisions};
-use common::{checked, device, leaves, upload};
+use common::{checked, checked_with, device, leaves, upload};
 
+use genc_compiler::check::Checked;
 use genc_compiler::interp::{self, InstrAt, Value};
 use genc_compiler::plan;
 use genc_compiler::program::PhaseProgram;
@@ -29,10 +30,14 @@ fn device_matches_reference(name: &str) {
 const TIE_BAND: f64 = 1e-4;
 
 fn device_matches_reference_within(name: &str, rtol: f64) {
-    let c = checked(name);
+    device_matches(name, &checked(name), rtol);
+}
+
+/// Every training phase of a checked spec, on the device and on the interpreter.
+fn device_matches(name: &str, c: &Checked, rtol: f64) {
     // GENC_TEST_BATCH overrides the batch (a larger one conditions batch norm better).
     let batch = std::env::var("GENC_TEST_BATCH").ok().and_then(|b| b.parse().ok()).unwrap_or(3);
-    let (program, stages) = plan::plan(&c, Some(batch)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let (program, stages) = plan::plan(c, Some(batch)).unwrap_or_else(|e| panic!("{name}: {e}"));
     for (k, stage) in stages.iter().enumerate() {
         let what = format!("{name} / {}", stage.name);
         let (inputs, params, buffers) = leaves(&program, k);
@@ -118,6 +123,26 @@ fn gans() {
 fn wgan_gp_second_order() {
     device_matches_reference("wgan_gp");
 }
+
+/// The specs whose full size takes minutes on a debug-build interpreter, narrower (and with
+/// smaller images where the spec allows): the same layers, losses and phases in seconds.
+#[test]
+fn flow_autoregressive_and_diffusion_specs_at_small_size() {
+    for (name, dims, params) in SMALL {
+        let started = std::time::Instant::now();
+        device_matches(name, &checked_with(name, dims, params), 2e-3);
+        eprintln!("{name}: {:.1} s", started.elapsed().as_secs_f64());
+    }
+}
+
+type Sizes = (&'static str, &'static [(&'static str, u64)], &'static [(&'static str, &'static str)]);
+
+/// Spec, dims and params of the small versions.
+const SMALL: [Sizes; 3] = [
+    ("realnvp", &[("F", 8)], &[("n_res", "1")]),
+    ("pixelrnn", &[("F", 8)], &[]),
+    ("ddpm", &[("F", 8), ("E", 8)], &[]),
+];
 
 /// The large specs: minutes on lavapipe against a debug-build interpreter, so not in the
 /// default run (`cargo test -p genc-runtime --test executor -- --ignored`).

@@ -33,7 +33,7 @@ fn train(name: &str, batch: usize, steps: usize, range: (f32, f32)) -> Vec<f64> 
                     cursor += 1;
                     values.extend(img.iter().map(|&p| range.0 + (range.1 - range.0) * p));
                 }
-                DeviceTensor::from_f32(d, spec.dtype, &spec.shape, &values)
+                DeviceTensor::from_f32(d, spec.dtype, &spec.shape, &values).unwrap_or_else(|e| panic!("{e}"))
             })
             .collect())
     };

@@ -11,7 +11,7 @@ use genc_compiler::program::PhaseProgram;
 use genc_runtime::checkpoint::{self, Checkpoint, Tensor};
 use genc_runtime::config::RunConfig;
 use genc_runtime::data::{Batch, Batcher, BatcherState, Binarize, Dataset, Pair, Split, Transforms};
-use genc_runtime::device::{Device, DeviceChoice, DeviceTensor};
+use genc_runtime::device::{Device, DeviceChoice, DeviceError, DeviceTensor};
 use genc_runtime::executor::LoadedPhase;
 use genc_runtime::train::Trainer;
 
@@ -127,7 +127,7 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
     for step in 1..=steps {
         let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
             let b = batcher.next_batch().map_err(|e| e.to_string())?;
-            Ok(inputs_for(&device, phase, names, &b))
+            inputs_for(&device, phase, names, &b).map_err(|e| e.to_string())
         };
         let result = trainer.train_step(&device, &mut feed);
         let reported = match result {
@@ -176,12 +176,18 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
                 CadenceKind::Sample { index, name } => {
                     if let Some(Some(unit)) = samples.get(*index) {
                         let test_batch = test_data.as_ref().map(|(d, ds)| first_batch(ds, d, batch as usize));
-                        let inputs = unit_inputs(
+                        let inputs = match unit_inputs(
                             &device,
                             &unit.phase,
                             test_data.as_ref().map(|t| &t.0.names),
                             test_batch.as_ref(),
-                        );
+                        ) {
+                            Ok(inputs) => inputs,
+                            Err(e) => {
+                                reporter.emit(&e, "sample", None);
+                                continue;
+                            }
+                        };
                         match trainer.forward(&device, unit, inputs, seed ^ 0x5A4D_504C) {
                             Ok(outs) => {
                                 if let Some((_, t)) = outs.iter().find(|(n, _)| n == "out") {
@@ -259,7 +265,12 @@ fn transforms_of(d: &DataSpec) -> Transforms {
 }
 
 /// A phase's inputs from a batch: each data name maps to the images, the pair or the labels.
-fn inputs_for(device: &Device, phase: &PhaseProgram, names: &[String], b: &Batch) -> Vec<DeviceTensor> {
+fn inputs_for(
+    device: &Device,
+    phase: &PhaseProgram,
+    names: &[String],
+    b: &Batch,
+) -> Result<Vec<DeviceTensor>, DeviceError> {
     phase
         .inputs
         .iter()
@@ -290,7 +301,7 @@ fn unit_inputs(
     phase: &PhaseProgram,
     names: Option<&Vec<String>>,
     b: Option<&Batch>,
-) -> Vec<DeviceTensor> {
+) -> Result<Vec<DeviceTensor>, DeviceError> {
     match (names, b) {
         (Some(names), Some(b)) => inputs_for(device, phase, names, b),
         _ => phase
@@ -335,7 +346,9 @@ fn evaluate(
     };
     let (mut total, mut count) = (0.0, 0u32);
     for b in batches {
-        let inputs = inputs_for(device, &unit.phase, &d.names, &b);
+        let Ok(inputs) = inputs_for(device, &unit.phase, &d.names, &b) else {
+            return f64::NAN;
+        };
         if let Ok(outs) = trainer.forward(device, unit, inputs, seed) {
             if let Some(v) = outs
                 .iter()

@@ -12,6 +12,7 @@ use genc_compiler::check;
 use genc_compiler::interp::Value;
 use genc_compiler::prim::DType;
 use genc_compiler::program::Program;
+use genc_grammar::ast;
 use genc_runtime::device::{Device, DeviceChoice, DeviceTensor};
 
 /// Lavapipe when present (as in CI), else whatever device there is.
@@ -27,11 +28,29 @@ pub fn device() -> &'static Device {
 
 /// `specs/NAME.gen`, parsed and type-checked (it must be clean).
 pub fn checked(name: &str) -> check::Checked {
+    checked_with(name, &[], &[])
+}
+
+/// `specs/NAME.gen` with some bound dims given other values (`("F", 8)` for `F = 64`) and
+/// some params overridden (as `--set` does): the same architecture at a size a debug-build
+/// interpreter evaluates in seconds.
+pub fn checked_with(name: &str, dims: &[(&str, u64)], params: &[(&str, &str)]) -> check::Checked {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs").join(format!("{name}.gen"));
     let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let (ast, errors) = genc_grammar::parse(&source);
+    let (mut ast, errors) = genc_grammar::parse(&source);
     assert!(errors.is_empty(), "{name}: {errors:?}");
-    let c = check::check(&ast, &[]);
+    for (dim, value) in dims {
+        let decl = ast.items.iter_mut().find_map(|item| match item {
+            ast::Item::Dims(d) => d.dims.iter_mut().find(|d| d.name.name == *dim),
+            _ => None,
+        });
+        let decl = decl.unwrap_or_else(|| panic!("{name}: no dim {dim}"));
+        let span = decl.value.as_ref().map_or(decl.span, |v| v.span);
+        decl.value = Some(ast::Expr { kind: ast::ExprKind::Int(*value, value.to_string()), span });
+    }
+    let overrides: Vec<check::Override> =
+        params.iter().map(|(n, v)| check::Override { name: n.to_string(), value: v.to_string() }).collect();
+    let c = check::check(&ast, &overrides);
     assert!(c.errors.is_empty(), "{name}: {:?}", c.errors);
     c
 }
@@ -63,5 +82,5 @@ pub fn leaves(program: &Program, phase: usize) -> (Vec<Value>, Vec<Value>, Vec<V
 }
 
 pub fn upload(values: &[Value]) -> Vec<DeviceTensor> {
-    values.iter().map(|v| DeviceTensor::from_value(device(), v)).collect()
+    values.iter().map(|v| DeviceTensor::from_value(device(), v).unwrap_or_else(|e| panic!("{e}"))).collect()
 }

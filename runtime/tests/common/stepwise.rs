@@ -162,7 +162,9 @@ pub fn host_chain(phase: &PhaseProgram, leaves: &HostLeaves, f32_storage: bool) 
 /// Each kernel step alone on the device and on the interpreter, fed the f32-rounded values
 /// of `reference` (a [`host_chain`] result). One entry per kernel step, in phase order.
 pub fn step_errors(phase: &PhaseProgram, leaves: &HostLeaves, reference: &[Option<Value>]) -> Vec<StepError> {
-    let upload = |vs: &[Value]| vs.iter().map(|v| DeviceTensor::from_value(device(), v)).collect();
+    let upload = |vs: &[Value]| {
+        vs.iter().map(|v| DeviceTensor::from_value(device(), v).unwrap_or_else(|e| panic!("{e}"))).collect()
+    };
     let dev_leaves = Leaves {
         inputs: Vec::new(),
         params: upload(leaves.params),
