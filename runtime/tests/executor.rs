@@ -1,11 +1,21 @@
 //! Every training phase of the specs that fit a test budget, executed as a fused Program on
-//! the device (lavapipe in CI), equals the unfused graph on the reference interpreter: the
-//! loss, every logged metric and every parameter gradient.
+//! the device (lavapipe in CI), equals the reference interpreter: the loss, every logged
+//! metric and every parameter gradient.
 //!
-//! Tolerance, per output tensor: |device - reference| <= 1e-4 + 2e-3 * max|reference| (1e-2 for
-//! the deep specs, whose bias gradients sum thousands of f32 products). The device computes in
-//! f32 (matmul sums of up to 784 products, transcendental approximations) against the
-//! interpreter's f64.
+//! The reference is the planned Program run on the interpreter in f64, and that run is first
+//! checked against the unfused graph (1e-9), so planning and fusion are covered too.
+//!
+//! Tolerance, per output tensor: |device - reference| <= 1e-4 + 2e-3 * max|reference|. The
+//! device computes in f32 (matmul sums of thousands of products, transcendental
+//! approximations) against the interpreter's f64.
+//!
+//! Branch ties: a comparison whose operands lie within f32 rounding of each other (a leaky
+//! relu's pre-activation of -7e-9 made of terms of 0.07) can go either way on an exact f32
+//! device, and the two gradients differ by far more than rounding (in srgan's discriminator at
+//! batch 3, one such element moved a batch-norm weight gradient from 0.0114 to 0.0072). The
+//! device reports the decisions of its fused kernels; within [`TIE_BAND`] of a tie the
+//! interpreter takes the device's side, and a disagreement farther from a tie fails (see
+//! `common/reference.rs`).
 
 mod common;
 
@@ -144,8 +154,9 @@ const SMALL: [Sizes; 3] = [
     ("ddpm", &[("F", 8), ("E", 8)], &[]),
 ];
 
-/// The large specs: minutes on lavapipe against a debug-build interpreter, so not in the
-/// default run (`cargo test -p genc-runtime --test executor -- --ignored`).
+/// The large specs at full size: minutes each on lavapipe against a debug-build interpreter,
+/// so not in the default run (`cargo test -p genc-runtime --test executor -- --ignored`;
+/// `GENC_TEST_SPEC=srgan` picks one, `GENC_TEST_BATCH=16` sets the batch).
 #[test]
 #[ignore]
 fn large_specs() {
@@ -157,4 +168,17 @@ fn large_specs() {
         eprintln!("{name}");
         device_matches_reference_within(name, 2e-3);
     }
+}
+
+/// A diagnostic, not a check: where does a phase's device run depart from the interpreter?
+/// `GENC_TEST_SPEC=srgan [GENC_TEST_BATCH=3] [GENC_TEST_PHASE=discrim] cargo test -p
+/// genc-runtime --test executor locate_divergence -- --ignored --nocapture`; see
+/// `common::stepwise::locate_divergence` for what it prints.
+#[test]
+#[ignore]
+fn locate_divergence() {
+    let name = std::env::var("GENC_TEST_SPEC").unwrap_or_else(|_| "srgan".into());
+    let batch = std::env::var("GENC_TEST_BATCH").ok().and_then(|b| b.parse().ok()).unwrap_or(3);
+    let only = std::env::var("GENC_TEST_PHASE").ok();
+    common::stepwise::locate_divergence(&name, batch, only.as_deref());
 }

@@ -7,12 +7,12 @@
 //! also gives the interpreter with f32 storage: what an exact f32 device would compute.
 
 use genc_compiler::interp::{self, Value};
+use genc_compiler::plan;
 use genc_compiler::program::{ConstSpec, Operand, PhaseProgram, Step, TensorSpec, ValueSpec};
-use genc_runtime::device::DeviceTensor;
 use genc_runtime::executor::LoadedPhase;
 use genc_runtime::kernels::Leaves;
 
-use super::device;
+use super::{checked, device, leaves, upload};
 
 /// The leaves of a phase on the host: inputs, parameters, buffers and the seed.
 pub struct HostLeaves<'a> {
@@ -162,9 +162,6 @@ pub fn host_chain(phase: &PhaseProgram, leaves: &HostLeaves, f32_storage: bool) 
 /// Each kernel step alone on the device and on the interpreter, fed the f32-rounded values
 /// of `reference` (a [`host_chain`] result). One entry per kernel step, in phase order.
 pub fn step_errors(phase: &PhaseProgram, leaves: &HostLeaves, reference: &[Option<Value>]) -> Vec<StepError> {
-    let upload = |vs: &[Value]| {
-        vs.iter().map(|v| DeviceTensor::from_value(device(), v).unwrap_or_else(|e| panic!("{e}"))).collect()
-    };
     let dev_leaves = Leaves {
         inputs: Vec::new(),
         params: upload(leaves.params),
@@ -221,7 +218,7 @@ pub fn max_abs(v: &Value) -> f64 {
 
 /// Max |a - b| / max |b| over two values of the same shape.
 pub fn relative_diff(a: &Value, b: &Value) -> f64 {
-    let scale = b.data.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let scale = max_abs(b);
     let diff = a.data.iter().zip(&b.data).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
     if scale > 0.0 { diff / scale } else { diff }
 }
@@ -233,4 +230,82 @@ pub fn keep_everything(phase: &PhaseProgram) -> PhaseProgram {
     p.steps.retain(|s| !matches!(s, Step::Release { .. }));
     p.outputs = (0..p.values.len()).map(|v| (format!("%{v}"), Operand::Value(v))).collect();
     p
+}
+
+/// Prints, for each phase of `name` at `batch` (whose name contains `only`, if given): each
+/// output's error, device vs f64 interpreter and f32-storage interpreter vs f64 (how much
+/// rounding every stored value to f32 alone explains); the first values of the whole device
+/// run that differ from the f64 interpreter by more than 1e-4 of their scale, with their first
+/// bad elements; the kernels with the largest error of their own (each run alone from the same
+/// f32 operands on both sides), relative to the larger of their output's and operands' scale.
+pub fn locate_divergence(name: &str, batch: u64, only: Option<&str>) {
+    let (program, _) = plan::plan(&checked(name), Some(batch)).unwrap_or_else(|e| panic!("{e}"));
+    for (k, phase) in program.phases.iter().enumerate() {
+        if only.is_some_and(|o| !phase.name.contains(o)) {
+            continue;
+        }
+        let (inputs, params, buffers) = leaves(&program, k);
+        let host = HostLeaves { inputs: &inputs, params: &params, buffers: &buffers, seed: 5 };
+        let fed =
+            Leaves { inputs: upload(&inputs), params: upload(&params), buffers: upload(&buffers), seed: 5 };
+        let exact = host_chain(phase, &host, false);
+        let every = run_keeping_everything(phase, &fed);
+        eprintln!("phase {}", phase.name);
+        print_outputs(phase, &exact, &host_chain(phase, &host, true), &every);
+        print_first_divergence(phase, &exact, &every);
+        print_worst_kernels(phase, &host, &exact);
+    }
+}
+
+/// Every value of one device run of the phase.
+fn run_keeping_everything(phase: &PhaseProgram, fed: &Leaves) -> Vec<Value> {
+    let loaded = LoadedPhase::load(device(), &keep_everything(phase)).unwrap_or_else(|e| panic!("{e}"));
+    let got = loaded.run(device(), fed).unwrap_or_else(|e| panic!("{e}"));
+    got.iter().map(|(_, t)| t.to_value(device()).unwrap_or_else(|e| panic!("{e}"))).collect()
+}
+
+fn print_outputs(phase: &PhaseProgram, exact: &[Option<Value>], rounded: &[Option<Value>], every: &[Value]) {
+    eprintln!("  output: device vs f64, f32 storage vs f64 (max |diff| / max |f64|)");
+    for (out, o) in &phase.outputs {
+        let Operand::Value(v) = *o else { continue };
+        let (Some(want), Some(stored)) = (&exact[v], &rounded[v]) else { continue };
+        let (d, s) = (relative_diff(&every[v], want), relative_diff(stored, want));
+        eprintln!("    {out}: {d:.2e} {s:.2e}");
+    }
+}
+
+fn print_first_divergence(phase: &PhaseProgram, exact: &[Option<Value>], every: &[Value]) {
+    let diverging = (0..every.len()).filter_map(|v| {
+        let want = exact[v].as_ref()?;
+        let d = relative_diff(&every[v], want);
+        (d > 1e-4).then_some((v, d, want))
+    });
+    for (n, (v, d, want)) in diverging.take(8).enumerate() {
+        let step = phase.steps.iter().position(|s| defines(s, v));
+        eprintln!("  diverging: %{v} by {d:.2e}, shape {:?}, from step {step:?}", want.shape);
+        if n == 0 {
+            let tol = 1e-4 * max_abs(want);
+            let pairs = want.data.iter().zip(&every[v].data).enumerate();
+            let bad: Vec<_> = pairs.filter(|(_, (a, b))| (*a - *b).abs() > tol).take(6).collect();
+            eprintln!("    first bad elements (index, (f64, device)): {bad:?}");
+        }
+    }
+}
+
+fn print_worst_kernels(phase: &PhaseProgram, host: &HostLeaves, exact: &[Option<Value>]) {
+    let mut errors = step_errors(phase, host, exact);
+    errors.sort_by(|a, b| b.relative.total_cmp(&a.relative));
+    eprintln!("  kernels with the largest own error (of {}):", errors.len());
+    for e in errors.iter().take(8) {
+        let (s, r, a, o, m) = (e.step, e.relative, e.absolute, e.scale, e.operands);
+        eprintln!("    step {s}: {r:.2e} (abs {a:.2e}, max |out| {o:.2e}, max |in| {m:.2e}): {}", e.text);
+    }
+}
+
+fn defines(step: &Step, v: usize) -> bool {
+    match step {
+        Step::Op { output, .. } | Step::View { output, .. } => *output == v,
+        Step::Fused { outputs, .. } => outputs.iter().any(|(_, o)| *o == v),
+        Step::Release { .. } => false,
+    }
 }
