@@ -11,6 +11,10 @@
 //!   on an output pixel.
 //! - `Conv2dWeightGrad`: `dy` as `[C_out, N*OH*OW]` times `im2col(x)^T`.
 //!
+//! The im2col and col2im scratch grows with the batch (a 9x9 conv over 64 channels at 28x28
+//! takes 16 MB per image), so each of the three runs over slices of whole images sized to
+//! the device's scratch budget ([`Device::scratch_bytes`]); weight-gradient slices are summed.
+//!
 //! Pool and upsample backward kernels are written in gather form too (one unit per input
 //! element summing what reaches it), so every gradient is deterministic.
 
