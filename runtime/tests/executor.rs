@@ -123,7 +123,7 @@ fn autoencoders_and_vae() {
 
 #[test]
 fn gans() {
-    for name in ["gan", "cgan", "wgan", "dcgan"] {
+    for name in ["gan", "cgan", "wgan", "dcgan", "inpainting"] {
         device_matches_reference(name);
     }
 }
@@ -161,7 +161,7 @@ const SMALL: [Sizes; 3] = [
 #[ignore]
 fn large_specs() {
     let only = std::env::var("GENC_TEST_SPEC").ok();
-    for name in ["inpainting", "pix2pix", "pixelcnn", "dcgan64", "srgan", "realnvp", "pixelrnn", "ddpm"] {
+    for name in ["pix2pix", "pixelcnn", "dcgan64", "srgan", "realnvp", "pixelrnn", "ddpm"] {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;
         }
