@@ -1,5 +1,5 @@
 # The two things a newcomer types: `make demo` and `make test`.
-.PHONY: demo test check-specs lint build bench-kernels
+.PHONY: demo test check-specs lint build bench-kernels bench-train
 
 SPECS := $(wildcard specs/*.gen)
 GENC := cargo run --quiet --release --bin genc --
@@ -26,3 +26,8 @@ test: lint
 # profile already builds dependencies optimised, and shader code is compiled by the driver.
 bench-kernels:
 	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} cargo bench -p genc-runtime --bench kernels --profile dev
+
+# Training steps/s of genc against the same models in PyTorch on this machine (bench/train.sh;
+# PyTorch from /tmp/torchenv, see the script). `make bench-train N=100 MODELS="vae dcgan"`.
+bench-train:
+	bench/train.sh $(or $(N),200) $(MODELS)

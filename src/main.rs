@@ -87,8 +87,12 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
         /// The run folder (default `runs/<spec>-<time>`).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "resume")]
         out: Option<PathBuf>,
+        /// Continue the run in this folder from its checkpoint, exactly as if it had never
+        /// stopped (raise its length with `--set steps=N`).
+        #[arg(long, value_name = "RUN_DIR")]
+        resume: Option<PathBuf>,
     },
 }
 
@@ -117,12 +121,13 @@ fn main() -> ExitCode {
         }
         Command::Compile { file, emit, set } => commands::compile::run(file, *emit, set, &reporter),
         Command::Devices { device } => commands::devices::run(*device, &reporter),
-        Command::Train { spec, config, set, out } => {
+        Command::Train { spec, config, set, out, resume } => {
             let args = commands::train::Args {
                 spec: spec.clone(),
                 config: config.clone(),
                 set: set.clone(),
                 out: out.clone(),
+                resume: resume.clone(),
             };
             commands::train::run(&args, &reporter)
         }

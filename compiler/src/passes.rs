@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::graph::{Graph, Node, NodeId, Output};
-use crate::prim::{BinaryOp, DType, F64, Prim, UnaryOp};
+use crate::prim::{BinaryOp, DType, F64, Prim, ReduceOp, UnaryOp};
 use crate::types::TensorType;
 
 /// What a rewrite does with one node, given its already-rewritten inputs.
@@ -94,8 +94,8 @@ fn uniform_value(g: &Graph, n: NodeId) -> Option<f64> {
     }
 }
 
-/// Constant folding: element-wise ops, casts, reshapes and broadcasts of uniform constants
-/// become one `Fill` of the result's type.
+/// Constant folding: element-wise ops, casts, reshapes, broadcasts and reductions of uniform
+/// constants become one `Fill` of the result's type.
 pub fn fold_constants(g: &Graph) -> Graph {
     rebuild(g, |out, node, inputs| {
         let values: Option<Vec<f64>> = inputs.iter().map(|&i| uniform_value(out, i)).collect();
@@ -113,6 +113,11 @@ pub fn fold_constants(g: &Graph) -> Graph {
                 DType::Bool => f64::from(u8::from(values[0] != 0.0)),
             }),
             Prim::Reshape | Prim::Broadcast | Prim::StopGrad => Some(values[0]),
+            Prim::Reduce { op, axes } => {
+                let shape = &out.ty(inputs[0]).shape;
+                let extents: Option<Vec<i64>> = axes.iter().map(|&a| shape.get(a)?.as_const()).collect();
+                extents.and_then(|e| fold_reduce(*op, values[0], e.iter().product()))
+            }
             _ => None,
         };
         match folded {
@@ -127,6 +132,20 @@ pub fn fold_constants(g: &Graph) -> Graph {
             ),
             _ => Rewrite::Keep,
         }
+    })
+}
+
+/// A reduction of `count` (> 0) copies of `x`.
+fn fold_reduce(op: ReduceOp, x: f64, count: i64) -> Option<f64> {
+    if count <= 0 {
+        return None;
+    }
+    Some(match op {
+        ReduceOp::Sum => x * count as f64,
+        ReduceOp::Prod => x.powi(i32::try_from(count).ok()?),
+        ReduceOp::Mean | ReduceOp::Max | ReduceOp::Min => x,
+        // Ties break toward the lowest index.
+        ReduceOp::ArgMax | ReduceOp::ArgMin => 0.0,
     })
 }
 

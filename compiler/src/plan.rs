@@ -231,6 +231,7 @@ fn lower(g: &Graph, part: &Partition, name: &str) -> Result<PhaseProgram, String
             dtype: g.ty(n).dtype,
             shape: concrete(n)?,
             slot: if view { None } else { Some(0) },
+            origin: g.node(n).origin.clone(),
         });
         Ok(phase.values.len() - 1)
     };

@@ -47,6 +47,9 @@ pub struct ValueSpec {
     pub dtype: DType,
     pub shape: Vec<usize>,
     pub slot: Option<usize>,
+    /// The source of the node that computes it (`G.conv2d1`, `loss neg_elbo`), for diagnostics.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub origin: String,
 }
 
 /// One instruction of a fused kernel: registers `0..inputs` hold the inputs (broadcast to the

@@ -442,6 +442,19 @@ fn describe(e: &safetensors::SafeTensorError) -> String {
     }
 }
 
+/// Identifies a spec: a hash of its text and its `param` overrides (`name=value`, in any
+/// order), as 16 hex digits. A resumed run checks it against the checkpoint's `spec_hash`.
+pub fn spec_hash(text: &str, overrides: &[String]) -> String {
+    let mut h = Hasher::default();
+    h.bytes(text.as_bytes());
+    let mut sorted: Vec<&String> = overrides.iter().collect();
+    sorted.sort();
+    for o in sorted {
+        h.bytes(o.as_bytes());
+    }
+    format!("{:016x}", h.finish())
+}
+
 /// A 64-bit hash of the tensors (sorted by name: name, shape, bytes) and the metadata (sorted
 /// by key). Not cryptographic: it catches damage, not tampering.
 fn checksum<'a>(

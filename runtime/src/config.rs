@@ -181,6 +181,15 @@ pub enum Every {
     Epochs(u64),
 }
 
+impl From<Every> for genc_compiler::check::Every {
+    fn from(e: Every) -> Self {
+        match e {
+            Every::Steps(n) => genc_compiler::check::Every::Steps(n),
+            Every::Epochs(n) => genc_compiler::check::Every::Epochs(n),
+        }
+    }
+}
+
 impl FromStr for Every {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -11,6 +11,36 @@ use crate::device::{Device, DeviceError, DeviceTensor};
 use crate::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};
 use crate::kernels::{self, Leaves, binary_op, unary_op};
 
+/// Where a non-finite number first appeared in a phase ([`LoadedPhase::first_non_finite`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NonFiniteValue {
+    /// The value's index in the phase.
+    pub value: usize,
+    /// The kernel that wrote it (`matmul`, `fused kernel [log, mul]`).
+    pub kernel: String,
+    /// Where in the spec it comes from (`E.linear0`).
+    pub origin: String,
+    pub shape: Vec<usize>,
+    /// How many of its elements are NaN or infinite, and the first of them.
+    pub count: usize,
+    pub first: f32,
+}
+
+impl std::fmt::Display for NonFiniteValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n: usize = self.shape.iter().product();
+        write!(
+            f,
+            "{} of {n} elements of %{} {:?} are non-finite (first: {}), written by {}",
+            self.count, self.value, self.shape, self.first, self.kernel
+        )?;
+        if !self.origin.is_empty() {
+            write!(f, " from `{}`", self.origin)?;
+        }
+        Ok(())
+    }
+}
+
 /// A phase ready to run: its program and its constants on the device.
 pub struct LoadedPhase {
     pub phase: PhaseProgram,
@@ -35,20 +65,78 @@ impl LoadedPhase {
 
     /// Runs the phase once, returning its outputs by name.
     pub fn run(&self, device: &Device, leaves: &Leaves) -> Result<Vec<(String, DeviceTensor)>, DeviceError> {
+        let values = self.execute(device, leaves, &mut |_, _| Ok(true))?;
+        let phase = &self.phase;
+        phase.outputs.iter().map(|(name, o)| Ok((name.clone(), self.operand(*o, &values, leaves)?))).collect()
+    }
+
+    /// Runs the phase until a kernel writes a NaN or an infinity, and says which: the first
+    /// place a non-finite number appears. Slow (it reads every value back); for diagnosing a
+    /// failed step, with the same leaves.
+    pub fn first_non_finite(
+        &self,
+        device: &Device,
+        leaves: &Leaves,
+    ) -> Result<Option<NonFiniteValue>, DeviceError> {
+        let mut found = None;
+        self.execute(device, leaves, &mut |v, t| {
+            let data = t.to_f32(device)?;
+            let bad = data.iter().filter(|x| !x.is_finite()).count();
+            if bad > 0 {
+                let spec = &self.phase.values[v];
+                found = Some(NonFiniteValue {
+                    value: v,
+                    kernel: self.describe_writer(v),
+                    origin: spec.origin.clone(),
+                    shape: spec.shape.clone(),
+                    count: bad,
+                    first: data.iter().copied().find(|x| !x.is_finite()).unwrap_or(f32::NAN),
+                });
+            }
+            Ok(bad == 0)
+        })?;
+        Ok(found)
+    }
+
+    /// What computes value `v`: the primitive, or the fused kernel's operations.
+    fn describe_writer(&self, v: usize) -> String {
+        for step in &self.phase.steps {
+            match step {
+                Step::Op { prim, output, .. } if *output == v => return prim.to_string(),
+                Step::Fused { instrs, outputs, .. } if outputs.iter().any(|(_, o)| *o == v) => {
+                    let ops: Vec<String> = instrs.iter().map(|i| i.prim.to_string()).collect();
+                    return format!("fused kernel [{}]", ops.join(", "));
+                }
+                _ => {}
+            }
+        }
+        "an input".into()
+    }
+
+    /// Launches the phase's kernels in order; after each kernel, `inspect(value, tensor)` sees
+    /// every value it wrote and may stop the run by returning `false`. Returns the values.
+    fn execute(
+        &self,
+        device: &Device,
+        leaves: &Leaves,
+        inspect: &mut dyn FnMut(usize, &DeviceTensor) -> Result<bool, DeviceError>,
+    ) -> Result<Vec<Option<DeviceTensor>>, DeviceError> {
         let phase = &self.phase;
         let mut values: Vec<Option<DeviceTensor>> = vec![None; phase.values.len()];
         for step in &phase.steps {
-            match step {
+            let written: Vec<usize> = match step {
                 Step::Op { prim, inputs, output } => {
                     let args = self.operands(inputs, &values, leaves)?;
                     let refs: Vec<&DeviceTensor> = args.iter().collect();
                     let spec = &phase.values[*output];
                     values[*output] =
                         Some(kernels::eval(device, prim, &refs, &spec.shape, spec.dtype, leaves)?);
+                    vec![*output]
                 }
                 Step::View { input, output } => {
                     let x = self.operand(*input, &values, leaves)?;
                     values[*output] = Some(x.reshaped(device, &phase.values[*output].shape)?);
+                    vec![]
                 }
                 Step::Fused { shape, inputs, instrs, outputs } => {
                     let args = self.operands(inputs, &values, leaves)?;
@@ -59,16 +147,25 @@ impl LoadedPhase {
                     for ((_, v), t) in outputs.iter().zip(results) {
                         values[*v] = Some(t);
                     }
+                    outputs.iter().map(|(_, v)| *v).collect()
                 }
                 Step::Release { values: dead } => {
                     for &v in dead {
                         // Views keep their own handle; dropping both frees the buffer.
                         values[v] = None;
                     }
+                    vec![]
+                }
+            };
+            for v in written {
+                if let Some(t) = &values[v] {
+                    if !inspect(v, t)? {
+                        return Ok(values);
+                    }
                 }
             }
         }
-        phase.outputs.iter().map(|(name, o)| Ok((name.clone(), self.operand(*o, &values, leaves)?))).collect()
+        Ok(values)
     }
 
     fn operands(

@@ -349,21 +349,27 @@ pub fn schedule_factor(schedule: Option<&(String, Options)>, t: u64) -> f64 {
     }
 }
 
-/// ‖g‖ over every gradient of one optimizer (one sync).
+/// ‖g‖ over every gradient of one optimizer.
 fn global_norm(device: &Device, grads: &[DeviceTensor]) -> Result<f64, DeviceError> {
-    let mut total = 0.0;
-    for g in grads {
-        let sq = run_fused(
-            device,
-            &FusedProgram {
-                n_inputs: 1,
-                instrs: vec![Instr { op: EwOp::Mul, a: 0, b: 0, c: 0 }],
-                outputs: vec![1],
-            },
-            &[g],
-            &g.shape,
-            &[DType::F32],
-        )?;
+    Ok(squared_norm(device, grads)?.sqrt())
+}
+
+/// Σ g² over every element of every tensor, summed on the device: one read-back in all. NaN
+/// or infinite if any element is.
+pub fn squared_norm(device: &Device, tensors: &[DeviceTensor]) -> Result<f64, DeviceError> {
+    let square = FusedProgram {
+        n_inputs: 1,
+        instrs: vec![Instr { op: EwOp::Mul, a: 0, b: 0, c: 0 }],
+        outputs: vec![1],
+    };
+    let add = FusedProgram {
+        n_inputs: 2,
+        instrs: vec![Instr { op: EwOp::Add, a: 0, b: 1, c: 0 }],
+        outputs: vec![2],
+    };
+    let mut total: Option<DeviceTensor> = None;
+    for g in tensors {
+        let sq = run_fused(device, &square, &[g], &g.shape, &[DType::F32])?;
         let axes: Vec<usize> = (0..g.shape.len()).collect();
         let ones = vec![1; g.shape.len()];
         let s = crate::kernels::eval(
@@ -373,8 +379,17 @@ fn global_norm(device: &Device, grads: &[DeviceTensor]) -> Result<f64, DeviceErr
             &ones,
             DType::F32,
             &crate::kernels::Leaves::default(),
-        )?;
-        total += s.to_f64(device)?.first().copied().unwrap_or(0.0);
+        )?
+        .reshaped(device, &[1])?;
+        total = Some(match total {
+            None => s,
+            Some(t) => run_fused(device, &add, &[&t, &s], &[1], &[DType::F32])?
+                .pop()
+                .ok_or_else(|| DeviceError::Kernel { op: "norm".into(), reason: "no output".into() })?,
+        });
     }
-    Ok(total.sqrt())
+    match total {
+        Some(t) => Ok(t.to_f64(device)?.first().copied().unwrap_or(0.0)),
+        None => Ok(0.0),
+    }
 }

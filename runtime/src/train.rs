@@ -15,7 +15,7 @@ use crate::device::{Device, DeviceError, DeviceTensor};
 use crate::executor::LoadedPhase;
 use crate::kernels::Leaves;
 use crate::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};
-use crate::optim::{OptimError, Optimizer};
+use crate::optim::{OptimError, Optimizer, squared_norm};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum TrainError {
@@ -25,20 +25,39 @@ pub enum TrainError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Optim(#[from] OptimError),
-    #[error("step {step}, phase `{phase}`: the loss `{output}` is {value}")]
+    #[error("step {step}, phase `{phase}`: {what} is not finite ({value})")]
     #[diagnostic(
         code(E0940),
         help(
-            "the last checkpoint is kept; lower the learning rate, or check the loss for log(0) or division by zero"
+            "{first}; the last checkpoint is kept. Lower the learning rate, clip gradients (`grad_clip:`), or guard the op (log of 0, division by 0, sqrt of a negative)"
         )
     )]
-    NonFinite { step: u64, phase: String, output: String, value: f64 },
+    NonFinite {
+        step: u64,
+        phase: String,
+        /// `the loss \`critic\`` or `a gradient`.
+        what: String,
+        value: f64,
+        /// Where the first NaN or infinity appeared in the phase.
+        first: String,
+    },
     #[error("cannot initialise `{name}`: {reason}")]
     #[diagnostic(code(E0941))]
     Init { name: String, reason: String },
     #[error("the data feed failed: {0}")]
     #[diagnostic(code(E0942))]
     Feed(String),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Checkpoint(Box<crate::checkpoint::CheckpointError>),
+    #[error("cannot resume from the checkpoint: {reason}")]
+    #[diagnostic(
+        code(E0943),
+        help(
+            "the checkpoint was not written by this run's `genc train`; start a new run, or resume from the run folder that wrote it"
+        )
+    )]
+    Restore { reason: String },
 }
 
 /// What one step reports: every loss and logged metric by name, averaged over repeats.
@@ -176,9 +195,9 @@ impl Trainer {
     ) -> Result<(), TrainError> {
         let Some(loaded) = self.phases.get(k) else { return Ok(()) };
         let inputs = feed(&loaded.phase).map_err(TrainError::Feed)?;
-        // A distinct stream of random draws per step and phase run.
-        let run_seed =
-            mix(self.seed, self.step.wrapping_mul(1024).wrapping_add(k as u64 + 1) ^ sums.len() as u64);
+        // A distinct stream of random draws per step, phase and run of the phase (`repeat`).
+        self.runs += 1;
+        let run_seed = mix(mix(self.seed, self.step), (k as u64) << 32 | self.runs);
         let leaves =
             Leaves { inputs, params: self.params.clone(), buffers: self.buffers.clone(), seed: run_seed };
         let outputs = loaded.run(device, &leaves)?;
@@ -192,6 +211,10 @@ impl Trainer {
                 }
                 continue;
             }
+            if let Some(buffer) = name.strip_prefix("buffer.") {
+                self.replace_buffer(buffer, t);
+                continue;
+            }
             let value = t.to_f64(device)?.first().copied().unwrap_or(f64::NAN);
             let metric = if name == "loss" {
                 phase_label(&phase_name)
@@ -199,11 +222,14 @@ impl Trainer {
                 name.trim_start_matches("log.").to_string()
             };
             if name == "loss" && !value.is_finite() {
+                let first = self.diagnose(device, k, &leaves);
+                let what = format!("the loss `{metric}`");
                 return Err(TrainError::NonFinite {
-                    step: self.step,
+                    step: self.step + 1,
                     phase: phase_name,
-                    output: metric,
+                    what,
                     value,
+                    first,
                 });
             }
             match sums.iter_mut().find(|(n, _, _)| *n == metric) {
@@ -213,6 +239,19 @@ impl Trainer {
                 }
                 None => sums.push((metric, value, 1)),
             }
+        }
+        let computed: Vec<DeviceTensor> = grads.iter().flatten().cloned().collect();
+        let norm2 = squared_norm(device, &computed)?;
+        if !norm2.is_finite() {
+            let first = self.diagnose(device, k, &leaves);
+            let what = "a parameter gradient".to_string();
+            return Err(TrainError::NonFinite {
+                step: self.step + 1,
+                phase: phase_name,
+                what,
+                value: norm2,
+                first,
+            });
         }
         if let Some(optimizer) = self.optimizers.get_mut(opt) {
             let g: Vec<DeviceTensor> = optimizer
@@ -229,6 +268,24 @@ impl Trainer {
             optimizer.step(device, &mut self.params, &g, maximize)?;
         }
         Ok(())
+    }
+
+    /// Re-runs phase `k` on the same leaves, reading every value back, to name the first
+    /// kernel that wrote a NaN or infinity.
+    fn diagnose(&self, device: &Device, k: usize, leaves: &Leaves) -> String {
+        match self.phases[k].first_non_finite(device, leaves) {
+            Ok(Some(v)) => format!("the first non-finite value: {v}"),
+            Ok(None) => "no kernel wrote a non-finite value when the step was re-run".into(),
+            Err(e) => format!("the step could not be re-run to find the first non-finite value ({e})"),
+        }
+    }
+
+    /// A phase's updated running statistics (its `buffer.<name>` outputs) replace the
+    /// buffer: its next read, in this phase's next run or any other, sees them.
+    fn replace_buffer(&mut self, name: &str, value: &DeviceTensor) {
+        if let Some(i) = self.program.buffers.iter().position(|b| b.name == name) {
+            self.buffers[i] = value.clone();
+        }
     }
 
     fn update_ema(&mut self, device: &Device) -> Result<(), TrainError> {

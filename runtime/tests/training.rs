@@ -1,12 +1,17 @@
 //! Training on real Fashion-MNIST on the device (lavapipe in CI), a few hundred images and a
 //! handful of steps: the VAE's negative ELBO falls, and WGAN-GP's critic step (a second-order
-//! gradient penalty) runs and stays finite.
+//! gradient penalty) runs and stays finite. Batch norm's running statistics follow the
+//! batches as the reference interpreter says.
 
 mod common;
 
+use std::cell::RefCell;
+
 use common::{checked, device};
 
+use genc_compiler::interp::{self, Value};
 use genc_compiler::plan;
+use genc_compiler::program::{PhaseProgram, TensorSpec};
 use genc_runtime::data::{Dataset, Split};
 use genc_runtime::device::DeviceTensor;
 use genc_runtime::train::Trainer;
@@ -59,4 +64,139 @@ fn vae_negative_elbo_falls() {
 fn wgan_gp_trains_with_its_second_order_penalty() {
     let losses = train("wgan_gp", 8, 1, (-1.0, 1.0));
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+}
+
+/// One convolution and a batch norm, nothing random: a step is reproducible on the host.
+const BATCH_NORM_SPEC: &str = r#"
+dims B, C = 1, H = 28, W = 28
+
+net E(x: [B, C, H, W]) -> [B, 4, 14, 14] {
+    return x |> conv2d(4, kernel: 4, stride: 2, pad: 1) |> batch_norm |> relu
+}
+
+loss fit(x: [B, C, H, W]) = mean(E(x) ^ 2)
+
+train {
+    data x = fashion_mnist(split: "train", range: [-1, 1])
+    batch B = 8
+    steps 3
+    optimizer opt = adam(E, lr: 1e-2)
+    step {
+        minimize fit(x) with opt
+    }
+}
+"#;
+
+/// Batch `call` for an input: deterministic values in [-1, 1], exact in f32.
+fn synthetic(spec: &TensorSpec, call: usize) -> Value {
+    let n: usize = spec.shape.iter().product();
+    let data: Vec<f64> =
+        (0..n).map(|i| f64::from((((i * 7919 + call * 104_729) % 2001) as f32) / 1000.0 - 1.0)).collect();
+    Value::f32(&spec.shape, &data).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn batch_norm_running_statistics_follow_the_batches() {
+    let (ast, errors) = genc_grammar::parse(BATCH_NORM_SPEC);
+    assert!(errors.is_empty(), "{errors:?}");
+    let c = genc_compiler::check::check(&ast, &[]);
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    let (program, _) = plan::plan(&c, None).unwrap_or_else(|e| panic!("{e}"));
+    let d = device();
+    let mut trainer = Trainer::new(d, &c, program.clone(), 7).unwrap_or_else(|e| panic!("{e}"));
+    let host = |ts: &[DeviceTensor]| -> Vec<Value> {
+        ts.iter().map(|t| t.to_value(d).unwrap_or_else(|e| panic!("{e}"))).collect()
+    };
+    let (params, buffers) = (host(&trainer.params), host(&trainer.buffers));
+    assert!(buffers[0].data.iter().all(|&m| m == 0.0), "running means start at zero");
+    let fed: RefCell<Vec<Vec<Value>>> = RefCell::new(Vec::new());
+    let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
+        let call = fed.borrow().len();
+        let values: Vec<Value> = phase.inputs.iter().map(|spec| synthetic(spec, call)).collect();
+        let tensors = values
+            .iter()
+            .map(|v| DeviceTensor::from_value(d, v))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        fed.borrow_mut().push(values);
+        Ok(tensors)
+    };
+    let mut step = |trainer: &mut Trainer| trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
+    step(&mut trainer);
+    // Step 1 on the reference interpreter, from the same weights, buffers and batch.
+    let inputs = fed.borrow()[0].clone();
+    let leaves = interp::Leaves { seed: 0, inputs: &inputs, params: &params, buffers: &buffers };
+    let expected = interp::run_phase(&program.phases[0], &leaves).unwrap_or_else(|e| panic!("{e}"));
+    let after_one = host(&trainer.buffers);
+    for (spec, have) in program.buffers.iter().zip(&after_one) {
+        let name = format!("buffer.{}", spec.name);
+        let want = &expected.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no {name}")).1;
+        for (w, h) in want.data.iter().zip(&have.data) {
+            assert!((w - h).abs() <= 1e-5 + 1e-4 * w.abs(), "{name}: device {h}, reference {w}");
+        }
+    }
+    assert!(after_one[0].data.iter().all(|&m| m != 0.0), "running means moved: {:?}", after_one[0].data);
+    step(&mut trainer);
+    step(&mut trainer);
+    let after_three = host(&trainer.buffers);
+    assert_ne!(after_one, after_three, "every step moves the running statistics");
+}
+
+/// Each run of a repeated phase draws its own noise: with SGD at lr 1, the bias-free weight
+/// moves by the sum of the runs' noise means, while the logged square of the mean averages
+/// their squares; the two agree only if every run drew the same numbers.
+const REPEAT_SPEC: &str = r#"
+dims B, D = 4
+
+net F(v: [B, D]) -> [B, 1] {
+    return v |> linear(1, bias: false)
+}
+
+loss l(x: [B, 1, 28, 28]) {
+    let noise ~ normal([B, D])
+    let m = mean(noise[:, 0:1])
+    log m2 = m * m
+    return mean(F(noise)) + 0 * mean(x)
+}
+
+train {
+    data x = fashion_mnist(split: "train", range: [0, 1])
+    batch B = 16
+    steps 1
+    optimizer opt = sgd(F, lr: 1.0)
+    step {
+        repeat 3 {
+            minimize l(x) with opt
+        }
+    }
+}
+"#;
+
+#[test]
+fn every_repeat_of_a_phase_draws_fresh_noise() {
+    let (ast, errors) = genc_grammar::parse(REPEAT_SPEC);
+    assert!(errors.is_empty(), "{errors:?}");
+    let c = genc_compiler::check::check(&ast, &[]);
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    let (program, _) = plan::plan(&c, Some(16)).unwrap_or_else(|e| panic!("{e}"));
+    let d = device();
+    let mut trainer = Trainer::new(d, &c, program, 3).unwrap_or_else(|e| panic!("{e}"));
+    let before = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
+    let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
+        let halves = |s: &TensorSpec| {
+            DeviceTensor::from_f32(d, s.dtype, &s.shape, &vec![0.5; s.shape.iter().product()])
+        };
+        phase.inputs.iter().map(halves).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+    };
+    let report = trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
+    let after = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
+    let m2 = report.metrics.iter().find(|(n, _)| n == "m2").map(|m| m.1).unwrap_or(f64::NAN);
+    // Per run, d loss / d weight[0] is the batch mean of noise[:, 0]: the weight moved by
+    // the sum of the runs' means.
+    let mean_of_means = (before[0] - after[0]) / 3.0;
+    assert!(
+        m2 - mean_of_means * mean_of_means > 1e-4,
+        "the runs drew the same noise: mean square {m2}, square of the mean {}",
+        mean_of_means * mean_of_means
+    );
 }

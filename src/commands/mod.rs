@@ -17,6 +17,8 @@ pub enum Status {
     Ok = 0,
     Diagnostics = 1,
     Usage = 2,
+    /// Stopped by Ctrl-C after saving its state (128 + SIGINT, as shells report it).
+    Interrupted = 130,
 }
 
 impl Status {

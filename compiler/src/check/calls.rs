@@ -469,7 +469,12 @@ impl<'a> Checker<'a> {
     }
 
     fn check_standalone(&mut self, def: &ast::Def) {
-        let saved = self.begin_graph();
+        let kind = match def.kind {
+            ast::DefKind::Net => UnitKind::Net,
+            ast::DefKind::Loss => UnitKind::Loss,
+            ast::DefKind::Sampler | ast::DefKind::Block => UnitKind::Sampler,
+        };
+        let saved = self.begin_graph(kind.mode());
         let mut args = Args { span: def.name.span, ..Args::default() };
         self.frames.push(Frame { def: String::new(), ..Frame::default() });
         let mut ok = true;
@@ -510,13 +515,7 @@ impl<'a> Checker<'a> {
         }
         self.frames.pop();
         let result = if ok { self.call_def(&def.name.name, args, def.name.span) } else { Val::Poison };
-        let mut graph = self.end_graph(saved);
-        collect_outputs(&mut graph, &result, "out");
-        let kind = match def.kind {
-            ast::DefKind::Net => UnitKind::Net,
-            ast::DefKind::Loss => UnitKind::Loss,
-            ast::DefKind::Sampler | ast::DefKind::Block => UnitKind::Sampler,
-        };
+        let graph = self.end_graph(saved, &result, "out");
         if def.kind == ast::DefKind::Net && self.errors.is_empty() {
             self.check_causal(def, &graph);
         }

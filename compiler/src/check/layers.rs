@@ -4,7 +4,7 @@
 use genc_grammar::Span;
 
 use super::calls::Args;
-use super::{Checker, Val};
+use super::{Checker, Mode, Val};
 use crate::diag::TypeError;
 use crate::dim::Dim;
 use crate::graph::{Graph, NodeId};
@@ -53,6 +53,25 @@ impl<'a> Checker<'a> {
         kind: Kind,
         span: Span,
     ) -> Result<NodeId, ()> {
+        let index = self.param_index(layer, local, shape, init, kind, span)?;
+        let ty = TensorType::f32(shape.to_vec());
+        let prim = match kind {
+            Kind::Trainable => Prim::Param { index },
+            Kind::Buffer => Prim::Buffer { index },
+        };
+        Ok(self.push_node(prim, ty, &[], span))
+    }
+
+    /// The table index of parameter `local` of the layer being built (see `param`).
+    fn param_index(
+        &mut self,
+        layer: &str,
+        local: &str,
+        shape: &[Dim],
+        init: Init,
+        kind: Kind,
+        span: Span,
+    ) -> Result<usize, ()> {
         let Some(owner) = self.frames.last().and_then(|f| f.owner.clone()) else {
             let inside = self.frames.last().map(|f| f.def.clone()).unwrap_or_default();
             self.error(
@@ -82,7 +101,7 @@ impl<'a> Checker<'a> {
             return Err(());
         };
         let full = format!("{owner}.{layer}.{local}");
-        let index = match self.table.find(kind, &full) {
+        match self.table.find(kind, &full) {
             Some(i) => {
                 let have = self.table.list(kind)[i].shape.clone();
                 if have != concrete {
@@ -99,19 +118,13 @@ impl<'a> Checker<'a> {
                     );
                     return Err(());
                 }
-                i
+                Ok(i)
             }
             None => {
                 let owner_net = owner.split('.').next().map(str::to_string);
-                self.table.push(Entry { name: full, shape: concrete, init, kind, owner: owner_net, span })
+                Ok(self.table.push(Entry { name: full, shape: concrete, init, kind, owner: owner_net, span }))
             }
-        };
-        let ty = TensorType::f32(shape.to_vec());
-        let prim = match kind {
-            Kind::Trainable => Prim::Param { index },
-            Kind::Buffer => Prim::Buffer { index },
-        };
-        Ok(self.push_node(prim, ty, &[], span))
+        }
     }
 
     /// Names the layer being built (`conv2d0`) and records its full path (`G.conv2d0`) as
@@ -350,9 +363,7 @@ impl<'a> Checker<'a> {
         let eps = self.float_arg(a, 1, "eps", Some(1e-5))?;
         let affine_default = name != "instance_norm";
         let affine = self.bool_arg(a, 2, "affine", affine_default)?;
-        if name == "batch_norm" {
-            let _momentum = self.float_arg(a, 3, "momentum", Some(0.1))?;
-        }
+        let momentum = if name == "batch_norm" { Some(self.momentum_arg(a, span)?) } else { None };
         let t = self.ty(x).clone();
         let min_rank = if name == "instance_norm" { 3 } else { 2 };
         if t.rank() < min_rank || t.dtype != DType::F32 {
@@ -378,20 +389,22 @@ impl<'a> Checker<'a> {
             }
         };
         let lname = self.layer_name(name);
-        let mean = self.reduce(ReduceOp::Mean, x, &axes, true, span)?;
-        let centred = self.binary(BinaryOp::Sub, x, mean, span)?;
-        let sq = self.binary(BinaryOp::Mul, centred, centred, span)?;
-        let var = self.reduce(ReduceOp::Mean, sq, &axes, true, span)?;
+        let stat_shape: Vec<Dim> = affine_shape.iter().filter(|d| d.as_const() != Some(1)).cloned().collect();
+        let stat_shape = if stat_shape.is_empty() { vec![Dim::constant(1)] } else { stat_shape };
+        let (centred, var) = match momentum {
+            Some(m) => {
+                let stats =
+                    BatchNormStats { layer: &lname, axes: &axes, keep: &affine_shape, stat: &stat_shape };
+                self.batch_norm_moments(x, &stats, m, span)?
+            }
+            None => {
+                let (_, centred, var) = self.batch_moments(x, &axes, span)?;
+                (centred, var)
+            }
+        };
         let var_eps = self.binary_const(BinaryOp::Add, var, eps, span)?;
         let inv = self.unary(UnaryOp::Rsqrt, var_eps, span)?;
         let mut y = self.binary(BinaryOp::Mul, centred, inv, span)?;
-        let stat_shape: Vec<Dim> = affine_shape.iter().filter(|d| d.as_const() != Some(1)).cloned().collect();
-        let stat_shape = if stat_shape.is_empty() { vec![Dim::constant(1)] } else { stat_shape };
-        if name == "batch_norm" {
-            // Running statistics: buffers the runtime updates from the batch statistics.
-            self.param(&lname, "running_mean", &stat_shape, Init::Zeros, Kind::Buffer, span)?;
-            self.param(&lname, "running_var", &stat_shape, Init::Ones, Kind::Buffer, span)?;
-        }
         if affine {
             let g = self.param(&lname, "weight", &stat_shape, Init::Ones, Kind::Trainable, span)?;
             let b = self.param(&lname, "bias", &stat_shape, Init::Zeros, Kind::Trainable, span)?;
@@ -401,6 +414,136 @@ impl<'a> Checker<'a> {
             y = self.binary(BinaryOp::Add, y, b, span)?;
         }
         Ok(y)
+    }
+
+    /// Batch norm's `momentum`: the weight of the batch statistics in the running ones.
+    fn momentum_arg(&mut self, a: &mut Args, span: Span) -> Result<f64, ()> {
+        let at = a.named.iter().find(|(n, _, _)| n == "momentum").map(|(_, _, s)| *s);
+        let at = at.or_else(|| a.pos.get(3).map(|(_, s)| *s)).unwrap_or(span);
+        let m = self.float_arg(a, 3, "momentum", Some(0.1))?;
+        if !(0.0..=1.0).contains(&m) {
+            self.error(
+                TypeError::new("E0104", at, format!("`batch_norm`'s `momentum` must be in [0, 1], found {m}"))
+                    .label("not a fraction")
+                    .help("momentum is the weight of each batch in the running statistics: PyTorch's default is 0.1"),
+            );
+            return Err(());
+        }
+        Ok(m)
+    }
+
+    /// The mean of `x` over `axes`, `x` centred on it and the (biased) variance, with the
+    /// reduced axes kept.
+    fn batch_moments(
+        &mut self,
+        x: NodeId,
+        axes: &[usize],
+        span: Span,
+    ) -> Result<(NodeId, NodeId, NodeId), ()> {
+        let mean = self.reduce(ReduceOp::Mean, x, axes, true, span)?;
+        let centred = self.binary(BinaryOp::Sub, x, mean, span)?;
+        let sq = self.binary(BinaryOp::Mul, centred, centred, span)?;
+        let var = self.reduce(ReduceOp::Mean, sq, axes, true, span)?;
+        Ok((mean, centred, var))
+    }
+
+    /// Batch norm's centred input and variance. Training normalises with the batch statistics
+    /// and moves the running statistics towards them; evaluation normalises with the running
+    /// statistics.
+    fn batch_norm_moments(
+        &mut self,
+        x: NodeId,
+        s: &BatchNormStats,
+        momentum: f64,
+        span: Span,
+    ) -> Result<(NodeId, NodeId), ()> {
+        let (mean_index, running_mean) =
+            self.running_stat(s.layer, "running_mean", s.stat, Init::Zeros, span)?;
+        let (var_index, running_var) = self.running_stat(s.layer, "running_var", s.stat, Init::Ones, span)?;
+        match self.mode {
+            Mode::Eval => {
+                let mean = self.reshape(running_mean, s.keep.to_vec(), span)?;
+                let var = self.reshape(running_var, s.keep.to_vec(), span)?;
+                let centred = self.binary(BinaryOp::Sub, x, mean, span)?;
+                Ok((centred, var))
+            }
+            Mode::Train => {
+                // Made first: a fused kernel only reads values that exist before it starts,
+                // so each update below then fuses into one kernel.
+                let rate = self.splat(momentum, DType::F32, 1, span);
+                let (mean, centred, var) = self.batch_moments(x, s.axes, span)?;
+                let batch_mean = self.detached(mean, s.stat, span)?;
+                let batch_var = self.detached(var, s.stat, span)?;
+                let factor = self.unbiased_factor(x, s.axes, span)?;
+                let batch_var = self.binary(BinaryOp::Mul, batch_var, factor, span)?;
+                self.update_running(mean_index, running_mean, batch_mean, rate, span)?;
+                self.update_running(var_index, running_var, batch_var, rate, span)?;
+                Ok((centred, var))
+            }
+        }
+    }
+
+    /// Running-statistics buffer `local` of the layer being built, as the current graph last
+    /// left it: the buffer itself, or the update an earlier call of the layer made here.
+    fn running_stat(
+        &mut self,
+        layer: &str,
+        local: &str,
+        shape: &[Dim],
+        init: Init,
+        span: Span,
+    ) -> Result<(usize, NodeId), ()> {
+        let index = self.param_index(layer, local, shape, init, Kind::Buffer, span)?;
+        if let Some(&(_, latest)) = self.running.iter().find(|(i, _)| *i == index) {
+            return Ok((index, latest));
+        }
+        let ty = TensorType::f32(shape.to_vec());
+        Ok((index, self.push_node(Prim::Buffer { index }, ty, &[], span)))
+    }
+
+    /// A batch statistic in its buffer's shape, outside autodiff: running statistics never
+    /// change the gradients.
+    fn detached(&mut self, stat: NodeId, shape: &[Dim], span: Span) -> Result<NodeId, ()> {
+        let stat = self.node(Prim::StopGrad, &[stat], None, span)?;
+        self.reshape(stat, shape.to_vec(), span)
+    }
+
+    /// `n / max(n - 1, 1)` for `n` elements per statistic, as a scalar: running variances are
+    /// unbiased, as in PyTorch (one element keeps its zero variance rather than divide by
+    /// zero). `n` involves the batch dim, so it is a sum of ones, which constant folding
+    /// evaluates once planning binds the batch.
+    fn unbiased_factor(&mut self, x: NodeId, axes: &[usize], span: Span) -> Result<NodeId, ()> {
+        let shape = self.ty(x).shape.iter().enumerate();
+        let shape =
+            shape.map(|(i, d)| if axes.contains(&i) { d.clone() } else { Dim::constant(1) }).collect();
+        let ones = self.fill(1.0, TensorType::f32(shape), span);
+        let n = self.reduce(ReduceOp::Sum, ones, axes, false, span)?;
+        let n_less_one = self.binary_const(BinaryOp::Sub, n, 1.0, span)?;
+        let n_less_one = self.binary_const(BinaryOp::Max, n_less_one, 1.0, span)?;
+        self.binary(BinaryOp::Div, n, n_less_one, span)
+    }
+
+    /// `running + rate * (stat - running)` for buffer `index` (PyTorch's `(1 - m) * running +
+    /// m * stat`, in a form that fuses into one kernel); the graph outputs the last value as
+    /// `buffer.<name>`. A layer called again in the same graph (a discriminator on real, then
+    /// on fake images) starts from the previous call's update, so the updates chain in call
+    /// order as PyTorch's do, and each call moves the statistics once.
+    fn update_running(
+        &mut self,
+        index: usize,
+        running: NodeId,
+        stat: NodeId,
+        rate: NodeId,
+        span: Span,
+    ) -> Result<(), ()> {
+        let step = self.binary(BinaryOp::Sub, stat, running, span)?;
+        let step = self.binary(BinaryOp::Mul, step, rate, span)?;
+        let new = self.binary(BinaryOp::Add, running, step, span)?;
+        match self.running.iter_mut().find(|(i, _)| *i == index) {
+            Some(entry) => entry.1 = new,
+            None => self.running.push((index, new)),
+        }
+        Ok(())
     }
 
     fn embedding(&mut self, a: &mut Args, span: Span) -> Result<NodeId, ()> {
@@ -424,12 +567,15 @@ impl<'a> Checker<'a> {
         self.node(Prim::Gather { axis: 0 }, &[table, idx], None, span)
     }
 
-    /// Inverted dropout in training: `x * (u >= p) / (1 - p)`.
+    /// Inverted dropout in training: `x * (u >= p) / (1 - p)`; the identity in evaluation.
     fn dropout(&mut self, a: &mut Args, span: Span) -> Result<NodeId, ()> {
         let x = self.input(a, "dropout")?;
         let p = self.float_arg(a, 1, "p", Some(0.5))?;
         if !(0.0..1.0).contains(&p) {
             return self.fail(span, &format!("dropout probability must be in [0, 1), found {p}"));
+        }
+        if self.mode == Mode::Eval {
+            return Ok(x);
         }
         let shape = self.ty(x).shape.clone();
         let u = self.random(Distribution::Uniform, shape, span);
@@ -438,6 +584,15 @@ impl<'a> Checker<'a> {
         let y = self.binary(BinaryOp::Mul, x, keep, span)?;
         self.binary_const(BinaryOp::Mul, y, 1.0 / (1.0 - p), span)
     }
+}
+
+/// Where batch norm's statistics live: the layer's name, the reduced axes, the shape of a
+/// statistic with those axes kept (`[1, C, 1, 1]`) and the shape of its buffer (`[C]`).
+struct BatchNormStats<'s> {
+    layer: &'s str,
+    axes: &'s [usize],
+    keep: &'s [Dim],
+    stat: &'s [Dim],
 }
 
 /// For a convolution or pooling whose output shape is wrong: a padding or stride that would

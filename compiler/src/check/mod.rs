@@ -24,7 +24,7 @@ use indexmap::IndexMap;
 
 use crate::diag::TypeError;
 use crate::dim::Dim;
-use crate::graph::Graph;
+use crate::graph::{Graph, NodeId, Output};
 use crate::params::ParamTable;
 
 pub use run::{Cadence, CadenceKind, DataSpec, Every, OptimizerSpec, OptionValue, Options, RunSpec, StepOp};
@@ -50,6 +50,15 @@ pub enum UnitKind {
 }
 
 impl UnitKind {
+    /// How layers behave in this kind of unit: training steps (and the nets and losses they
+    /// inline, checked on their own) train; samples, evals and samplers evaluate.
+    pub fn mode(self) -> Mode {
+        match self {
+            UnitKind::Net | UnitKind::Loss | UnitKind::Phase => Mode::Train,
+            UnitKind::Sampler | UnitKind::Sample | UnitKind::Eval => Mode::Eval,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             UnitKind::Net => "net",
@@ -60,6 +69,17 @@ impl UnitKind {
             UnitKind::Eval => "eval",
         }
     }
+}
+
+/// How layers behave in the graph being built, like PyTorch's `train()` and `eval()`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Batch norm normalises with the batch statistics and outputs its updated running
+    /// statistics (`buffer.<name>`); dropout drops.
+    #[default]
+    Train,
+    /// Batch norm normalises with the running statistics; dropout is the identity.
+    Eval,
 }
 
 /// One elaborated graph.
@@ -94,6 +114,15 @@ pub fn check(file: &ast::File, overrides: &[Override]) -> Checked {
     checker.finish()
 }
 
+/// The per-graph state of the checker, put aside while another unit is built.
+struct SavedGraph {
+    graph: Graph,
+    streams: u32,
+    logs: Vec<(String, NodeId)>,
+    mode: Mode,
+    running: Vec<(usize, NodeId)>,
+}
+
 /// A dim declared at module level.
 #[derive(Clone, Debug)]
 struct DimEntry {
@@ -106,7 +135,7 @@ struct DimEntry {
 #[derive(Clone, Debug)]
 enum ConstVal {
     Value(Val),
-    Buffer { index: usize, node: crate::graph::NodeId },
+    Buffer { index: usize, node: NodeId },
 }
 
 /// One call's worth of scope: variables, dims bound by unification, the owner of the weights
@@ -138,7 +167,12 @@ struct Checker<'a> {
     /// Next `Random` stream number within the current graph.
     streams: u32,
     /// Named scalars that `log name = ..` recorded in the current graph.
-    logs: Vec<(String, crate::graph::NodeId)>,
+    logs: Vec<(String, NodeId)>,
+    /// How layers behave in the current graph.
+    mode: Mode,
+    /// Per buffer index, the latest value of a running statistic the current graph updated
+    /// (training mode): the next call of the same layer starts from it.
+    running: Vec<(usize, NodeId)>,
     units: Vec<Unit>,
     schedule: Option<Schedule>,
     run: Option<RunSpec>,
@@ -172,6 +206,8 @@ impl<'a> Checker<'a> {
             frames: Vec::new(),
             streams: 0,
             logs: Vec::new(),
+            mode: Mode::Train,
+            running: Vec::new(),
             units: Vec::new(),
             schedule: None,
             run: None,
@@ -197,20 +233,34 @@ impl<'a> Checker<'a> {
         &mut self.frames[last]
     }
 
-    /// Starts a fresh graph for one unit, returning the previous one.
-    fn begin_graph(&mut self) -> (Graph, u32, Vec<(String, crate::graph::NodeId)>) {
-        let g = std::mem::take(&mut self.graph);
-        let s = std::mem::replace(&mut self.streams, 0);
-        let l = std::mem::take(&mut self.logs);
-        (g, s, l)
+    /// Starts a fresh graph for one unit whose layers behave as `mode`, returning the state
+    /// of the graph being built before.
+    fn begin_graph(&mut self, mode: Mode) -> SavedGraph {
+        SavedGraph {
+            graph: std::mem::take(&mut self.graph),
+            streams: std::mem::replace(&mut self.streams, 0),
+            logs: std::mem::take(&mut self.logs),
+            mode: std::mem::replace(&mut self.mode, mode),
+            running: std::mem::take(&mut self.running),
+        }
     }
 
-    fn end_graph(&mut self, saved: (Graph, u32, Vec<(String, crate::graph::NodeId)>)) -> Graph {
-        let logs = std::mem::replace(&mut self.logs, saved.2);
-        let mut g = std::mem::replace(&mut self.graph, saved.0);
-        self.streams = saved.1;
+    /// Finishes the current unit and brings back the graph `saved` from `begin_graph`. The
+    /// unit's outputs: its logged metrics (`log.<name>`), its `result` (named `name`, see
+    /// `collect_outputs`), then the running statistics it updated (`buffer.<name>`).
+    fn end_graph(&mut self, saved: SavedGraph, result: &Val, name: &str) -> Graph {
+        let logs = std::mem::replace(&mut self.logs, saved.logs);
+        let running = std::mem::replace(&mut self.running, saved.running);
+        let mut g = std::mem::replace(&mut self.graph, saved.graph);
+        self.streams = saved.streams;
+        self.mode = saved.mode;
         for (name, node) in logs {
-            g.outputs.push(crate::graph::Output { name: format!("log.{name}"), node });
+            g.outputs.push(Output { name: format!("log.{name}"), node });
+        }
+        calls::collect_outputs(&mut g, result, name);
+        for (index, node) in running {
+            let buffer = &self.table.buffers[index].name;
+            g.outputs.push(Output { name: format!("buffer.{buffer}"), node });
         }
         g
     }

@@ -3,7 +3,7 @@
 
 use genc_grammar::{Span, ast, did_you_mean};
 
-use super::{Checker, ConstVal, DimEntry, Override, Val};
+use super::{Checker, ConstVal, DimEntry, Mode, Override, Val};
 use crate::diag::TypeError;
 use crate::dim::Dim;
 use crate::params::{Entry, Init, Kind};
@@ -192,11 +192,12 @@ impl<'a> Checker<'a> {
             return self.duplicate(&b.name, first);
         }
         self.in_consts = true;
-        let saved = self.begin_graph();
+        // Constants have no layers, so the mode does not matter.
+        let saved = self.begin_graph(Mode::Eval);
         self.graph = std::mem::take(&mut self.const_graph);
         let value = self.eval(&b.value);
         self.const_graph = std::mem::take(&mut self.graph);
-        let _ = self.end_graph(saved);
+        let _ = self.end_graph(saved, &Val::Poison, "");
         self.in_consts = false;
         let value = match value {
             Val::Tensor(node) => {

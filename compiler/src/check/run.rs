@@ -188,8 +188,17 @@ impl<'a> Checker<'a> {
                     run.cadences.push(Cadence { kind: CadenceKind::Sample { index: samples, name }, every });
                     samples += 1;
                 }
-                ast::TrainEntryKind::Eval { name, every, .. } => {
-                    let name = name.as_ref().map_or("eval".to_string(), |n| n.name.clone());
+                ast::TrainEntryKind::Eval { name, every, what } => {
+                    // Unnamed, an eval is called after what it calls: `eval: nll(x_test)` is `nll`.
+                    let callee = match &what.kind {
+                        ast::ExprKind::Call(f, _) => match &f.kind {
+                            ast::ExprKind::Name(n) => Some(n.clone()),
+                            _ => None,
+                        },
+                        _ => None,
+                    };
+                    let name =
+                        name.as_ref().map(|n| n.name.clone()).or(callee).unwrap_or_else(|| "eval".into());
                     let every = self.every(every);
                     run.cadences.push(Cadence { kind: CadenceKind::Eval { index: evals, name }, every });
                     evals += 1;

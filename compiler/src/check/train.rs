@@ -10,7 +10,6 @@ use std::collections::{BTreeSet, HashMap};
 
 use genc_grammar::{Span, ast};
 
-use super::calls::collect_outputs;
 use super::{Checker, Frame, Unit, UnitKind, Val};
 use crate::diag::TypeError;
 use crate::dim::Dim;
@@ -632,7 +631,7 @@ impl<'a> Checker<'a> {
         data: &[(ast::Ident, TensorType)],
         opt: Option<(&ast::Ident, Vec<usize>)>,
     ) {
-        let saved = self.begin_graph();
+        let saved = self.begin_graph(kind.mode());
         self.frame().vars.push(HashMap::new());
         for (ident, ty) in data {
             let index = self.graph.input_names.len();
@@ -642,8 +641,7 @@ impl<'a> Checker<'a> {
         }
         let v = self.eval(e);
         self.frame().vars.pop();
-        let mut graph = self.end_graph(saved);
-        collect_outputs(&mut graph, &v, if kind == UnitKind::Phase { "loss" } else { "out" });
+        let graph = self.end_graph(saved, &v, if kind == UnitKind::Phase { "loss" } else { "out" });
         if let Some((optimizer, params)) = opt {
             match &v {
                 Val::Tensor(n) if graph.ty(*n).rank() == 0 => {

@@ -49,7 +49,9 @@ pub fn with_decisions(phase: &PhaseProgram) -> (PhaseProgram, Vec<InstrAt>) {
             }
             let dtype = if matches!(ins.prim, Prim::Binary(_)) { DType::Bool } else { ins.dtype };
             p.slots.push(shape.iter().product::<usize>() as u64 * 4);
-            p.values.push(ValueSpec { dtype, shape: shape.clone(), slot: Some(p.slots.len() - 1) });
+            let slot = Some(p.slots.len() - 1);
+            let origin = format!("decision {s}.{i}");
+            p.values.push(ValueSpec { dtype, shape: shape.clone(), slot, origin });
             let v = p.values.len() - 1;
             outputs.push((inputs.len() + i, v));
             p.outputs.push((format!("decision {s}.{i}"), Operand::Value(v)));

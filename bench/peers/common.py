@@ -1,0 +1,150 @@
+"""Shared pieces of the PyTorch peers of specs/*.gen: Fashion-MNIST from its IDX files,
+shuffled full batches, and the timing loop that prints one JSON line.
+
+Data, as genc's runtime does it (runtime/src/data): u8 pixels / 255 in [0, 1], then mapped to
+the spec's `range: [lo, hi]` as lo + v * (hi - lo); every epoch visits a fresh permutation of
+the training set and only the floor(N / B) full batches are used. The permutation comes from
+numpy's PCG64 seeded with --seed, not genc's SplitMix64, so the batches differ from genc's
+(the work per step does not).
+
+Timing: --warmup steps (default 5) run first and are not timed; then --steps N steps are timed
+with time.perf_counter. Every loss is read back with .item() each step, as genc reads each
+phase's loss back every step.
+"""
+
+import argparse
+import gzip
+import json
+import os
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+
+DEFAULT_DATA = "/usr/share/datasets/fashion-mnist"
+
+
+def read_idx(path):
+    """An IDX file (raw or gzipped, recognised by the gzip magic) as a numpy array."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    zero, dtype, rank = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype != 0x08:
+        raise ValueError(f"{path}: not a u8 IDX file")
+    dims = struct.unpack(">" + "I" * rank, raw[4 : 4 + 4 * rank])
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * rank).reshape(dims)
+
+
+def fashion_mnist(split, lo, hi, folder=DEFAULT_DATA):
+    """Images of `split` ("train" or "test") as a float32 tensor [N, 1, 28, 28] in [lo, hi]."""
+    stem = "train" if split == "train" else "t10k"
+    for name in (f"{stem}-images-idx3-ubyte.gz", f"{stem}-images-idx3-ubyte"):
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            break
+    else:
+        sys.exit(f"no {stem}-images-idx3-ubyte[.gz] in {folder}")
+    x = read_idx(path).astype(np.float32) / 255.0
+    x = lo + x * (hi - lo)
+    return torch.from_numpy(np.ascontiguousarray(x[:, None, :, :]))
+
+
+class Batches:
+    """Shuffled full batches forever, epoch after epoch (a fresh batch per call)."""
+
+    def __init__(self, data, batch, seed):
+        self.data, self.batch = data, batch
+        self.rng = np.random.default_rng(seed)
+        self.per_epoch = data.shape[0] // batch
+        self.order, self.k = None, self.per_epoch
+
+    def next(self):
+        if self.k == self.per_epoch:
+            self.order = torch.from_numpy(self.rng.permutation(self.data.shape[0]))
+            self.k = 0
+        idx = self.order[self.k * self.batch : (self.k + 1) * self.batch]
+        self.k += 1
+        return self.data.index_select(0, idx)
+
+
+def genc_init_(module):
+    """genc's initialisers (compiler/src/check/layers.rs): linear, conv2d and conv_transpose2d
+    weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in*kh*kw for conv2d and
+    out*kh*kw for conv_transpose2d (the weight's dim 1 times the kernel, as PyTorch counts it);
+    norm layers weight 1, bias 0. This is PyTorch's default initialisation family already
+    (kaiming_uniform with a = sqrt(5) gives the same bound); it is set explicitly so the
+    correspondence does not hang on a library default."""
+    for m in module.modules():
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            w = m.weight
+            fan_in = w.shape[1] * (w[0, 0].numel() if w.dim() > 2 else 1)
+            bound = 1.0 / max(fan_in, 1) ** 0.5
+            with torch.no_grad():
+                w.uniform_(-bound, bound)
+                if m.bias is not None:
+                    m.bias.uniform_(-bound, bound)
+        elif isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)):
+            if m.weight is not None:
+                with torch.no_grad():
+                    m.weight.fill_(1.0)
+                    m.bias.fill_(0.0)
+    return module
+
+
+def running_stats_option(p):
+    p.add_argument(
+        "--running-stats",
+        action="store_true",
+        help="update batch norm running statistics (PyTorch's usual training mode; genc does not)",
+    )
+
+
+def parse_args(description, extra=None):
+    p = argparse.ArgumentParser(description=description)
+    if extra:
+        extra(p)
+    p.add_argument("--steps", type=int, default=200, help="timed training steps (default 200)")
+    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=int, default=None, help="override the spec's batch size")
+    p.add_argument("--data", default=os.environ.get("GENC_DATA", DEFAULT_DATA))
+    args = p.parse_args()
+    if args.steps < 1:
+        p.error("--steps must be at least 1")
+    return args
+
+
+def setup(args):
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+
+def run(model, args, batch, step):
+    """Runs `step()` (which returns {loss name: float}) warmup + steps times; prints the JSON."""
+    first = None
+    for _ in range(args.warmup):
+        losses = step()
+        first = first or losses
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        losses = step()
+        first = first or losses
+    seconds = time.perf_counter() - t0
+    out = {
+        "model": model,
+        "steps": args.steps,
+        "seconds": round(seconds, 4),
+        "steps_per_s": round(args.steps / seconds, 4) if seconds > 0 else None,
+        "final_losses": {k: round(v, 5) for k, v in losses.items()},
+        "first_losses": {k: round(v, 5) for k, v in first.items()},
+        "batch": batch,
+        "threads": args.threads,
+        "warmup": args.warmup,
+        "torch": torch.__version__,
+    }
+    print(json.dumps(out), flush=True)

@@ -1,0 +1,114 @@
+"""PyTorch peer of specs/dcgan.gen: one training step of the spec, timed on the CPU.
+
+Mirrors (specs/dcgan.gen, ngf = ndf = 64, Z = 100, 28x28x1):
+  net G: linear(ngf*4*7*7, bias: false) -> reshape [B, 256, 7, 7] -> batch_norm -> relu
+         -> conv_transpose2d(128, kernel 4, stride 2, pad 1, bias: false) -> batch_norm -> relu
+         -> conv_transpose2d(1, kernel 4, stride 2, pad 1) (with bias) -> tanh
+  net D: conv2d(64, 4, 2, 1) (bias) -> leaky_relu(0.2)
+         -> conv2d(128, 4, 2, 1, bias: false) -> batch_norm -> leaky_relu(0.2)
+         -> flatten -> linear(1) -> reshape [B]           (logits)
+  loss discriminator: fake = stop_grad(G(z));
+         bce_logits(D(x), ones) + bce_logits(D(fake), zeros)   (two separate D calls, so D's
+         batch norm sees the real and the fake batch separately, as in the spec)
+  loss generator: bce_logits(D(G(z)), ones)
+  train: fashion_mnist(range: [-1, 1]); batch B = 128;
+         adam(D / G, lr 2e-4, betas (0.5, 0.999)) (genc eps 1e-8, no weight decay, = torch's);
+         step { minimize discriminator(x, 2*uniform([B, Z]) - 1) with opt_d
+                minimize generator(2*uniform([B, Z]) - 1) with opt_g }   (a fresh z per phase)
+Init: genc's defaults (the spec names none): linear/conv/conv_transpose weight and bias
+  ~ U(+-1/sqrt(fan_in)), batch norm weight 1, bias 0 (common.genc_init_). The paper's N(0, 0.02)
+  is not what the spec asks for.
+bce_logits = mean(softplus(z) - z*y) = F.binary_cross_entropy_with_logits (same formula).
+
+Deliberate details:
+  - stop_grad(G(z)) is G under torch.no_grad() (G still in train mode: batch statistics).
+  - `minimize generator with opt_g` differentiates only G's parameters (genc's plan takes the
+    gradient with respect to the optimizer's parameters alone), so the backward pass is
+    loss.backward(inputs=G's parameters): no gradient for D's weights is computed.
+  - Batch norm: genc's runtime normalises with the batch statistics but does not update the
+    running_mean/running_var buffers during training, so BatchNorm2d(track_running_stats=False)
+    is the same computation. --running-stats uses PyTorch's usual running-statistics update
+    (momentum 0.1) instead: slightly more work for PyTorch.
+  - Not timed, as in a genc step: `sample` and `checkpoint` cadences.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import common
+
+C, H, W, Z = 1, 28, 28, 100
+H4, W4 = H // 4, W // 4
+NGF = NDF = 64
+SPEC_BATCH = 128
+LR, BETAS = 2e-4, (0.5, 0.999)
+
+
+class G(nn.Module):
+    def __init__(self, running):
+        super().__init__()
+        self.project = nn.Linear(Z, NGF * 4 * H4 * W4, bias=False)
+        self.bn0 = nn.BatchNorm2d(NGF * 4, eps=1e-5, momentum=0.1, track_running_stats=running)
+        self.up1 = nn.ConvTranspose2d(NGF * 4, NGF * 2, 4, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(NGF * 2, eps=1e-5, momentum=0.1, track_running_stats=running)
+        self.up2 = nn.ConvTranspose2d(NGF * 2, C, 4, stride=2, padding=1)
+
+    def forward(self, z):
+        h = self.project(z).reshape(z.shape[0], NGF * 4, H4, W4)
+        h = F.relu(self.bn0(h))
+        h = F.relu(self.bn1(self.up1(h)))
+        return torch.tanh(self.up2(h))
+
+
+class D(nn.Module):
+    def __init__(self, running):
+        super().__init__()
+        self.conv0 = nn.Conv2d(C, NDF, 4, stride=2, padding=1)
+        self.conv1 = nn.Conv2d(NDF, NDF * 2, 4, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(NDF * 2, eps=1e-5, momentum=0.1, track_running_stats=running)
+        self.out = nn.Linear(NDF * 2 * H4 * W4, 1)
+
+    def forward(self, x):
+        h = F.leaky_relu(self.conv0(x), 0.2)
+        h = F.leaky_relu(self.bn1(self.conv1(h)), 0.2)
+        return self.out(h.flatten(1)).reshape(x.shape[0])
+
+
+def main():
+    args = common.parse_args(__doc__.splitlines()[0], common.running_stats_option)
+    running = args.running_stats
+    common.setup(args)
+    batch = args.batch or SPEC_BATCH
+    data = common.Batches(common.fashion_mnist("train", -1.0, 1.0, args.data), batch, args.seed)
+    g, d = common.genc_init_(G(running)), common.genc_init_(D(running))
+    opt_d = torch.optim.Adam(d.parameters(), lr=LR, betas=BETAS)
+    opt_g = torch.optim.Adam(g.parameters(), lr=LR, betas=BETAS)
+    g_params = list(g.parameters())
+    ones, zeros = torch.ones(batch), torch.zeros(batch)
+
+    def step():
+        # minimize discriminator(x, 2 * uniform([B, Z]) - 1) with opt_d
+        x = data.next()
+        z = 2 * torch.rand(batch, Z) - 1
+        with torch.no_grad():
+            fake = g(z)
+        loss_d = F.binary_cross_entropy_with_logits(d(x), ones) + F.binary_cross_entropy_with_logits(
+            d(fake), zeros
+        )
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        # minimize generator(2 * uniform([B, Z]) - 1) with opt_g
+        z = 2 * torch.rand(batch, Z) - 1
+        loss_g = F.binary_cross_entropy_with_logits(d(g(z)), ones)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward(inputs=g_params)
+        opt_g.step()
+        return {"discriminator": loss_d.item(), "generator": loss_g.item()}
+
+    common.run("dcgan", args, batch, step)
+
+
+if __name__ == "__main__":
+    main()

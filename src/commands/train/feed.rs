@@ -1,0 +1,124 @@
+//! From the spec's `data` declarations to a phase's input tensors: which data set and split,
+//! which transforms, and which part of a batch (images, the low-resolution pair, labels)
+//! feeds which input.
+
+use std::sync::Arc;
+
+use genc_compiler::check::{DataSpec, OptionValue, RunSpec};
+use genc_compiler::program::PhaseProgram;
+use genc_runtime::data::{Batch, BatcherState, Binarize, DataError, Dataset, Pair, Split, Transforms};
+use genc_runtime::device::{Device, DeviceError, DeviceTensor};
+
+/// The data a run reads: the training source and, if the spec declares one, the test source.
+pub struct RunData {
+    pub train_spec: DataSpec,
+    pub train: Arc<Dataset>,
+    pub test: Option<(DataSpec, Arc<Dataset>)>,
+}
+
+/// Why the spec's data cannot be opened.
+pub enum DataProblem {
+    /// The spec declares no training data or a source `genc train` cannot read.
+    Spec(String),
+    Load(DataError),
+}
+
+impl RunData {
+    /// Opens the spec's sources; `folder` (the run config's `data`) replaces the default
+    /// location of Fashion-MNIST.
+    pub fn open(run: &RunSpec, folder: Option<&std::path::Path>) -> Result<RunData, DataProblem> {
+        let train_spec = run
+            .data
+            .iter()
+            .find(|d| split_of(d) == Split::Train)
+            .ok_or_else(|| DataProblem::Spec("the `train` block declares no training data".into()))?
+            .clone();
+        let open = |d: &DataSpec| -> Result<Arc<Dataset>, DataProblem> {
+            match d.source.as_str() {
+                "fashion_mnist" | "mnist" => {
+                    Dataset::fashion_mnist(split_of(d), folder).map(Arc::new).map_err(DataProblem::Load)
+                }
+                other => Err(DataProblem::Spec(format!(
+                    "data source `{other}` is not supported by `genc train` yet (supported: fashion_mnist)"
+                ))),
+            }
+        };
+        let train = open(&train_spec)?;
+        let test = match run.data.iter().find(|d| split_of(d) == Split::Test) {
+            Some(d) => Some((d.clone(), open(d)?)),
+            None => None,
+        };
+        Ok(RunData { train_spec, train, test })
+    }
+
+    /// The test set's first batch (sample grids show the same images every time).
+    pub fn first_test_batch(&self, batch: usize) -> Option<Batch> {
+        let (d, ds) = self.test.as_ref()?;
+        let state = BatcherState::start(0, batch, ds.len());
+        Some(genc_runtime::data::make_batch(ds, &transforms_of(d), &state))
+    }
+}
+
+pub fn split_of(d: &DataSpec) -> Split {
+    match d.options.get("split") {
+        Some(OptionValue::Str(s)) if s == "test" => Split::Test,
+        _ => Split::Train,
+    }
+}
+
+/// The transforms a `data` declaration asks for.
+pub fn transforms_of(d: &DataSpec) -> Transforms {
+    let range = d.options.get("range").and_then(|v| v.list()).and_then(|r| match r {
+        [lo, hi] => Some((*lo as f32, *hi as f32)),
+        _ => None,
+    });
+    let binarize =
+        matches!(d.options.get("binarize"), Some(OptionValue::Bool(true))).then_some(Binarize::Sample);
+    let pair = d.paired.as_ref().and_then(|(kind, o)| match kind.as_str() {
+        "downsample" => o.get("0").and_then(|v| v.number()).map(|r| Pair::Downsample(r as usize)),
+        "edges" => "sobel".parse().ok().map(Pair::Edges),
+        _ => None,
+    });
+    Transforms { flip: false, binarize, pair, range }
+}
+
+/// A phase's inputs from a batch: each data name maps to the images, the pair or the labels;
+/// an input the data does not name is zeros.
+pub fn inputs_for(
+    device: &Device,
+    phase: &PhaseProgram,
+    names: &[String],
+    b: &Batch,
+) -> Result<Vec<DeviceTensor>, DeviceError> {
+    phase
+        .inputs
+        .iter()
+        .map(|spec| {
+            let k = names.iter().position(|n| *n == spec.name);
+            let mut data: Vec<f32> = match (k, &b.paired, &b.labels) {
+                (Some(0), Some(low), _) => low.data.clone(),
+                (Some(1), Some(_), _) | (Some(0), None, _) => b.images.data.clone(),
+                (Some(1), None, Some(labels)) => labels.iter().map(|&l| l as f32).collect(),
+                _ => Vec::new(),
+            };
+            data.resize(spec.shape.iter().product(), 0.0);
+            DeviceTensor::from_f32(device, spec.dtype, &spec.shape, &data)
+        })
+        .collect()
+}
+
+/// Inputs for a sample or eval unit: the test batch by name, zeros for what it does not read.
+pub fn unit_inputs(
+    device: &Device,
+    phase: &PhaseProgram,
+    test: Option<(&DataSpec, &Batch)>,
+) -> Result<Vec<DeviceTensor>, DeviceError> {
+    match test {
+        Some((d, b)) => inputs_for(device, phase, &d.names, b),
+        None => phase
+            .inputs
+            .iter()
+            .map(|s| DeviceTensor::from_f32(device, s.dtype, &s.shape, &vec![0.0; s.shape.iter().product()]))
+            .collect(),
+    }
+}

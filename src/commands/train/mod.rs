@@ -1,0 +1,322 @@
+//! `genc train SPEC` runs the spec's `train` block on real data and leaves a run folder with
+//! metrics (JSONL), a loss plot, sample grids and safetensors checkpoints; `genc train
+//! --resume RUN_DIR` continues such a run exactly where its checkpoint left it.
+
+mod feed;
+mod folder;
+mod interrupt;
+mod outputs;
+mod progress;
+
+use std::path::PathBuf;
+
+use genc_compiler::check::{Cadence, CadenceKind, Every, RunSpec};
+use genc_compiler::program::PhaseProgram;
+use genc_runtime::checkpoint;
+use genc_runtime::config::RunConfig;
+use genc_runtime::data::{Batcher, BatcherState};
+use genc_runtime::device::{Device, DeviceChoice, DeviceTensor};
+use genc_runtime::train::Trainer;
+
+pub use feed::{RunData, inputs_for, transforms_of};
+use folder::{RunFolder, record};
+use interrupt::Interrupt;
+use progress::Progress;
+
+use super::{Status, load, parse, typecheck};
+use crate::report::Reporter;
+
+/// What the command line gives.
+pub struct Args {
+    pub spec: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+    pub set: Vec<String>,
+    pub out: Option<PathBuf>,
+    /// A run folder to continue.
+    pub resume: Option<PathBuf>,
+}
+
+fn fail(message: impl std::fmt::Display) -> Status {
+    eprintln!("error: {message}");
+    Status::Usage
+}
+
+pub fn run(args: &Args, reporter: &Reporter) -> Status {
+    match train(args, reporter) {
+        Ok(()) => Status::Ok,
+        Err(status) => status,
+    }
+}
+
+fn report<E: miette::Diagnostic>(reporter: &Reporter, e: &E, file: &str) -> Status {
+    reporter.emit(e, file, None);
+    Status::Diagnostics
+}
+
+/// The run config: a new run's `--config` file, or a resumed run's saved one; `--set` and
+/// `--out` on top.
+fn resolve_config(args: &Args, reporter: &Reporter) -> Result<RunConfig, Status> {
+    let file = match (&args.resume, &args.config) {
+        (Some(_), Some(_)) => {
+            return Err(fail(
+                "`--resume` continues with the run folder's own config.yaml: drop `--config` (change settings with `--set`)",
+            ));
+        }
+        (Some(dir), None) => Some(RunFolder::new(dir.clone()).config_path()),
+        (None, config) => config.clone(),
+    };
+    let mut config = match &file {
+        Some(path) if args.resume.is_some() && !path.is_file() => {
+            return Err(fail(format!(
+                "`{}` is not a run folder: it has no config.yaml (give the folder `genc train --out` wrote)",
+                path.parent().unwrap_or(path).display()
+            )));
+        }
+        Some(path) => RunConfig::load(path).map_err(|e| report(reporter, &e, &path.display().to_string()))?,
+        None => RunConfig::default(),
+    };
+    config.apply_sets(&args.set).map_err(|e| report(reporter, &e, "--set"))?;
+    if let Some(out) = args.resume.as_ref().or(args.out.as_ref()) {
+        config.out = Some(out.clone());
+    }
+    if let Some(spec) = &args.spec {
+        config.spec = Some(spec.clone());
+    }
+    let cwd = std::env::current_dir().map_err(|e| fail(format!("cannot read the current folder: {e}")))?;
+    config.make_paths_absolute(&cwd);
+    Ok(config)
+}
+
+/// The spec's cadences with the run config's `*_every` settings in their place; a checkpoint
+/// cadence the spec lacks is added when the config names one.
+fn cadences(run: &RunSpec, config: &RunConfig) -> Vec<Cadence> {
+    let every_for = |kind: &CadenceKind| {
+        match kind {
+            CadenceKind::Log => config.log_every,
+            CadenceKind::Sample { .. } => config.sample_every,
+            CadenceKind::Eval { .. } => config.eval_every,
+            CadenceKind::Checkpoint => config.checkpoint_every,
+        }
+        .map(Every::from)
+    };
+    let mut out: Vec<Cadence> = run
+        .cadences
+        .iter()
+        .map(|c| Cadence { every: every_for(&c.kind).unwrap_or(c.every), ..c.clone() })
+        .collect();
+    for (kind, every) in
+        [(CadenceKind::Log, config.log_every), (CadenceKind::Checkpoint, config.checkpoint_every)]
+    {
+        let present = out.iter().any(|c| std::mem::discriminant(&c.kind) == std::mem::discriminant(&kind));
+        if let (Some(every), false) = (every, present) {
+            out.push(Cadence { kind, every: Every::from(every) });
+        }
+    }
+    out
+}
+
+fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
+    let config = resolve_config(args, reporter)?;
+    let spec = config.spec.clone().ok_or_else(|| fail("name a spec: `genc train specs/vae.gen`"))?;
+    let file = load(&spec, reporter)?;
+    let ast = parse(&file, reporter).ok_or(Status::Diagnostics)?;
+    let sets: Vec<String> =
+        config.param_overrides().iter().map(|o| format!("{}={}", o.name, o.value)).collect();
+    let checked = typecheck(&file, &ast, &sets, reporter)?;
+    let spec_hash = checkpoint::spec_hash(&file.text, &sets);
+    let no_train = || fail(format!("`{}` has no `train` block", spec.display()));
+    let schedule = checked.schedule.clone().ok_or_else(no_train)?;
+    let run = checked.run.clone().ok_or_else(no_train)?;
+    let batch = config.batch.or(schedule.batch.as_ref().map(|b| b.1)).ok_or_else(|| fail("no batch size"))?;
+    let seed = config.seed.or(run.seed).unwrap_or(0);
+    let (program, _) = genc_compiler::plan::plan(&checked, Some(batch)).map_err(fail)?;
+
+    let data = match RunData::open(&run, config.data.as_deref()) {
+        Ok(d) => d,
+        Err(feed::DataProblem::Spec(message)) => return Err(fail(message)),
+        Err(feed::DataProblem::Load(e)) => return Err(report(reporter, &e, "data")),
+    };
+    let transforms = transforms_of(&data.train_spec);
+    let per_epoch = BatcherState::start(seed, batch as usize, data.train.len()).batches_per_epoch().max(1);
+    let steps = config
+        .steps
+        .or(config.epochs.map(|e| e * per_epoch))
+        .or(schedule.steps)
+        .or(schedule.epochs.map(|e| e * per_epoch))
+        .unwrap_or(1);
+
+    let device = Device::open(config.device.unwrap_or(DeviceChoice::Auto))
+        .map_err(|e| report(reporter, &e, "device"))?;
+    let info = device.info();
+    eprintln!("device: {} ({})", info.adapter.name, info.adapter.backend);
+    let out = config.out.clone().unwrap_or_else(|| folder::default_run_dir(&spec));
+    let folder = RunFolder::new(out.clone());
+    folder.create().map_err(|e| fail(format!("cannot create {}: {e}", out.display())))?;
+    let mut trainer =
+        Trainer::new(&device, &checked, program, seed).map_err(|e| report(reporter, &e, "train"))?;
+
+    // A resumed run takes its weights, optimizer state, step and data position from the
+    // checkpoint; everything random depends on the seed and the step alone.
+    let (data_state, done) = match &args.resume {
+        None => (BatcherState::start(seed, batch as usize, data.train.len()), None),
+        Some(_) => {
+            let path = folder.checkpoint_path();
+            let ck =
+                folder.load_checkpoint().map_err(|e| report(reporter, &e, &path.display().to_string()))?;
+            if !ck.spec_hash.is_empty() && ck.spec_hash != spec_hash {
+                return Err(fail(format!(
+                    "`{}` or its param overrides changed since the checkpoint was written (spec hash {} there, {} now): \
+                     resuming would mix two models; start a new run, or restore the spec",
+                    spec.display(),
+                    ck.spec_hash,
+                    spec_hash
+                )));
+            }
+            trainer.restore(&device, &ck).map_err(|e| report(reporter, &e, &path.display().to_string()))?;
+            let state: BatcherState = serde_json::from_str(&ck.data_state).map_err(|e| {
+                fail(format!("the checkpoint's data position cannot be read ({e}); start a new run"))
+            })?;
+            (state, Some(ck.step))
+        }
+    };
+    let first = done.unwrap_or(0);
+    if first >= steps {
+        eprintln!(
+            "the run is already at step {first} of {steps}: nothing to do (raise it with `--set steps=N`)"
+        );
+        return Ok(());
+    }
+    folder.write_config(&config).map_err(|e| fail(format!("cannot write the run config: {e}")))?;
+    let mut batcher = Batcher::new(data.train.clone(), transforms.clone(), data_state)
+        .map_err(|e| report(reporter, &e, "data"))?;
+    let warn = |line: &str| eprintln!("{line}");
+    let units = outputs::Units::load(&device, &checked, batch, &warn);
+    let range = transforms.range.unwrap_or((0.0, 1.0));
+    let names = data.train_spec.names.clone();
+    let (mut metrics_file, mut history) = folder.open_metrics(done).map_err(fail)?;
+    let cadences = cadences(&run, &config);
+    let interrupt = Interrupt::install().map_err(|e| fail(format!("cannot catch Ctrl-C: {e}")))?;
+
+    let what = match done {
+        Some(_) => format!("resuming {} at step {first} of {steps}", spec.display()),
+        None => format!("training {} for {steps} steps", spec.display()),
+    };
+    eprintln!("{what}, batch {batch} ({per_epoch} steps per epoch), into {}", out.display());
+    let progress = Progress::new(first, steps);
+    for step in first + 1..=steps {
+        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
+            let b = batcher.next_batch().map_err(|e| e.to_string())?;
+            inputs_for(&device, phase, &names, &b).map_err(|e| e.to_string())
+        };
+        let reported = match trainer.train_step(&device, &mut feed) {
+            Ok(r) => r,
+            Err(e) => {
+                progress.finish();
+                folder.write_loss_plot(&history);
+                let path = folder.checkpoint_path();
+                if path.is_file() {
+                    eprintln!(
+                        "training stopped at step {step}; the last good checkpoint is {}",
+                        path.display()
+                    );
+                } else {
+                    eprintln!("training stopped at step {step}, before the first checkpoint");
+                }
+                return Err(report(reporter, &e, "train"));
+            }
+        };
+        for (name, value) in &reported.metrics {
+            record(&mut history, name, step, *value);
+        }
+        progress.step(step, &reported.metrics);
+        let epoch_end = step % per_epoch == 0;
+        let due = |every: &Every| {
+            step == steps
+                || match every {
+                    Every::Steps(n) => step % n == 0,
+                    Every::Epochs(n) => epoch_end && (step / per_epoch) % n == 0,
+                }
+        };
+        let mut saved = false;
+        for cadence in cadences.iter().filter(|c| due(&c.every)) {
+            match &cadence.kind {
+                CadenceKind::Log => {
+                    progress.log(step, &reported.metrics);
+                    RunFolder::append_metrics(&mut metrics_file, step, &reported.metrics);
+                }
+                CadenceKind::Sample { index, name } => {
+                    let Some(Some(unit)) = units.samples.get(*index) else { continue };
+                    let sampled =
+                        outputs::sample(&device, &trainer, unit, &data, batch as usize, seed ^ 0x5A4D_504C);
+                    match sampled {
+                        Ok(Some((values, shape))) => {
+                            let nrow = (shape[0] as f64).sqrt().ceil() as usize;
+                            let path = folder.sample_path(name, step);
+                            if let Err(e) =
+                                genc_runtime::images::write_grid(&path, &values, shape, nrow, range)
+                            {
+                                reporter.emit(&e, "samples", None);
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => reporter.emit(&e, "sample", None),
+                    }
+                }
+                CadenceKind::Eval { index, name } => {
+                    let Some(Some(unit)) = units.evals.get(*index) else { continue };
+                    match outputs::evaluate(&device, &trainer, unit, &data, batch as usize, seed) {
+                        Ok(value) => {
+                            progress.println(&format!("step {step}: eval {name} {value:.4} (test set)"));
+                            let metric = format!("eval.{name}");
+                            RunFolder::append_metrics(&mut metrics_file, step, &[(metric.clone(), value)]);
+                            record(&mut history, &metric, step, value);
+                        }
+                        Err(e) => reporter.emit(&e, "eval", None),
+                    }
+                }
+                CadenceKind::Checkpoint => {
+                    save(&folder, &device, &trainer, &batcher, &spec_hash, reporter)?;
+                    saved = true;
+                }
+            }
+        }
+        if interrupt.requested() {
+            if !saved {
+                save(&folder, &device, &trainer, &batcher, &spec_hash, reporter)?;
+            }
+            progress.finish();
+            folder.write_loss_plot(&history);
+            eprintln!(
+                "stopped at step {step}; checkpoint {}; continue with `genc train --resume {}`",
+                folder.checkpoint_path().display(),
+                out.display()
+            );
+            return Err(Status::Interrupted);
+        }
+        if step == steps && !saved {
+            save(&folder, &device, &trainer, &batcher, &spec_hash, reporter)?;
+        }
+    }
+    progress.finish();
+    folder.write_loss_plot(&history);
+    eprintln!(
+        "done: steps {}..={steps} in {:.1}s ({:.2} steps/s); run folder {}",
+        first + 1,
+        progress.seconds(),
+        progress.rate(steps),
+        out.display()
+    );
+    Ok(())
+}
+
+/// Writes the checkpoint, reporting a failure as a diagnostic that stops the run.
+fn save(
+    folder: &RunFolder,
+    device: &Device,
+    trainer: &Trainer,
+    batcher: &Batcher,
+    spec_hash: &str,
+    reporter: &Reporter,
+) -> Result<(), Status> {
+    folder.save(device, trainer, batcher.state(), spec_hash).map_err(|e| report(reporter, &e, "checkpoint"))
+}

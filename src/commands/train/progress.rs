@@ -1,0 +1,80 @@
+//! What a user watches during a run: on a terminal, a progress bar with the step, the latest
+//! losses, steps/s and the ETA, with log lines printed above it; elsewhere (CI, a pipe, a
+//! file), the log lines alone.
+
+use std::io::IsTerminal as _;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    /// The step this session started after (a resumed run starts at its checkpoint).
+    first: u64,
+    last: u64,
+    started: Instant,
+}
+
+impl Progress {
+    /// Steps `first + 1 ..= last` are to run.
+    pub fn new(first: u64, last: u64) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(Some(last), ProgressDrawTarget::stderr());
+            let style =
+                ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len}  {msg}  {per_sec}  eta {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_position(first);
+            bar.reset_eta();
+            bar
+        });
+        Progress { bar, first, last, started: Instant::now() }
+    }
+
+    /// Step `step` finished with these metrics.
+    pub fn step(&self, step: u64, metrics: &[(String, f64)]) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(step);
+            bar.set_message(format_metrics(metrics));
+        }
+    }
+
+    /// The log line for step `step`: step, metrics, steps/s and ETA.
+    pub fn log(&self, step: u64, metrics: &[(String, f64)]) {
+        let rate = self.rate(step);
+        let eta = if rate > 0.0 { (self.last - step) as f64 / rate } else { f64::NAN };
+        self.println(&format!(
+            "step {step}/{}  {}  {rate:.2} steps/s  eta {eta:.0}s",
+            self.last,
+            format_metrics(metrics)
+        ));
+    }
+
+    /// Steps per second in this session up to `step`.
+    pub fn rate(&self, step: u64) -> f64 {
+        step.saturating_sub(self.first) as f64 / self.started.elapsed().as_secs_f64().max(1e-9)
+    }
+
+    pub fn seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// A line above the bar (or on stderr).
+    pub fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// Removes the bar before the closing lines.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn format_metrics(metrics: &[(String, f64)]) -> String {
+    metrics.iter().map(|(n, v)| format!("{n} {v:.4}")).collect::<Vec<_>>().join("  ")
+}

@@ -1,0 +1,221 @@
+//! Whole `genc train` runs as a user has them: resumed runs continue exactly, Ctrl-C saves
+//! and stops, a killed run keeps its last checkpoint whole, a NaN stops the run naming the
+//! op that made it. They use a small autoencoder (Adam state, an EMA, a random draw per step)
+//! on the real Fashion-MNIST files.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use genc_runtime::checkpoint::{self, Checkpoint};
+
+const TINY: &str = r#"// A small denoising autoencoder for tests of whole runs.
+dims B, C = 1, H = 28, W = 28, N = 32
+
+net AE(x: [B, C, H, W]) -> [B, C, H, W] {
+    let h = x |> flatten |> linear(N) |> tanh
+    return reshape(h |> linear(C * H * W) |> sigmoid, [B, C, H, W])
+}
+
+loss rec(x: [B, C, H, W]) {
+    let noise ~ normal([B, C, H, W])
+    return bce(AE(x + 0.1 * noise), x)
+}
+
+train {
+    data x = fashion_mnist(split: "train", range: [0, 1])
+    batch B = 8
+    steps 6
+    optimizer opt = adam(AE, lr: 1e-3)
+    ema AE(decay: 0.9)
+    step {
+        minimize rec(x) with opt
+    }
+    log every 1 steps
+    checkpoint every 1 steps
+}
+"#;
+
+/// A fresh folder for one test, holding `spec.gen` with `text`.
+fn workspace(test: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("genc-runs-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("spec.gen"), text).unwrap_or_else(|e| panic!("{e}"));
+    dir
+}
+
+fn genc_command(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_genc"));
+    c.args(args).current_dir(common::root());
+    c
+}
+
+fn genc(args: &[&str]) -> Output {
+    genc_command(args).output().unwrap_or_else(|e| panic!("cannot run genc: {e}"))
+}
+
+fn ok(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    stderr
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn load(dir: &Path) -> Checkpoint {
+    checkpoint::load(&dir.join("last.safetensors")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The metrics file without the timing-dependent parts (there are none per line today, but a
+/// resumed file must equal an uninterrupted one line for line).
+fn metrics(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_resumed_run_continues_exactly() {
+    let ws = workspace("resume", TINY);
+    let spec = s(&ws.join("spec.gen"));
+    let (whole, split) = (ws.join("whole"), ws.join("split"));
+    ok(&genc(&["train", &spec, "--out", &s(&whole)]));
+    ok(&genc(&["train", &spec, "--set", "steps=3", "--out", &s(&split)]));
+    assert_eq!(load(&split).step, 3);
+    let resumed = ok(&genc(&["train", "--resume", &s(&split), "--set", "steps=6"]));
+    assert!(resumed.contains("resuming") && resumed.contains("at step 3 of 6"), "{resumed}");
+
+    let (a, b) = (load(&whole), load(&split));
+    assert_eq!((a.step, b.step), (6, 6));
+    assert_eq!(a.data_state, b.data_state);
+    assert!(a.get("ema.AE.linear0.weight").is_some() && a.get("optim.opt.v.AE.linear1.bias").is_some());
+    assert_eq!(a.tensors.keys().collect::<Vec<_>>(), b.tensors.keys().collect::<Vec<_>>());
+    for (name, t) in &a.tensors {
+        // Bit for bit: same weights, Adam moments, EMA; the same batches and noise.
+        assert!(t.data == b.tensors[name].data, "`{name}` differs after resuming");
+    }
+    assert_eq!(a.metadata, b.metadata);
+    assert_eq!(metrics(&whole), metrics(&split));
+    assert!(split.join("losses.png").is_file());
+
+    // Nothing left to do is not an error; a changed spec is refused.
+    let again = ok(&genc(&["train", "--resume", &s(&split)]));
+    assert!(again.contains("already at step 6"), "{again}");
+    std::fs::write(ws.join("spec.gen"), TINY.replace("lr: 1e-3", "lr: 2e-3"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let changed = genc(&["train", "--resume", &s(&split), "--set", "steps=8"]);
+    assert_eq!(changed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&changed.stderr).contains("changed since the checkpoint"));
+    let _ = std::fs::remove_dir_all(&ws);
+}
+
+#[test]
+fn resume_errors_say_what_is_wrong() {
+    let ws = workspace("resume-errors", TINY);
+    let missing = genc(&["train", "--resume", &s(&ws.join("nope"))]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not a run folder"));
+    // A run folder whose checkpoint is damaged is refused with the checkpoint's own error.
+    let run = ws.join("run");
+    ok(&genc(&["train", &s(&ws.join("spec.gen")), "--set", "steps=2", "--out", &s(&run)]));
+    let path = run.join("last.safetensors");
+    let mut bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
+    let corrupt = genc(&["train", "--resume", &s(&run), "--set", "steps=4"]);
+    assert_eq!(corrupt.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&corrupt.stderr).contains("E0922"));
+    let _ = std::fs::remove_dir_all(&ws);
+}
+
+/// Starts a long run of the tiny spec in the background.
+fn long_run(spec: &Path, out: &Path) -> std::process::Child {
+    genc_command(&["train", &s(spec), "--set", "steps=100000", "--out", &s(out)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run genc: {e}"))
+}
+
+/// Waits until the run has logged `steps` steps.
+fn wait_for_steps(out: &Path, steps: usize) {
+    let start = Instant::now();
+    while std::fs::read_to_string(out.join("metrics.jsonl")).map_or(0, |m| m.lines().count()) < steps {
+        assert!(start.elapsed() < Duration::from_secs(120), "the run did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
+    assert!(status.success());
+}
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_the_run_resumes() {
+    let ws = workspace("interrupt", &TINY.replace("checkpoint every 1 steps", "checkpoint every 1000 steps"));
+    let out = ws.join("run");
+    let child = long_run(&ws.join("spec.gen"), &out);
+    wait_for_steps(&out, 3);
+    signal(&child, "INT");
+    let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("genc train --resume"), "{stderr}");
+    let stopped = load(&out).step;
+    assert!(stopped >= 3, "stopped at {stopped}");
+    let resumed = ok(&genc(&["train", "--resume", &s(&out), "--set", &format!("steps={}", stopped + 2)]));
+    assert!(resumed.contains(&format!("at step {stopped} of")), "{resumed}");
+    assert_eq!(load(&out).step, stopped + 2);
+    let _ = std::fs::remove_dir_all(&ws);
+}
+
+#[test]
+fn a_killed_run_keeps_its_last_checkpoint_whole() {
+    let ws = workspace("kill", TINY);
+    let out = ws.join("run");
+    // Killed at different moments, a checkpoint written every step is always either the old
+    // or the new one, never a torn file; the next run resumes from it.
+    for (round, wait_ms) in [0u64, 37, 113].into_iter().enumerate() {
+        let mut child = if round == 0 {
+            long_run(&ws.join("spec.gen"), &out)
+        } else {
+            genc_command(&["train", "--resume", &s(&out), "--set", "steps=100000"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        wait_for_steps(&out, 3 * (round + 1));
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        signal(&child, "KILL");
+        let _ = child.wait();
+        let ck = load(&out);
+        assert!(ck.step >= 2, "round {round}: step {}", ck.step);
+        assert!(ck.get("AE.linear0.weight").is_some());
+    }
+    let _ = std::fs::remove_dir_all(&ws);
+}
+
+#[test]
+fn a_nan_stops_the_run_naming_the_op_and_keeps_the_checkpoint() {
+    // log of a negative number from step 1 on: the loss is NaN.
+    let bad = TINY.replace("return bce(AE(x + 0.1 * noise), x)", "return mean(log(AE(x + 0.1 * noise) - 2))");
+    let ws = workspace("nan", &bad);
+    let out = ws.join("run");
+    let run = genc(&["train", &s(&ws.join("spec.gen")), "--out", &s(&out), "--color", "never"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("E0940") && stderr.contains("the loss `rec` is not finite"), "{stderr}");
+    assert!(stderr.contains("the first non-finite value") && stderr.contains("log"), "{stderr}");
+    assert!(stderr.contains("before the first checkpoint"), "{stderr}");
+    assert!(!out.join("last.safetensors").exists());
+    let _ = std::fs::remove_dir_all(&ws);
+}
