@@ -76,6 +76,7 @@ fn device_matches(name: &str, c: &Checked, rtol: f64) {
         } else {
             interp::run_phase(phase, &host).unwrap_or_else(|e| panic!("{what}: {e}"))
         };
+        assert_eq!(graph.len(), plain.len(), "{what}");
         for (want, (out, have)) in graph.iter().zip(&plain) {
             assert_close(&format!("{what} / {out} (program on the host)"), want, have, 1e-9, 1e-9);
         }
