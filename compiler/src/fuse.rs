@@ -13,9 +13,20 @@
 //! A node joins its producer's group only if every other input it reads from outside the group
 //! was computed before the group began (node order is topological), so no group ever waits on
 //! a kernel that itself waits on the group.
+//!
+//! **Bounded bindings.** A device binds a limited number of buffers to one kernel (lavapipe
+//! and Metal about 31), so a group that would read and write more than
+//! [`MAX_FUSED_BUFFERS`] is cut into consecutive pieces: a later piece reads what an earlier
+//! one wrote, and each still runs after everything it reads.
+
+use std::collections::HashSet;
 
 use crate::graph::{Graph, NodeId};
 use crate::prim::Prim;
+
+/// The most distinct buffers one fused kernel reads and writes, leaving room under the
+/// devices' per-kernel limit for the launch metadata.
+pub const MAX_FUSED_BUFFERS: usize = 24;
 
 /// What a node becomes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +90,73 @@ pub fn partition(g: &Graph) -> Partition {
         };
         roles.push(role);
     }
-    Partition { roles, groups: groups.len() }
+    let mut partition = Partition { roles, groups: groups.len() };
+    partition.split_wide_groups(g);
+    partition
+}
+
+/// Who reads each live node, and whether it is a graph output (an outside reader).
+struct Readers {
+    of: Vec<Vec<NodeId>>,
+    output: Vec<bool>,
+}
+
+impl Readers {
+    fn new(g: &Graph, live: &[NodeId]) -> Readers {
+        let mut of = vec![Vec::new(); g.len()];
+        for &n in live {
+            for i in g.inputs(n) {
+                of[i.index()].push(n);
+            }
+        }
+        let mut output = vec![false; g.len()];
+        for o in &g.outputs {
+            output[o.node.index()] = true;
+        }
+        Readers { of, output }
+    }
+
+    /// The buffers a kernel computing `piece` binds: what it reads from outside the piece,
+    /// and the members read outside it.
+    fn bindings(&self, g: &Graph, piece: &HashSet<NodeId>) -> usize {
+        let mut inputs = HashSet::new();
+        let mut outputs = 0;
+        for &m in piece {
+            inputs.extend(g.inputs(m).into_iter().filter(|i| !piece.contains(i)));
+            if self.output[m.index()] || self.of[m.index()].iter().any(|r| !piece.contains(r)) {
+                outputs += 1;
+            }
+        }
+        inputs.len() + outputs
+    }
+}
+
+impl Partition {
+    /// Cuts every group that binds more than [`MAX_FUSED_BUFFERS`] into consecutive pieces,
+    /// each as long as it stays within the bound (a single node always forms a piece).
+    fn split_wide_groups(&mut self, g: &Graph) {
+        let live = g.live_nodes();
+        let readers = Readers::new(g, &live);
+        let mut by_group: Vec<Vec<NodeId>> = vec![Vec::new(); self.groups];
+        for &n in &live {
+            if let Role::Fused(k) = self.roles[n.index()] {
+                by_group[k].push(n);
+            }
+        }
+        for (k, members) in by_group.into_iter().enumerate() {
+            let mut piece: HashSet<NodeId> = HashSet::new();
+            let mut id = k;
+            for m in members {
+                piece.insert(m);
+                if piece.len() > 1 && readers.bindings(g, &piece) > MAX_FUSED_BUFFERS {
+                    piece = HashSet::from([m]);
+                    id = self.groups;
+                    self.groups += 1;
+                }
+                self.roles[m.index()] = Role::Fused(id);
+            }
+        }
+    }
 }
 
 impl Partition {

@@ -34,7 +34,7 @@ use thiserror::Error;
 
 pub use elementwise::erf;
 pub use graph::{eval_graph, eval_outputs};
-pub use program::run_phase;
+pub use program::{InstrAt, run_phase, run_phase_observed};
 
 /// A host tensor: row-major, contiguous. Every dtype is stored as `f64` (i32 values and bools
 /// as exact integers, bools 0 or 1), so finite differences can run in f64.

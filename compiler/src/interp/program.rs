@@ -9,8 +9,27 @@ fn malformed(message: impl Into<String>) -> EvalError {
     EvalError { op: "program".into(), kind: ErrorKind::Malformed(message.into()) }
 }
 
+/// Where a fused instruction sits in a phase: the step's index and the instruction's index
+/// in that step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InstrAt {
+    pub step: usize,
+    pub instr: usize,
+}
+
 /// Runs `phase`, returning its named outputs.
 pub fn run_phase(phase: &PhaseProgram, leaves: &Leaves) -> Result<Vec<(String, Value)>, EvalError> {
+    run_phase_observed(phase, leaves, &mut |_, _, _| {})
+}
+
+/// [`run_phase`] that shows every fused instruction's operands and result to `observe`,
+/// which may change the result: a device test uses it to settle comparisons that f32 cannot
+/// decide the way the device settled them.
+pub fn run_phase_observed(
+    phase: &PhaseProgram,
+    leaves: &Leaves,
+    observe: &mut dyn FnMut(InstrAt, &[&Value], &mut Value),
+) -> Result<Vec<(String, Value)>, EvalError> {
     let no_leaves = Leaves { seed: leaves.seed, ..Leaves::default() };
     let constants: Vec<Value> = phase
         .constants
@@ -48,7 +67,7 @@ pub fn run_phase(phase: &PhaseProgram, leaves: &Leaves) -> Result<Vec<(String, V
             }
         }
     };
-    for step in &phase.steps {
+    for (s, step) in phase.steps.iter().enumerate() {
         match step {
             Step::Op { prim, inputs, output } => {
                 let args: Vec<Value> =
@@ -82,7 +101,7 @@ pub fn run_phase(phase: &PhaseProgram, leaves: &Leaves) -> Result<Vec<(String, V
                     };
                     regs.push(v);
                 }
-                for ins in instrs {
+                for (i, ins) in instrs.iter().enumerate() {
                     let args: Vec<&Value> = ins.args.iter().map(|&a| &regs[a]).collect();
                     let dtype = match &ins.prim {
                         crate::prim::Prim::Binary(op) if op.is_comparison() => crate::prim::DType::Bool,
@@ -90,7 +109,8 @@ pub fn run_phase(phase: &PhaseProgram, leaves: &Leaves) -> Result<Vec<(String, V
                         crate::prim::Prim::Select => args.get(1).map_or(ins.dtype, |a| a.dtype),
                         _ => ins.dtype,
                     };
-                    let v = eval(&ins.prim, &args, shape, dtype, &no_leaves)?;
+                    let mut v = eval(&ins.prim, &args, shape, dtype, &no_leaves)?;
+                    observe(InstrAt { step: s, instr: i }, &args, &mut v);
                     regs.push(v);
                 }
                 for &(r, out) in outputs {

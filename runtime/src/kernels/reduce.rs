@@ -120,7 +120,7 @@ pub fn reduce(
     let rows: usize = out_shape.iter().product();
     let len: usize = axes.iter().map(|&a| x.shape[a]).product();
     if rows == 0 {
-        return Ok(DeviceTensor::empty(device, out_dtype, out_shape));
+        return DeviceTensor::empty(device, out_dtype, out_shape);
     }
     if len == 0 {
         // An empty reduction gives the op's identity (argmax of nothing: index 0).
@@ -145,12 +145,12 @@ pub fn reduce(
         ReduceOp::ArgMax => (RedOp::ArgMax, 1.0),
         ReduceOp::ArgMin => (RedOp::ArgMin, 1.0),
     };
-    let out = DeviceTensor::empty(device, out_dtype, out_shape);
+    let out = DeviceTensor::empty(device, out_dtype, out_shape)?;
     let two_stage = rows < 512 && len >= 8192 && !matches!(red, RedOp::ArgMax | RedOp::ArgMin);
     if two_stage {
         let chunk = 1024;
         let chunks = len.div_ceil(chunk);
-        let partial = DeviceTensor::empty(device, DType::F32, &[rows, chunks]);
+        let partial = DeviceTensor::empty(device, DType::F32, &[rows, chunks])?;
         launch_rows(device, &input, rows, len, chunk, red, 1.0, &partial)?;
         launch_rows(device, &partial, rows, chunks, chunks, red, scale, &out)?;
     } else {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use genc_compiler::check::{DataSpec, OptionValue, RunSpec};
 use genc_compiler::program::PhaseProgram;
 use genc_runtime::data::{Batch, BatcherState, Binarize, DataError, Dataset, Pair, Split, Transforms};
-use genc_runtime::device::{Device, DeviceTensor};
+use genc_runtime::device::{Device, DeviceError, DeviceTensor};
 
 /// The data a run reads: the training source and, if the spec declares one, the test source.
 pub struct RunData {
@@ -84,7 +84,12 @@ pub fn transforms_of(d: &DataSpec) -> Transforms {
 
 /// A phase's inputs from a batch: each data name maps to the images, the pair or the labels;
 /// an input the data does not name is zeros.
-pub fn inputs_for(device: &Device, phase: &PhaseProgram, names: &[String], b: &Batch) -> Vec<DeviceTensor> {
+pub fn inputs_for(
+    device: &Device,
+    phase: &PhaseProgram,
+    names: &[String],
+    b: &Batch,
+) -> Result<Vec<DeviceTensor>, DeviceError> {
     phase
         .inputs
         .iter()
@@ -107,7 +112,7 @@ pub fn unit_inputs(
     device: &Device,
     phase: &PhaseProgram,
     test: Option<(&DataSpec, &Batch)>,
-) -> Vec<DeviceTensor> {
+) -> Result<Vec<DeviceTensor>, DeviceError> {
     match test {
         Some((d, b)) => inputs_for(device, phase, &d.names, b),
         None => phase
