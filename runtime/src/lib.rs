@@ -14,4 +14,5 @@ pub mod executor;
 pub mod images;
 pub mod kernels;
 pub mod optim;
+pub mod sample;
 pub mod train;

@@ -10,6 +10,7 @@ mod builtins;
 mod calls;
 mod causal;
 mod expr;
+mod host;
 mod layers;
 mod module;
 mod ops;
@@ -68,6 +69,8 @@ pub struct Unit {
     pub kind: UnitKind,
     pub name: String,
     pub graph: Graph,
+    /// The host loops and branches around the graph's segments, when a sampler has any.
+    pub host: Option<crate::host::HostBody>,
 }
 
 /// Everything the checker learned about a spec.
@@ -87,7 +90,26 @@ pub struct Checked {
 
 /// Checks a parsed spec. Never panics; every mistake is a diagnostic in `Checked::errors`.
 pub fn check(file: &ast::File, overrides: &[Override]) -> Checked {
+    check_with(file, overrides, None)
+}
+
+/// A sampler elaborated for a given number of samples (`genc sample --n`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SamplerCall {
+    pub name: String,
+    /// The value of every `int` parameter (`n: int = 64`), in place of its default.
+    pub n: i64,
+}
+
+/// Like [`check`], with the unit of sampler `call.name` elaborated at `call.n`. Its tensor
+/// parameters keep their free dims (`x: [n, C, H, W]`) for the planner to bind.
+pub fn check_call(file: &ast::File, overrides: &[Override], call: &SamplerCall) -> Checked {
+    check_with(file, overrides, Some(call))
+}
+
+fn check_with(file: &ast::File, overrides: &[Override], call: Option<&SamplerCall>) -> Checked {
     let mut checker = Checker::new(file);
+    checker.call = call.cloned();
     checker.declare(overrides);
     checker.check_definitions();
     checker.check_train();
@@ -150,6 +172,18 @@ struct Checker<'a> {
     origin: String,
     /// Optimizers whose declaration was already reported: their uses stay quiet.
     failed_optimizers: Vec<String>,
+    /// The host program of the current graph (cuts at sampler loops and branches).
+    host: crate::host::Recorder,
+    /// A sampler to elaborate at a given size instead of its defaults.
+    call: Option<SamplerCall>,
+}
+
+/// What [`Checker::begin_graph`] sets aside while another unit's graph is built.
+struct SavedGraph {
+    graph: Graph,
+    streams: u32,
+    logs: Vec<(String, crate::graph::NodeId)>,
+    host: crate::host::Recorder,
 }
 
 /// Unrolled iterations plus inlined calls allowed per spec.
@@ -179,6 +213,8 @@ impl<'a> Checker<'a> {
             in_consts: false,
             origin: String::new(),
             failed_optimizers: Vec::new(),
+            host: crate::host::Recorder::default(),
+            call: None,
         }
     }
 
@@ -198,21 +234,26 @@ impl<'a> Checker<'a> {
     }
 
     /// Starts a fresh graph for one unit, returning the previous one.
-    fn begin_graph(&mut self) -> (Graph, u32, Vec<(String, crate::graph::NodeId)>) {
-        let g = std::mem::take(&mut self.graph);
-        let s = std::mem::replace(&mut self.streams, 0);
-        let l = std::mem::take(&mut self.logs);
-        (g, s, l)
+    fn begin_graph(&mut self) -> SavedGraph {
+        SavedGraph {
+            graph: std::mem::take(&mut self.graph),
+            streams: std::mem::replace(&mut self.streams, 0),
+            logs: std::mem::take(&mut self.logs),
+            host: std::mem::take(&mut self.host),
+        }
     }
 
-    fn end_graph(&mut self, saved: (Graph, u32, Vec<(String, crate::graph::NodeId)>)) -> Graph {
-        let logs = std::mem::replace(&mut self.logs, saved.2);
-        let mut g = std::mem::replace(&mut self.graph, saved.0);
-        self.streams = saved.1;
+    /// Finishes the current unit's graph (with its host program, if it has loops or
+    /// branches) and brings back the one `saved` set aside.
+    fn end_graph(&mut self, saved: SavedGraph) -> (Graph, Option<crate::host::HostBody>) {
+        let logs = std::mem::replace(&mut self.logs, saved.logs);
+        let mut g = std::mem::replace(&mut self.graph, saved.graph);
+        let host = std::mem::replace(&mut self.host, saved.host).finish(&g);
+        self.streams = saved.streams;
         for (name, node) in logs {
             g.outputs.push(crate::graph::Output { name: format!("log.{name}"), node });
         }
-        g
+        (g, host.has_control().then_some(host))
     }
 
     fn finish(self) -> Checked {

@@ -642,7 +642,7 @@ impl<'a> Checker<'a> {
         }
         let v = self.eval(e);
         self.frame().vars.pop();
-        let mut graph = self.end_graph(saved);
+        let (mut graph, host) = self.end_graph(saved);
         collect_outputs(&mut graph, &v, if kind == UnitKind::Phase { "loss" } else { "out" });
         if let Some((optimizer, params)) = opt {
             match &v {
@@ -670,7 +670,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        self.units.push(Unit { kind, name: name.to_string(), graph });
+        self.units.push(Unit { kind, name: name.to_string(), graph, host });
     }
 
     /// E0115 when no parameter of the optimizer gets a gradient from the objective.
