@@ -11,60 +11,11 @@ use genc_compiler::params::Init;
 use genc_compiler::prim::DType;
 use genc_compiler::sampler::{HostStep, SamplerProgram, plan_sampler};
 
-const SMALL: &str = r#"
-dims B, C = 1, H = 4, W = 4
-
-net G(x: [B, C, H, W], t: [B]) -> [B, C, H, W] {
-    let h = x |> conv2d(2, kernel: 3, pad: 1) |> tanh
-    let h = h + reshape(t, [B, 1, 1, 1])
-    return h |> conv2d(C, kernel: 1)
+/// The shared small spec of the sampler tests.
+fn small() -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/samplers/host_control.gen");
+    std::fs::read_to_string(path).unwrap()
 }
-
-// Four steps down: every even step adds noise; a pixel of each step is kept aside.
-sampler walk(n: int = 2) -> [n, C, H, W] {
-    let x ~ normal([n, C, H, W])
-    let kept = zeros([n, C, H, W])
-    for t in 3..=0 {
-        let y = G(x, t * ones([n]))
-        if t % 2 == 0 {
-            let z ~ normal([n, C, H, W])
-            x = y + 0.5 * z
-        } else {
-            x = y
-        }
-        kept[:, :, t, 0] = x[:, :, t, 1]
-    }
-    return x + kept
-}
-
-// Plain arithmetic with a known result: -1, -2, then +3 and +4; then 3 * 2 more.
-sampler count(n: int = 2) -> [n] {
-    let x = zeros([n])
-    for t in 1..=4 {
-        if t > 2 {
-            x = x + t * ones([n])
-        } else {
-            x = x - 1.0
-        }
-    }
-    for i in 0..3 {
-        for j in 0..2 {
-            x += 1.0
-        }
-    }
-    return x
-}
-
-// One uniform draw per iteration, each into its own column.
-sampler draws(n: int = 3) -> [n, 4] {
-    let rows = zeros([n, 4])
-    for i in 0..4 {
-        let u ~ uniform([n])
-        rows[:, i] = u
-    }
-    return rows
-}
-"#;
 
 fn checked(source: &str, overrides: &[(&str, &str)]) -> Checked {
     called(source, overrides, None)
@@ -170,7 +121,7 @@ fn count_steps(steps: &[HostStep]) -> (usize, usize) {
 
 #[test]
 fn a_loop_with_a_branch_and_an_indexed_assignment_matches_the_reference() {
-    let c = checked(SMALL, &[]);
+    let c = checked(&small(), &[]);
     let (program, reference, planned) = both(&c, "walk", 11);
     assert_eq!(count_steps(&program.body), (1, 1), "{}", program.to_text());
     assert_close("walk", &reference, &planned);
@@ -181,7 +132,7 @@ fn a_loop_with_a_branch_and_an_indexed_assignment_matches_the_reference() {
 
 #[test]
 fn loops_and_branches_compute_what_they_say() {
-    let c = checked(SMALL, &[]);
+    let c = checked(&small(), &[]);
     let (_, reference, planned) = both(&c, "count", 0);
     assert_eq!(reference[0].data, vec![11.0, 11.0]);
     assert_eq!(planned[0].data, vec![11.0, 11.0]);
@@ -189,7 +140,7 @@ fn loops_and_branches_compute_what_they_say() {
 
 #[test]
 fn every_iteration_draws_afresh() {
-    let c = checked(SMALL, &[]);
+    let c = checked(&small(), &[]);
     let (_, reference, planned) = both(&c, "draws", 3);
     assert_close("draws", &reference, &planned);
     let rows = &reference[0];
@@ -282,7 +233,7 @@ sampler early(n: int = 2) -> [n] {
 
 #[test]
 fn a_sampler_program_survives_serde() {
-    let c = checked(SMALL, &[]);
+    let c = checked(&small(), &[]);
     let (program, _, _) = both(&c, "walk", 1);
     let json = serde_json::to_string(&program).unwrap();
     let back: SamplerProgram = serde_json::from_str(&json).unwrap();
@@ -291,7 +242,7 @@ fn a_sampler_program_survives_serde() {
 
 #[test]
 fn the_sampler_call_sets_the_sample_count() {
-    let (ast, _) = genc_grammar::parse(SMALL);
+    let (ast, _) = genc_grammar::parse(&small());
     let c = check::check_call(&ast, &[], &check::SamplerCall { name: "walk".into(), n: 5 });
     assert!(c.errors.is_empty());
     let unit = c.units.iter().find(|u| u.name == "walk").unwrap();
