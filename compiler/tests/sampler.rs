@@ -25,8 +25,10 @@ fn checked(source: &str, overrides: &[(&str, &str)]) -> Checked {
 fn called(source: &str, overrides: &[(&str, &str)], call: Option<(&str, i64)>) -> Checked {
     let (ast, errors) = genc_grammar::parse(source);
     assert!(errors.is_empty(), "{errors:?}");
-    let overrides: Vec<check::Override> =
-        overrides.iter().map(|(n, v)| check::Override { name: n.to_string(), value: v.to_string() }).collect();
+    let overrides: Vec<check::Override> = overrides
+        .iter()
+        .map(|(n, v)| check::Override { name: n.to_string(), value: v.to_string() })
+        .collect();
     let c = match call {
         Some((name, n)) => check::check_call(&ast, &overrides, &check::SamplerCall { name: name.into(), n }),
         None => check::check(&ast, &overrides),
@@ -99,7 +101,10 @@ fn assert_close(name: &str, reference: &[Value], planned: &[Value]) {
         assert_eq!(r.shape, p.shape, "{name}");
         for (i, (a, b)) in r.data.iter().zip(&p.data).enumerate() {
             assert!(a.is_finite(), "{name}: element {i} is {a}");
-            assert!((a - b).abs() <= 1e-9 * (1.0 + a.abs()), "{name}: element {i}: reference {a}, planned {b}");
+            assert!(
+                (a - b).abs() <= 1e-9 * (1.0 + a.abs()),
+                "{name}: element {i}: reference {a}, planned {b}"
+            );
         }
     }
 }

@@ -64,18 +64,24 @@ fn leaves(c: &Checked, program: &SamplerProgram) -> (Vec<Value>, Vec<Value>) {
 
 /// Runs sampler `name` on the device and on the reference; asserts they agree.
 fn device_matches_reference(c: &Checked, name: &str, seed: u64) -> Vec<f64> {
-    let unit = c.units.iter().find(|u| u.kind == UnitKind::Sampler && u.name == name).unwrap_or_else(|| panic!("{name}"));
+    let unit = c
+        .units
+        .iter()
+        .find(|u| u.kind == UnitKind::Sampler && u.name == name)
+        .unwrap_or_else(|| panic!("{name}"));
     let bind = |_: &str| Some(2);
     let program = plan_sampler(c, unit, &bind).unwrap_or_else(|e| panic!("{name}: {e}"));
     let (params, buffers) = leaves(c, &program);
     let bound = unit.graph.bind_dims(&bind).unwrap_or_else(|e| panic!("{e}"));
     let host = unit.host.as_ref().unwrap_or_else(|| panic!("{name} has no host control"));
-    let reference = interp::eval_host(&bound, host, &params, &buffers, &[], seed).unwrap_or_else(|e| panic!("{e}"));
+    let reference =
+        interp::eval_host(&bound, host, &params, &buffers, &[], seed).unwrap_or_else(|e| panic!("{e}"));
 
     let d = device();
     let up = |vs: &[Value]| vs.iter().map(|v| DeviceTensor::from_value(d, v)).collect::<Vec<_>>();
     let sampler = LoadedSampler::load(d, &program).unwrap_or_else(|e| panic!("{e}"));
-    let outputs = sampler.run(d, &up(&params), &up(&buffers), Vec::new(), seed).unwrap_or_else(|e| panic!("{e}"));
+    let outputs =
+        sampler.run(d, &up(&params), &up(&buffers), Vec::new(), seed).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(outputs.len(), reference.len());
     for ((out, t), r) in outputs.iter().zip(&reference) {
         let got = t.to_f64(d).unwrap_or_else(|e| panic!("{e}"));
