@@ -152,9 +152,10 @@ impl Graph {
         }
     }
 
-    /// Graphviz source: one box per live node labelled with its op and type.
-    pub fn to_dot(&self, name: &str) -> String {
-        let live = self.live_nodes();
+    /// Graphviz source: one box per live node labelled with its op and type; `roots` stay
+    /// alive besides the outputs (what a sampler's host program reads).
+    pub fn to_dot(&self, name: &str, roots: &[NodeId]) -> String {
+        let live = self.live_from(self.outputs.iter().map(|o| o.node).chain(roots.iter().copied()));
         let mut out = format!("digraph \"{name}\" {{\n  node [shape=box, fontname=monospace];\n");
         for &n in &live {
             let label = format!("{}\\n{}", self.describe(n), self.node(n).ty).replace('"', "\\\"");

@@ -97,6 +97,11 @@ pub fn plan(checked: &Checked, batch: Option<u64>) -> Result<(Program, Vec<Phase
     let phases: Vec<_> = checked.units.iter().filter(|u| u.kind == UnitKind::Phase).collect();
     for (unit, phase) in phases.iter().zip(&schedule.phases) {
         let fail = |message: String| PlanError::Phase { phase: unit.name.clone(), message };
+        if unit.host.is_some() {
+            return Err(fail(
+                "its loss calls a sampler with host loops or branches, which cannot be trained".into(),
+            ));
+        }
         let bound = unit.graph.bind_dims(&|s| (s == batch_name).then_some(batch as i64)).map_err(fail)?;
         let mut g = autodiff::expand_grads(&bound).map_err(|e| fail(e.to_string()))?;
         let loss = g

@@ -67,7 +67,14 @@ fn init_text(e: &Entry) -> String {
 
 /// Graphviz source for every unit, one `digraph` each.
 pub fn dot_text(checked: &Checked) -> String {
-    checked.units.iter().map(|u| u.graph.to_dot(&format!("{} {}", u.kind.name(), u.name))).collect()
+    checked
+        .units
+        .iter()
+        .map(|u| {
+            let roots = u.host.as_ref().map(|h| h.roots()).unwrap_or_default();
+            u.graph.to_dot(&format!("{} {}", u.kind.name(), u.name), &roots)
+        })
+        .collect()
 }
 
 /// Per net, a Keras-style table of layers, output shapes and parameter counts, and totals.

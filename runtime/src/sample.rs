@@ -96,9 +96,28 @@ impl LoadedSampler {
         inputs: Vec<DeviceTensor>,
         seed: u64,
     ) -> Result<Vec<(String, DeviceTensor)>, SampleError> {
+        self.run_with_progress(device, params, buffers, inputs, seed, &mut |_| {})
+    }
+
+    /// [`LoadedSampler::run`], calling `progress` with the number of segment runs so far
+    /// after each one (a PixelCNN sampler runs its net once per pixel).
+    pub fn run_with_progress(
+        &self,
+        device: &Device,
+        params: &[DeviceTensor],
+        buffers: &[DeviceTensor],
+        inputs: Vec<DeviceTensor>,
+        seed: u64,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<(String, DeviceTensor)>, SampleError> {
         let leaves = Leaves { inputs: Vec::new(), params: params.to_vec(), buffers: buffers.to_vec(), seed };
-        let mut on_device = OnDevice { device, sampler: self, leaves };
+        let mut on_device = OnDevice { device, sampler: self, leaves, runs: 0, progress };
         walk::run(&self.program, &mut on_device, inputs, seed)
+    }
+
+    /// How many segments one run of the sampler runs (loops counted out).
+    pub fn segment_runs(&self) -> usize {
+        walk::segment_runs(&self.program.body)
     }
 }
 
@@ -106,6 +125,8 @@ struct OnDevice<'a> {
     device: &'a Device,
     sampler: &'a LoadedSampler,
     leaves: Leaves,
+    runs: usize,
+    progress: &'a mut dyn FnMut(usize),
 }
 
 impl Evaluator for OnDevice<'_> {
@@ -127,6 +148,8 @@ impl Evaluator for OnDevice<'_> {
         self.leaves.inputs = inputs;
         self.leaves.seed = seed;
         let outputs = phase.run(self.device, &self.leaves)?;
+        self.runs += 1;
+        (self.progress)(self.runs);
         Ok(outputs.into_iter().map(|(_, t)| t).collect())
     }
 

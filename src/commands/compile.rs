@@ -59,7 +59,7 @@ fn print_samplers(checked: &genc_compiler::check::Checked) -> Status {
     let mut status = Status::Ok;
     for unit in checked.units.iter().filter(|u| u.kind == genc_compiler::check::UnitKind::Sampler) {
         match genc_compiler::sampler::plan_sampler(checked, unit, &|_| Some(batch)) {
-            Ok(p) => print!("{}\n", p.to_text()),
+            Ok(p) => println!("{}", p.to_text()),
             Err(e) => {
                 eprintln!("error: {e}");
                 status = Status::Diagnostics;

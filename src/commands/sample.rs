@@ -87,15 +87,12 @@ fn sample(args: &Args, reporter: &Reporter) -> Result<(), Status> {
 
     // Plan the unit: a sampler called for `n` samples, or a `sample` entry at the run's batch.
     let n = args.n.max(1) as i64;
-    let (checked, unit_index, bind): (Checked, usize, Box<dyn Fn(&str) -> Option<i64>>) = match &target {
+    let (checked, unit_index, binding) = match &target {
         Target::Sampler(name) => {
-            let c = checked_or_report(check::check_call(
-                &ast,
-                &overrides,
-                &SamplerCall { name: name.clone(), n },
-            ))?;
+            let call = SamplerCall { name: name.clone(), n };
+            let c = checked_or_report(check::check_call(&ast, &overrides, &call))?;
             let i = c.units.iter().position(|u| u.kind == UnitKind::Sampler && &u.name == name);
-            (c, i.unwrap_or(usize::MAX), Box::new(move |_| Some(n)))
+            (c, i, Binding::Every(n))
         }
         Target::Entry { index, .. } => {
             let batch_name = genc_compiler::plan::batch_dim(&plain);
@@ -110,21 +107,21 @@ fn sample(args: &Args, reporter: &Reporter) -> Result<(), Status> {
                 .filter(|(_, u)| u.kind == UnitKind::Sample)
                 .nth(*index)
                 .map(|(i, _)| i);
-            (plain, i.unwrap_or(usize::MAX), Box::new(move |s| (s == batch_name).then_some(batch)))
+            (plain, i, Binding::Batch(batch_name, batch))
         }
     };
     let label = match &target {
         Target::Sampler(name) => name.clone(),
         Target::Entry { name, .. } => name.clone(),
     };
-    let unit: &Unit = checked.units.get(unit_index).ok_or_else(|| {
+    let unit: &Unit = unit_index.and_then(|i| checked.units.get(i)).ok_or_else(|| {
         report(
             reporter,
-            &SampleError::UnknownSampler { name: label.clone(), help: "it was not elaborated".into() },
+            &SampleError::Malformed { name: label.clone(), reason: "the checker made no unit for it".into() },
             "sample",
         )
     })?;
-    let program = plan_sampler(&checked, unit, &*bind).map_err(|e| {
+    let program = plan_sampler(&checked, unit, &|dim| binding.of(dim)).map_err(|e| {
         report(reporter, &SampleError::Unplannable { name: label.clone(), reason: e.to_string() }, "sample")
     })?;
 
@@ -141,8 +138,20 @@ fn sample(args: &Args, reporter: &Reporter) -> Result<(), Status> {
     let seed = args.seed.or(config.seed).or(checked.run.as_ref().and_then(|r| r.seed)).unwrap_or(0);
     let started = Instant::now();
     let sampler = LoadedSampler::load(&device, &program).map_err(|e| report(reporter, &e, "sample"))?;
-    let outputs =
-        sampler.run(&device, &params, &buffers, inputs, seed).map_err(|e| report(reporter, &e, "sample"))?;
+    let total = sampler.segment_runs();
+    let mut last_report = Instant::now();
+    let mut progress = |runs: usize| {
+        // A line every ~10 s for long samplers (PixelCNN runs its net once per pixel).
+        if last_report.elapsed().as_secs() >= 10 {
+            last_report = Instant::now();
+            let per = started.elapsed().as_secs_f64() / runs as f64;
+            let left = per * total.saturating_sub(runs) as f64;
+            eprintln!("  {runs}/{total} segment runs, {per:.2}s each, about {left:.0}s left");
+        }
+    };
+    let outputs = sampler
+        .run_with_progress(&device, &params, &buffers, inputs, seed, &mut progress)
+        .map_err(|e| report(reporter, &e, "sample"))?;
     let images = outputs.iter().find(|(name, _)| name == "out").or(outputs.first()).map(|(_, t)| t);
     let shape: Option<[usize; 4]> = images.and_then(|t| t.shape.clone().try_into().ok());
     let (Some(images), Some(shape)) = (images, shape) else {
@@ -163,6 +172,23 @@ fn sample(args: &Args, reporter: &Reporter) -> Result<(), Status> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The values of a unit's free dims.
+enum Binding {
+    /// A sampler called for `n` samples: every free dim (`n` of `x: [n, C, H, W]`) is `n`.
+    Every(i64),
+    /// A `sample` entry: the batch dim at the run's batch size.
+    Batch(String, i64),
+}
+
+impl Binding {
+    fn of(&self, dim: &str) -> Option<i64> {
+        match self {
+            Binding::Every(n) => Some(*n),
+            Binding::Batch(name, b) => (dim == name).then_some(*b),
+        }
+    }
 }
 
 /// A relative spec path as written in the config (relative to where `genc train` ran), or

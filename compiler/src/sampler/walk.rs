@@ -47,6 +47,22 @@ pub fn run<E: Evaluator>(
     program.outputs.iter().map(|(name, v)| Ok((name.clone(), host.get(evaluator, *v)?))).collect()
 }
 
+/// How many segment runs `steps` make, loops counted out and each branch at its longer side
+/// (an upper bound, for progress reports).
+pub fn segment_runs(steps: &[HostStep]) -> usize {
+    steps
+        .iter()
+        .map(|s| match s {
+            HostStep::Run { .. } => 1,
+            HostStep::Copy { .. } => 0,
+            HostStep::Loop { first, last, body, .. } => {
+                (first.abs_diff(*last) as usize).saturating_add(1).saturating_mul(segment_runs(body))
+            }
+            HostStep::If { then, otherwise, .. } => segment_runs(then).max(segment_runs(otherwise)),
+        })
+        .fold(0, usize::saturating_add)
+}
+
 /// The host's state: the current value of every variable.
 struct Host<'p, T> {
     program: &'p SamplerProgram,
