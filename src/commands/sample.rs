@@ -95,11 +95,8 @@ fn sample(args: &Args, reporter: &Reporter) -> Result<(), Status> {
             (c, i, Binding::Every(n))
         }
         Target::Entry { index, .. } => {
+            // The entry's data (`x_test[0:32]`) comes in batches of `--n`.
             let batch_name = genc_compiler::plan::batch_dim(&plain);
-            let batch = config
-                .batch
-                .or(plain.schedule.as_ref().and_then(|s| s.batch.as_ref().map(|b| b.1)))
-                .unwrap_or(n as u64) as i64;
             let i = plain
                 .units
                 .iter()
@@ -107,7 +104,7 @@ fn sample(args: &Args, reporter: &Reporter) -> Result<(), Status> {
                 .filter(|(_, u)| u.kind == UnitKind::Sample)
                 .nth(*index)
                 .map(|(i, _)| i);
-            (plain, i, Binding::Batch(batch_name, batch))
+            (plain, i, Binding::Batch(batch_name, n))
         }
     };
     let label = match &target {
@@ -178,7 +175,7 @@ fn sample(args: &Args, reporter: &Reporter) -> Result<(), Status> {
 enum Binding {
     /// A sampler called for `n` samples: every free dim (`n` of `x: [n, C, H, W]`) is `n`.
     Every(i64),
-    /// A `sample` entry: the batch dim at the run's batch size.
+    /// A `sample` entry: the batch dim at `--n`.
     Batch(String, i64),
 }
 

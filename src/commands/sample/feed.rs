@@ -6,7 +6,7 @@
 //! that file is being changed): deduplicate them into a shared module.
 
 use genc_compiler::check::{DataSpec, OptionValue};
-use genc_compiler::sampler::{SamplerProgram, VarKind};
+use genc_compiler::sampler::{HostStep, SamplerProgram, VarKind};
 use genc_runtime::data::{Batch, BatcherState, Binarize, Dataset, Pair, Split, Transforms};
 use genc_runtime::device::{Device, DeviceTensor};
 use genc_runtime::sample::SampleError;
@@ -19,7 +19,8 @@ pub enum Kind {
     ByName,
 }
 
-/// The unit's inputs (in the order of `program.inputs`); no data is read when it has none.
+/// The unit's inputs (in the order of `program.inputs`). An input nothing reads (a `sample`
+/// entry sees every data name) is zeros; data is loaded only for the others.
 pub fn inputs(
     device: &Device,
     program: &SamplerProgram,
@@ -27,58 +28,87 @@ pub fn inputs(
     data: &[DataSpec],
     folder: Option<&std::path::Path>,
 ) -> Result<Vec<DeviceTensor>, SampleError> {
-    if program.inputs.is_empty() {
-        return Ok(Vec::new());
-    }
+    let read = read_vars(program);
     let fail = |input: &str, reason: String| SampleError::Inputs {
         name: program.name.clone(),
         input: input.to_string(),
         reason,
     };
-    let first = program.vars.get(program.inputs[0]).map_or("?", |v| v.name.as_str());
-    let source = data
-        .iter()
-        .find(|d| split_of(d) == Split::Test)
-        .or_else(|| data.first())
-        .ok_or_else(|| fail(first, "the spec has no `data`".into()))?;
-    let dataset = match source.source.as_str() {
-        "fashion_mnist" | "mnist" => Dataset::fashion_mnist(split_of(source), folder),
-        other => return Err(fail(first, format!("data source `{other}` is not supported yet"))),
-    }
-    .map_err(|e| fail(first, e.to_string()))?;
+    let mut loaded: Vec<(usize, Dataset)> = Vec::new();
     let mut out = Vec::new();
     for (k, &v) in program.inputs.iter().enumerate() {
         let var = program
             .vars
             .get(v)
             .filter(|x| x.kind == VarKind::Input)
-            .ok_or_else(|| fail(first, "a malformed input".into()))?;
-        let position = match kind {
-            Kind::Arguments => Some(k),
-            Kind::ByName => source.names.iter().position(|n| *n == var.name),
+            .ok_or_else(|| fail("?", "a malformed input".into()))?;
+        let numel: usize = var.shape.iter().product();
+        if !read.contains(&v) {
+            out.push(DeviceTensor::from_f32(device, var.dtype, &var.shape, &vec![0.0; numel]));
+            continue;
+        }
+        // The data source and the position of this input among its names.
+        let found = match kind {
+            Kind::Arguments => {
+                let source =
+                    data.iter().position(|d| split_of(d) == Split::Test).or((!data.is_empty()).then_some(0));
+                source.map(|d| (d, k))
+            }
+            Kind::ByName => data
+                .iter()
+                .enumerate()
+                .find_map(|(d, spec)| spec.names.iter().position(|n| *n == var.name).map(|p| (d, p))),
         };
+        let (d, position) = found.ok_or_else(|| fail(&var.name, "no `data` of the spec gives it".into()))?;
+        let source = &data[d];
+        if !loaded.iter().any(|(i, _)| *i == d) {
+            let dataset = match source.source.as_str() {
+                "fashion_mnist" | "mnist" => Dataset::fashion_mnist(split_of(source), folder),
+                other => return Err(fail(&var.name, format!("data source `{other}` is not supported yet"))),
+            }
+            .map_err(|e| fail(&var.name, e.to_string()))?;
+            loaded.push((d, dataset));
+        }
+        let Some((_, dataset)) = loaded.iter().find(|(i, _)| *i == d) else { continue };
         let count = var.shape.first().copied().unwrap_or(1);
         if count > dataset.len() {
             return Err(fail(&var.name, format!("{count} samples, but the data has {}", dataset.len())));
         }
-        let batch = genc_runtime::data::make_batch(
-            &dataset,
-            &transforms_of(source),
-            &BatcherState::start(0, count, dataset.len()),
-        );
-        let values = pick(&batch, position).ok_or_else(|| {
+        let state = BatcherState::start(0, count, dataset.len());
+        let batch = genc_runtime::data::make_batch(dataset, &transforms_of(source), &state);
+        let values = pick(&batch, Some(position)).ok_or_else(|| {
             fail(&var.name, format!("the data `{}` gives nothing for it", source.names.join(", ")))
         })?;
-        let numel: usize = var.shape.iter().product();
         if values.len() != numel {
-            return Err(fail(
-                &var.name,
-                format!("it is {:?}, the data gives {} values", var.shape, values.len()),
-            ));
+            let reason = format!("it is {:?}, the data gives {} values", var.shape, values.len());
+            return Err(fail(&var.name, reason));
         }
         out.push(DeviceTensor::from_f32(device, var.dtype, &var.shape, &values));
     }
     Ok(out)
+}
+
+/// The variables something reads: a segment, a copy, a branch or the outputs.
+fn read_vars(program: &SamplerProgram) -> Vec<usize> {
+    fn walk(steps: &[HostStep], program: &SamplerProgram, out: &mut Vec<usize>) {
+        for s in steps {
+            match s {
+                HostStep::Run { segment } => {
+                    out.extend(program.segments.get(*segment).map(|g| g.reads.clone()).unwrap_or_default())
+                }
+                HostStep::Copy { from, .. } => out.push(*from),
+                HostStep::Loop { body, .. } => walk(body, program, out),
+                HostStep::If { cond, then, otherwise } => {
+                    out.push(*cond);
+                    walk(then, program, out);
+                    walk(otherwise, program, out);
+                }
+            }
+        }
+    }
+    let mut out: Vec<usize> = program.outputs.iter().map(|(_, v)| *v).collect();
+    walk(&program.body, program, &mut out);
+    out
 }
 
 /// The values of data name number `position`: the images, the pair (low-res or edges first),
