@@ -659,7 +659,7 @@ impl<'a> Checker<'a> {
         }
         let v = self.eval(e);
         self.frame().vars.pop();
-        let graph = self.end_graph(saved, &v, if kind == UnitKind::Phase { "loss" } else { "out" });
+        let (graph, host) = self.end_graph(saved, &v, if kind == UnitKind::Phase { "loss" } else { "out" });
         if let Some((optimizer, params)) = opt {
             match &v {
                 Val::Tensor(n) if graph.ty(*n).rank() == 0 => {
@@ -686,7 +686,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        self.units.push(Unit { kind, name: name.to_string(), graph });
+        self.units.push(Unit { kind, name: name.to_string(), graph, host });
     }
 
     /// E0115 when no parameter of the optimizer gets a gradient from the objective.

@@ -24,7 +24,13 @@ impl Units {
                     let planned = genc_compiler::plan::plan_forward(checked, kind, i, batch)
                         .map_err(|e| e.to_string())
                         .and_then(|p| LoadedPhase::load(device, &p).map_err(|e| e.to_string()));
-                    planned.map_err(|e| warn(&format!("warning: {} #{i} is skipped: {e}", kind.name()))).ok()
+                    let later = match kind {
+                        UnitKind::Sample => "; after training, `genc sample RUN_DIR` runs it",
+                        _ => "",
+                    };
+                    planned
+                        .map_err(|e| warn(&format!("warning: {} #{i} is skipped: {e}{later}", kind.name())))
+                        .ok()
                 })
                 .collect()
         };
