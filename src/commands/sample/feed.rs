@@ -5,9 +5,11 @@
 //! `split_of` and `transforms_of` are copies of the helpers in `train.rs` (kept apart while
 //! that file is being changed): deduplicate them into a shared module.
 
-use genc_compiler::check::{DataSpec, OptionValue};
+use genc_compiler::check::DataSpec;
 use genc_compiler::sampler::{HostStep, SamplerProgram, VarKind};
-use genc_runtime::data::{Batch, BatcherState, Binarize, Dataset, Pair, Split, Transforms};
+use genc_runtime::data::{Batch, BatcherState, Dataset, Split};
+
+use crate::commands::train::{split_of, transforms_of};
 use genc_runtime::device::{Device, DeviceTensor};
 use genc_runtime::sample::SampleError;
 
@@ -129,26 +131,4 @@ pub fn range(data: &[DataSpec]) -> (f32, f32) {
         .find(|d| split_of(d) == Split::Train)
         .and_then(|d| transforms_of(d).range)
         .unwrap_or((0.0, 1.0))
-}
-
-fn split_of(d: &DataSpec) -> Split {
-    match d.options.get("split") {
-        Some(OptionValue::Str(s)) if s == "test" => Split::Test,
-        _ => Split::Train,
-    }
-}
-
-fn transforms_of(d: &DataSpec) -> Transforms {
-    let range = d.options.get("range").and_then(|v| v.list()).and_then(|r| match r {
-        [lo, hi] => Some((*lo as f32, *hi as f32)),
-        _ => None,
-    });
-    let binarize =
-        matches!(d.options.get("binarize"), Some(OptionValue::Bool(true))).then_some(Binarize::Sample);
-    let pair = d.paired.as_ref().and_then(|(kind, o)| match kind.as_str() {
-        "downsample" => o.get("0").and_then(|v| v.number()).map(|r| Pair::Downsample(r as usize)),
-        "edges" => "sobel".parse().ok().map(Pair::Edges),
-        _ => None,
-    });
-    Transforms { flip: false, binarize, pair, range }
 }

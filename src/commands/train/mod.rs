@@ -18,7 +18,7 @@ use genc_runtime::data::{Batcher, BatcherState};
 use genc_runtime::device::{Device, DeviceChoice, DeviceTensor};
 use genc_runtime::train::Trainer;
 
-pub use feed::{RunData, inputs_for, transforms_of};
+pub use feed::{RunData, inputs_for, split_of, transforms_of};
 use folder::{RunFolder, record};
 use interrupt::Interrupt;
 use progress::Progress;
