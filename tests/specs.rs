@@ -91,7 +91,7 @@ fn kernel_counts_per_phase() {
             genc_compiler::plan::plan(&common::check(name, &source), None).unwrap_or_else(|e| panic!("{e}"));
         program.phases.iter().map(|p| (p.primitive_ops, p.kernels)).collect()
     };
-    assert_eq!(counts("vae"), [(111, 51)]);
-    assert_eq!(counts("dcgan"), [(295, 108), (228, 83)]);
-    assert_eq!(counts("wgan_gp"), [(630, 241), (243, 97)]);
+    assert_eq!(counts("vae"), [(111, 43)]);
+    assert_eq!(counts("dcgan"), [(295, 96), (228, 72)]);
+    assert_eq!(counts("wgan_gp"), [(630, 194), (243, 80)]);
 }

@@ -13,6 +13,16 @@
 //! A node joins its producer's group only if every other input it reads from outside the group
 //! was computed before the group began (node order is topological), so no group ever waits on
 //! a kernel that itself waits on the group.
+//!
+//! **Reduction prologues.** A `Reduce` whose input is a member of a fused group becomes that
+//! group's tail (`Role::Reduced`): one kernel evaluates the group's program at every element of
+//! the reduce's input, once, and folds the element into the reduction instead of writing it.
+//! Members read from outside the group are still written by that kernel, as they would be by
+//! the standalone group, so fusing never costs a launch or a recomputation; it saves the
+//! reduce's launch and the round trip of its input through memory. A group takes one reduce
+//! (the first in node order); a later reduce of the same group reads the written value.
+//! The reduce's result is not a member, so nothing that reads it can join the group (that
+//! would be a reduce-then-broadcast inside one kernel, which this kernel does not do).
 
 use crate::graph::{Graph, NodeId};
 use crate::prim::Prim;
@@ -28,6 +38,8 @@ pub enum Role {
     View,
     /// A member of fused element-wise group `n`.
     Fused(usize),
+    /// The reduction that group `n` feeds, computed by the group's kernel (its prologue).
+    Reduced(usize),
     /// A kernel of its own.
     Kernel,
 }
@@ -48,12 +60,25 @@ pub fn partition(g: &Graph) -> Partition {
     let mut roles: Vec<Role> = Vec::with_capacity(g.len());
     // For each group: its shape and the index of its first node.
     let mut groups: Vec<(Vec<crate::dim::Dim>, usize)> = Vec::new();
+    // Groups that already feed a reduction.
+    let mut reduced: Vec<bool> = Vec::new();
+    let mut live = vec![false; g.len()];
+    for n in g.live_nodes() {
+        live[n.index()] = true;
+    }
     for n in g.dag.node_indices() {
         let node = g.node(n);
         let role = match &node.prim {
             Prim::Input { .. } | Prim::Param { .. } | Prim::Buffer { .. } => Role::Leaf,
             Prim::Fill { .. } | Prim::Iota { .. } => Role::Constant,
             Prim::Reshape => Role::View,
+            Prim::Reduce { .. } => match prologue_group(g, n, &roles) {
+                Some(k) if live[n.index()] && !reduced[k] => {
+                    reduced[k] = true;
+                    Role::Reduced(k)
+                }
+                _ => Role::Kernel,
+            },
             prim if fusible(prim) => {
                 let inputs = g.inputs(n);
                 let join = inputs.iter().find_map(|&p| match roles[p.index()] {
@@ -71,6 +96,7 @@ pub fn partition(g: &Graph) -> Partition {
                     Some(k) => Role::Fused(k),
                     None => {
                         groups.push((node.ty.shape.clone(), n.index()));
+                        reduced.push(false);
                         Role::Fused(groups.len() - 1)
                     }
                 }
@@ -80,6 +106,18 @@ pub fn partition(g: &Graph) -> Partition {
         roles.push(role);
     }
     Partition { roles, groups: groups.len() }
+}
+
+/// The fused group whose member reduce node `n` reads, if any: the group can be its prologue.
+/// Every member has the group's shape, so the group runs over the reduce's input shape.
+fn prologue_group(g: &Graph, n: NodeId, roles: &[Role]) -> Option<usize> {
+    match g.inputs(n).as_slice() {
+        [x] => match roles[x.index()] {
+            Role::Fused(k) => Some(k),
+            Role::Leaf | Role::Constant | Role::View | Role::Reduced(_) | Role::Kernel => None,
+        },
+        _ => None,
+    }
 }
 
 impl Partition {
@@ -94,10 +132,16 @@ impl Partition {
                     groups.insert(k);
                 }
                 Role::Kernel => kernels += 1,
-                Role::Leaf | Role::Constant | Role::View => {}
+                // Computed by its group's kernel.
+                Role::Reduced(_) | Role::Leaf | Role::Constant | Role::View => {}
             }
         }
         groups.len() + kernels
+    }
+
+    /// The reduction group `k` feeds, if it has one.
+    pub fn reduction(&self, k: usize) -> Option<NodeId> {
+        self.roles.iter().position(|r| *r == Role::Reduced(k)).map(NodeId::new)
     }
 
     /// The members of group `k`, in order.
@@ -129,7 +173,11 @@ impl Partition {
                         .filter(|m| live.contains(m))
                         .map(|&m| g.node(m).prim.to_string())
                         .collect();
-                    let _ = writeln!(out, "  k{kernel} fused {} [{}]", g.node(n).ty, ops.join(", "));
+                    let tail = match self.reduction(k) {
+                        Some(r) => format!(" |> {} -> {}", g.node(r).prim, g.node(r).ty),
+                        None => String::new(),
+                    };
+                    let _ = writeln!(out, "  k{kernel} fused {} [{}]{tail}", g.node(n).ty, ops.join(", "));
                     kernel += 1;
                 }
                 Role::Kernel => {

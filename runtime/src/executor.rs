@@ -9,6 +9,7 @@ use genc_compiler::program::{FusedInstr, Operand, PhaseProgram, Step};
 
 use crate::device::{Device, DeviceError, DeviceTensor};
 use crate::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};
+use crate::kernels::reduce::{FusedReduce, run_fused_reduce};
 use crate::kernels::{self, Leaves, binary_op, unary_op};
 
 /// Where a non-finite number first appeared in a phase ([`LoadedPhase::first_non_finite`]).
@@ -107,6 +108,13 @@ impl LoadedPhase {
                     let ops: Vec<String> = instrs.iter().map(|i| i.prim.to_string()).collect();
                     return format!("fused kernel [{}]", ops.join(", "));
                 }
+                Step::FusedReduce { instrs, outputs, reduce, .. }
+                    if reduce.output == v || outputs.iter().any(|(_, o)| *o == v) =>
+                {
+                    let ops: Vec<String> = instrs.iter().map(|i| i.prim.to_string()).collect();
+                    let prim = Prim::Reduce { op: reduce.op, axes: reduce.axes.clone() };
+                    return format!("fused kernel [{}] |> {prim}", ops.join(", "));
+                }
                 _ => {}
             }
         }
@@ -141,13 +149,32 @@ impl LoadedPhase {
                 Step::Fused { shape, inputs, instrs, outputs } => {
                     let args = self.operands(inputs, &values, leaves)?;
                     let refs: Vec<&DeviceTensor> = args.iter().collect();
-                    let program = fused_program(phase, inputs.len(), instrs, outputs)?;
+                    let regs: Vec<usize> = outputs.iter().map(|(r, _)| *r).collect();
+                    let program = fused_program(phase, inputs.len(), instrs, &regs)?;
                     let dtypes: Vec<DType> = outputs.iter().map(|(_, v)| phase.values[*v].dtype).collect();
                     let results = run_fused(device, &program, &refs, shape, &dtypes)?;
                     for ((_, v), t) in outputs.iter().zip(results) {
                         values[*v] = Some(t);
                     }
                     outputs.iter().map(|(_, v)| *v).collect()
+                }
+                Step::FusedReduce { shape, inputs, instrs, outputs, reduce } => {
+                    let args = self.operands(inputs, &values, leaves)?;
+                    let refs: Vec<&DeviceTensor> = args.iter().collect();
+                    // The reduced register is the program's last output, split off again.
+                    let regs: Vec<usize> = outputs.iter().map(|(r, _)| *r).chain([reduce.arg]).collect();
+                    let mut program = fused_program(phase, inputs.len(), instrs, &regs)?;
+                    let arg = program.outputs.pop().ok_or_else(|| malformed(phase, "no reduced register"))?;
+                    let dtypes: Vec<DType> = outputs.iter().map(|(_, v)| phase.values[*v].dtype).collect();
+                    let spec = FusedReduce { program: &program, arg, op: reduce.op, axes: &reduce.axes };
+                    let out_dtype = phase.values[reduce.output].dtype;
+                    let (results, reduced) =
+                        run_fused_reduce(device, &spec, &refs, shape, &dtypes, out_dtype)?;
+                    for ((_, v), t) in outputs.iter().zip(results) {
+                        values[*v] = Some(t);
+                    }
+                    values[reduce.output] = Some(reduced);
+                    outputs.iter().map(|(_, v)| *v).chain([reduce.output]).collect()
                 }
                 Step::Release { values: dead } => {
                     for &v in dead {
@@ -199,13 +226,14 @@ impl LoadedPhase {
     }
 }
 
-/// Translates a planned fused group into the kernel's register program. Casts to f32 and
+/// Translates a planned fused group into the kernel's register program whose outputs are the
+/// planned registers `outputs`. Casts to f32 and
 /// same-type casts are free (every dtype is stored as f32): they alias their argument.
 fn fused_program(
     phase: &PhaseProgram,
     n_inputs: usize,
     instrs: &[FusedInstr],
-    outputs: &[(usize, usize)],
+    outputs: &[usize],
 ) -> Result<FusedProgram, DeviceError> {
     // Planned register -> kernel register.
     let mut reg: Vec<usize> = (0..n_inputs).collect();
@@ -241,7 +269,7 @@ fn fused_program(
     }
     let outputs = outputs
         .iter()
-        .map(|(r, _)| reg.get(*r).copied().ok_or_else(|| malformed(phase, "a fused output is missing")))
+        .map(|r| reg.get(*r).copied().ok_or_else(|| malformed(phase, "a fused output is missing")))
         .collect::<Result<_, _>>()?;
     Ok(FusedProgram { n_inputs, instrs: out, outputs })
 }

@@ -179,7 +179,11 @@ fn every_repeat_of_a_phase_draws_fresh_noise() {
     let mut trainer = Trainer::new(d, &c, program, 3).unwrap_or_else(|e| panic!("{e}"));
     let before = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
     let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
-        Ok(phase.inputs.iter().map(|s| DeviceTensor::from_f32(d, s.dtype, &s.shape, &vec![0.5; s.shape.iter().product()])).collect())
+        Ok(phase
+            .inputs
+            .iter()
+            .map(|s| DeviceTensor::from_f32(d, s.dtype, &s.shape, &vec![0.5; s.shape.iter().product()]))
+            .collect())
     };
     let report = trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
     let after = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));

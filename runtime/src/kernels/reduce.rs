@@ -9,11 +9,18 @@
 //!
 //! cubek's reduce is not used: it reduces one axis per launch, and this kernel gives the exact
 //! tie rule and the summation order the reference interpreter is compared against.
+//!
+//! **Fused reductions** ([`run_fused_reduce`]) put an element-wise program in front of the
+//! reduction (its prologue): each unit walks its row through strided views of the program's
+//! inputs, evaluates the program per element with the fused kernel's register machine, folds
+//! the chosen register into its accumulator and writes the registers the program must also
+//! output. No input is made contiguous first, and the reduced values never reach memory.
 
 use cubecl::prelude::*;
 use genc_compiler::prim::{DType, ReduceOp};
 
-use super::{cube_launch_dims, info_arg, movement};
+use super::elementwise::{FusedProgram, Instr, exec_from};
+use super::{cube_launch_dims, fast_div, info_arg, movement};
 use crate::device::{Device, DeviceError, DeviceTensor};
 
 /// The comptime form of a reduction.
@@ -123,32 +130,15 @@ pub fn reduce(
         return Ok(DeviceTensor::empty(device, out_dtype, out_shape));
     }
     if len == 0 {
-        // An empty reduction gives the op's identity (argmax of nothing: index 0).
-        let v = match op {
-            ReduceOp::Sum | ReduceOp::ArgMax | ReduceOp::ArgMin => 0.0,
-            ReduceOp::Mean => f32::NAN,
-            ReduceOp::Prod => 1.0,
-            ReduceOp::Max => f32::NEG_INFINITY,
-            ReduceOp::Min => f32::INFINITY,
-        };
-        return super::generate::fill(device, out_dtype, out_shape, v);
+        return super::generate::fill(device, out_dtype, out_shape, identity(op));
     }
     let mut perm: Vec<usize> = (0..rank).filter(|a| !axes.contains(a)).collect();
     perm.extend_from_slice(axes);
     let input = movement::contiguous(device, &x.permuted(&perm))?;
-    let (red, scale) = match op {
-        ReduceOp::Sum => (RedOp::Sum, 1.0),
-        ReduceOp::Mean => (RedOp::Sum, 1.0 / len as f32),
-        ReduceOp::Max => (RedOp::Max, 1.0),
-        ReduceOp::Min => (RedOp::Min, 1.0),
-        ReduceOp::Prod => (RedOp::Prod, 1.0),
-        ReduceOp::ArgMax => (RedOp::ArgMax, 1.0),
-        ReduceOp::ArgMin => (RedOp::ArgMin, 1.0),
-    };
+    let (red, scale, _) = red_op(op, len);
     let out = DeviceTensor::empty(device, out_dtype, out_shape);
-    let two_stage = rows < 512 && len >= 8192 && !matches!(red, RedOp::ArgMax | RedOp::ArgMin);
-    if two_stage {
-        let chunk = 1024;
+    let chunk = chunk_len(rows, len, red);
+    if chunk < len {
         let chunks = len.div_ceil(chunk);
         let partial = DeviceTensor::empty(device, DType::F32, &[rows, chunks]);
         launch_rows(device, &input, rows, len, chunk, red, 1.0, &partial)?;
@@ -157,4 +147,354 @@ pub fn reduce(
         launch_rows(device, &input, rows, len, len, red, scale, &out)?;
     }
     Ok(out)
+}
+
+/// The elements one unit reduces in the first stage: the whole row, or (long rows with few
+/// outputs, a loss's mean over a batch) fixed chunks whose partials a second stage reduces.
+/// ArgMax/ArgMin stay in one stage: their partials would lose the index.
+fn chunk_len(rows: usize, len: usize, op: RedOp) -> usize {
+    let two_stage = rows < 512 && len >= 8192 && !matches!(op, RedOp::ArgMax | RedOp::ArgMin);
+    if two_stage { 1024 } else { len }
+}
+
+/// The comptime form of a reduction with its result scale and starting value.
+fn red_op(op: ReduceOp, len: usize) -> (RedOp, f32, f32) {
+    match op {
+        ReduceOp::Sum => (RedOp::Sum, 1.0, 0.0),
+        ReduceOp::Mean => (RedOp::Sum, 1.0 / len as f32, 0.0),
+        ReduceOp::Max => (RedOp::Max, 1.0, f32::NEG_INFINITY),
+        ReduceOp::Min => (RedOp::Min, 1.0, f32::INFINITY),
+        ReduceOp::Prod => (RedOp::Prod, 1.0, 1.0),
+        ReduceOp::ArgMax => (RedOp::ArgMax, 1.0, f32::NEG_INFINITY),
+        ReduceOp::ArgMin => (RedOp::ArgMin, 1.0, f32::INFINITY),
+    }
+}
+
+/// What an empty reduction gives (argmax of nothing: index 0).
+fn identity(op: ReduceOp) -> f32 {
+    match op {
+        ReduceOp::Sum | ReduceOp::ArgMax | ReduceOp::ArgMin => 0.0,
+        ReduceOp::Mean => f32::NAN,
+        ReduceOp::Prod => 1.0,
+        ReduceOp::Max => f32::NEG_INFINITY,
+        ReduceOp::Min => f32::INFINITY,
+    }
+}
+
+// ---- fused reductions --------------------------------------------------------------------
+
+/// The comptime key of one compiled fused reduction.
+#[derive(CubeType, Clone, Debug, Hash, PartialEq, Eq)]
+pub struct FusedReduceConfig {
+    instrs: Sequence<Instr>,
+    n_inputs: usize,
+    /// The registers also written as element-wise outputs.
+    outputs: Sequence<usize>,
+    /// The register reduced.
+    arg: usize,
+    /// Ranks of the row space: kept axes (which row) and reduced axes (where in the row).
+    outer: usize,
+    inner: usize,
+    op: RedOp,
+}
+
+/// The buffer offset of row-major position `pos` in a space of `rank` axes: [`super::shape_info`]
+/// triples at `info[shape_at..]`, strides at `info[strides_at..]`. `pos` lies inside the
+/// space, so the outermost axis needs no division.
+#[cube]
+fn offset_in(pos: usize, info: &[u32], shape_at: usize, strides_at: usize, #[comptime] rank: usize) -> usize {
+    let mut at = 0usize;
+    if comptime!(rank > 0) {
+        let mut rem = pos;
+        #[unroll]
+        for k in 0..comptime!(rank - 1) {
+            let d = rank - 1 - k;
+            let extent = usize::cast_from(info[shape_at + 3 * d]);
+            let q = fast_div(rem, info[shape_at + 3 * d + 1], info[shape_at + 3 * d + 2]);
+            at += (rem - q * extent) * usize::cast_from(info[strides_at + d]);
+            rem = q;
+        }
+        at += rem * usize::cast_from(info[strides_at]);
+    }
+    at
+}
+
+/// info = [rows, len, chunk, outer shape triples, inner shape triples, then per buffer (the
+/// inputs, then the element outputs): offset, outer strides, inner strides].
+/// params = [scale, start value]. Unit `row * chunks + c` reduces row positions
+/// `c * chunk .. min(+chunk, len)` in order, as `reduce_kernel` does.
+#[cube(launch_unchecked)]
+fn fused_reduce_kernel<F: Float, N: Size>(
+    inputs: &Sequence<Box<[Vector<F, N>]>>,
+    outputs: &mut Sequence<Box<[Vector<F, N>]>>,
+    result: &mut [F],
+    params: &[F],
+    info: &[u32],
+    #[comptime] config: FusedReduceConfig,
+) {
+    let rows = usize::cast_from(info[0]);
+    let len = usize::cast_from(info[1]);
+    let chunk = usize::cast_from(info[2]);
+    #[allow(clippy::manual_div_ceil)]
+    let chunks = (len + chunk - 1) / chunk;
+    if ABSOLUTE_POS < rows * chunks {
+        let row = ABSOLUTE_POS / chunks;
+        let c = ABSOLUTE_POS % chunks;
+        let start = c * chunk;
+        let end = min(start + chunk, len);
+        let outer = comptime!(config.outer);
+        let inner = comptime!(config.inner);
+        let n_in = comptime!(config.n_inputs);
+        let n_out = comptime!(config.outputs.len());
+        let stride = comptime!(1 + outer + inner);
+        let first = comptime!(3 + 3 * (outer + inner));
+        let inner_shape = comptime!(3 + 3 * outer);
+        // Each buffer's offset at the start of this unit's row.
+        let mut bases = Sequence::<usize>::new();
+        #[unroll]
+        for b in 0..comptime!(n_in + n_out) {
+            let at = first + b * stride;
+            bases.push(usize::cast_from(info[at]) + offset_in(row, info, 3, at + 1, outer));
+        }
+        // info[0] < 2^31, so this is 0 at run time but not a constant.
+        let runtime_zero = Vector::<F, N>::new(F::cast_from(info[0] >> 31u32));
+        let mut acc = params[1];
+        let mut best = start;
+        for k in start..end {
+            let mut regs = Sequence::<Vector<F, N>>::new();
+            #[unroll]
+            for i in 0..n_in {
+                let strides_at = first + i * stride + 1 + outer;
+                let input = inputs.index(i);
+                regs.push(input[*bases.index(i) + offset_in(k, info, inner_shape, strides_at, inner)]);
+            }
+            exec_from::<F, N>(&mut regs, runtime_zero, config.instrs.clone(), 0usize);
+            #[unroll]
+            for o in 0..n_out {
+                let b = comptime!(n_in + o);
+                let strides_at = first + b * stride + 1 + outer;
+                let r = comptime!(*config.outputs.index(o));
+                let out = outputs.index_mut(o);
+                out[*bases.index(b) + offset_in(k, info, inner_shape, strides_at, inner)] = *regs.index(r);
+            }
+            let v = regs.index(comptime!(config.arg)).extract(0usize);
+            match comptime!(config.op) {
+                RedOp::Sum => acc += v,
+                RedOp::Prod => acc *= v,
+                RedOp::Max => acc = max(acc, v),
+                RedOp::Min => acc = min(acc, v),
+                RedOp::ArgMax => {
+                    if v > acc {
+                        acc = v;
+                        best = k;
+                    }
+                }
+                RedOp::ArgMin => {
+                    if v < acc {
+                        acc = v;
+                        best = k;
+                    }
+                }
+            }
+        }
+        match comptime!(config.op) {
+            RedOp::ArgMax => result[ABSOLUTE_POS] = F::cast_from(best),
+            RedOp::ArgMin => result[ABSOLUTE_POS] = F::cast_from(best),
+            _ => result[ABSOLUTE_POS] = acc * params[0],
+        }
+    }
+}
+
+/// The row space of a fused reduction: kept axes (one row each) then reduced axes (the row),
+/// extent-1 axes dropped and neighbours merged wherever every buffer steps through them as
+/// through one axis, so most rows are one strided run (no index division per element).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RowSpace {
+    pub outer: Vec<usize>,
+    pub inner: Vec<usize>,
+    /// Per buffer: the strides of the outer axes, then of the inner ones.
+    pub strides: Vec<Vec<usize>>,
+}
+
+/// Collapses `axes` of `shape` (in order) for buffers with `strides` (one list per buffer, in
+/// `shape`'s axes): the extents and per-buffer strides of the merged axes.
+fn collapse(shape: &[usize], axes: &[usize], strides: &[Vec<usize>]) -> (Vec<usize>, Vec<Vec<usize>>) {
+    let mut extents: Vec<usize> = Vec::new();
+    let mut merged: Vec<Vec<usize>> = vec![Vec::new(); strides.len()];
+    for &a in axes {
+        if shape[a] == 1 {
+            continue;
+        }
+        // The merged axis so far steps by its last stride; the next axis continues it when
+        // that stride spans exactly one sweep of the next axis, in every buffer.
+        let joins = !extents.is_empty()
+            && strides.iter().zip(&merged).all(|(s, m)| m.last() == Some(&(s[a] * shape[a])));
+        if let (true, Some(e)) = (joins, extents.last_mut()) {
+            *e *= shape[a];
+            for (m, s) in merged.iter_mut().zip(strides) {
+                if let Some(last) = m.last_mut() {
+                    *last = s[a];
+                }
+            }
+        } else {
+            extents.push(shape[a]);
+            for (m, s) in merged.iter_mut().zip(strides) {
+                m.push(s[a]);
+            }
+        }
+    }
+    (extents, merged)
+}
+
+pub(crate) fn row_space(shape: &[usize], axes: &[usize], strides: &[Vec<usize>]) -> RowSpace {
+    let kept: Vec<usize> = (0..shape.len()).filter(|a| !axes.contains(a)).collect();
+    let (outer, outer_strides) = collapse(shape, &kept, strides);
+    let (inner, inner_strides) = collapse(shape, axes, strides);
+    let strides = outer_strides.into_iter().zip(inner_strides).map(|(mut o, i)| {
+        o.extend(i);
+        o
+    });
+    RowSpace { outer, inner, strides: strides.collect() }
+}
+
+/// A reduction behind a fused element-wise program: `program.outputs` are the registers also
+/// written (each as a tensor of the program's shape), `arg` the register reduced.
+#[derive(Clone, Debug)]
+pub struct FusedReduce<'a> {
+    pub program: &'a FusedProgram,
+    pub arg: usize,
+    pub op: ReduceOp,
+    pub axes: &'a [usize],
+}
+
+/// Runs `spec.program` over `inputs` (each broadcastable to `shape`) and reduces register
+/// `spec.arg` over `spec.axes` (kept with extent 1) in the same kernel. Returns the element
+/// outputs (with `out_dtypes`) and the reduction (with `out_dtype`).
+pub fn run_fused_reduce(
+    device: &Device,
+    spec: &FusedReduce,
+    inputs: &[&DeviceTensor],
+    shape: &[usize],
+    out_dtypes: &[DType],
+    out_dtype: DType,
+) -> Result<(Vec<DeviceTensor>, DeviceTensor), DeviceError> {
+    let outs: Vec<DeviceTensor> =
+        out_dtypes.iter().map(|&dt| DeviceTensor::empty(device, dt, shape)).collect();
+    let mut out_shape = shape.to_vec();
+    for &a in spec.axes {
+        if let Some(d) = out_shape.get_mut(a) {
+            *d = 1;
+        }
+    }
+    let rows: usize = out_shape.iter().product();
+    let len: usize = spec.axes.iter().filter_map(|&a| shape.get(a)).product();
+    if rows == 0 {
+        return Ok((outs, DeviceTensor::empty(device, out_dtype, &out_shape)));
+    }
+    if len == 0 {
+        let empty = super::generate::fill(device, out_dtype, &out_shape, identity(spec.op))?;
+        return Ok((outs, empty));
+    }
+    let views: Vec<DeviceTensor> = inputs.iter().map(|t| broadcast_view(t, shape)).collect();
+    let buffers: Vec<&DeviceTensor> = views.iter().chain(&outs).collect();
+    let strides: Vec<Vec<usize>> = buffers.iter().map(|b| b.strides.clone()).collect();
+    let space = row_space(shape, spec.axes, &strides);
+    let mut info: Vec<u32> = Vec::new();
+    let (red, scale, start) = red_op(spec.op, len);
+    let chunk = chunk_len(rows, len, red);
+    info.extend([rows as u32, len as u32, chunk as u32]);
+    info.extend(super::shape_info(&space.outer));
+    info.extend(super::shape_info(&space.inner));
+    for (b, s) in buffers.iter().zip(&space.strides) {
+        info.push(b.offset as u32);
+        info.extend(s.iter().map(|&x| x as u32));
+    }
+    let mut instrs = Sequence::new();
+    for &instr in &spec.program.instrs {
+        instrs.push(instr);
+    }
+    let mut out_regs = Sequence::new();
+    for &r in &spec.program.outputs {
+        out_regs.push(r);
+    }
+    let config = FusedReduceConfig {
+        instrs,
+        n_inputs: inputs.len(),
+        outputs: out_regs,
+        arg: spec.arg,
+        outer: space.outer.len(),
+        inner: space.inner.len(),
+        op: red,
+    };
+    let result = DeviceTensor::empty(device, out_dtype, &out_shape);
+    let chunks = len.div_ceil(chunk);
+    let first =
+        if chunks > 1 { DeviceTensor::empty(device, DType::F32, &[rows, chunks]) } else { result.clone() };
+    let scale1 = if chunks > 1 { 1.0 } else { scale };
+    let mut in_args = SequenceArg::new();
+    for v in &views {
+        let (handle, n) = super::buffer_of(v)?;
+        // SAFETY: `n` is the buffer's size in f32 elements.
+        in_args.push(unsafe { BufferArg::from_raw_parts(handle, n) });
+    }
+    let mut out_args = SequenceArg::new();
+    for o in &outs {
+        let (handle, n) = super::buffer_of(o)?;
+        // SAFETY: a fresh output of `n` f32 elements.
+        out_args.push(unsafe { BufferArg::from_raw_parts(handle, n) });
+    }
+    let (rh, rl) = super::buffer_of(&first)?;
+    let client = device.client();
+    let (count, dim) = cube_launch_dims(client, rows * chunks);
+    // SAFETY: every unit below rows * chunks writes its own result slot; every element offset
+    // is a position inside the row space (rows x len, the program's shape permuted), read or
+    // written through the strides of a valid view of that shape.
+    unsafe {
+        fused_reduce_kernel::launch_unchecked::<f32>(
+            client,
+            count,
+            dim,
+            1,
+            in_args,
+            out_args,
+            BufferArg::from_raw_parts(rh, rl),
+            super::params_arg(device, &[scale1, start]),
+            info_arg(device, &info),
+            config,
+        );
+    }
+    if chunks > 1 {
+        launch_rows(device, &first, rows, chunks, chunks, red, scale, &result)?;
+    }
+    Ok((outs, result))
+}
+
+/// `t` viewed with `shape`: missing leading axes and extent-1 axes repeat (stride 0).
+fn broadcast_view(t: &DeviceTensor, shape: &[usize]) -> DeviceTensor {
+    let lift = shape.len().saturating_sub(t.shape.len());
+    let mut lifted = t.clone();
+    lifted.shape = std::iter::repeat_n(1, lift).chain(t.shape.iter().copied()).collect();
+    lifted.strides = std::iter::repeat_n(0, lift).chain(t.strides.iter().copied()).collect();
+    lifted.broadcast_to(shape)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RowSpace, row_space};
+
+    #[test]
+    fn row_space_merges_runs_and_drops_unit_axes() {
+        // Contiguous [4, 1, 3, 5] summed over [2, 3]: one row of 15 per output.
+        let s = row_space(&[4, 1, 3, 5], &[2, 3], &[vec![15, 15, 5, 1]]);
+        assert_eq!(s, RowSpace { outer: vec![4], inner: vec![15], strides: vec![vec![15, 1]] });
+        // Summed over [0, 3]: two reduced axes that do not touch stay apart.
+        let s = row_space(&[4, 1, 3, 5], &[0, 3], &[vec![15, 15, 5, 1]]);
+        assert_eq!(s, RowSpace { outer: vec![3], inner: vec![4, 5], strides: vec![vec![5, 15, 1]] });
+        // A broadcast input (stride 0 on axis 1) stops the merge of axes 0 and 1.
+        let s = row_space(&[2, 3, 4], &[0, 1, 2], &[vec![12, 4, 1], vec![4, 0, 1]]);
+        assert_eq!(
+            s,
+            RowSpace { outer: vec![], inner: vec![2, 3, 4], strides: vec![vec![12, 4, 1], vec![4, 0, 1]] }
+        );
+    }
 }
