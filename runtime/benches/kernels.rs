@@ -2,16 +2,18 @@
 //!
 //! Prints matmul GFLOP/s (512³, 1024³, the DCGAN shape 12544x1024x128) for each matmul path,
 //! forward and backward times of the DCGAN-28 convolution layers at batch 64, the fused
-//! element-wise `tanh(a*b+c)` bandwidth on 16M floats, and the cost of one kernel launch.
+//! element-wise `tanh(a*b+c)` bandwidth on 16M floats, reductions with a fused element-wise
+//! prologue against the same work in two kernels, and the cost of one kernel launch.
 //! Each figure is the median of several repetitions, each ending with a device sync;
 //! the first call (which compiles the kernel) is not timed. `BENCH_QUICK=1` runs fewer reps.
 
 use std::time::Instant;
 
-use genc_compiler::prim::{BinaryOp, ConvGeometry, DType, Prim, UnaryOp};
+use genc_compiler::prim::{BinaryOp, ConvGeometry, DType, Prim, ReduceOp, UnaryOp};
 use genc_runtime::device::{Device, DeviceChoice, DeviceTensor};
 use genc_runtime::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};
 use genc_runtime::kernels::matmul::{MatmulPath, matmul};
+use genc_runtime::kernels::reduce::{FusedReduce, run_fused_reduce};
 use genc_runtime::kernels::{self, Leaves};
 
 fn fail(e: impl std::fmt::Display) -> ! {
@@ -179,6 +181,54 @@ fn main() {
             run(Prim::Unary(UnaryOp::Tanh), &[&s]);
         });
         println!("unfused (3 kernels): {:.2} ms", s3 * 1e3);
+    }
+
+    if only.is_empty() || only == "reduce" {
+        // (what, shape, second input's shape, axes, squared difference or product, whether the
+        // element value is also written): batch-norm variance, a bias gradient, a loss mean.
+        let cases: [(&str, &[usize], &[usize], &[usize], bool, bool); 3] = [
+            (
+                "sum((x - m)^2) over 0,2,3 of [128, 256, 7, 7]",
+                &[128, 256, 7, 7],
+                &[1, 256, 1, 1],
+                &[0, 2, 3],
+                true,
+                false,
+            ),
+            ("sum(a * b) over 0 of [100, 784], a * b written", &[100, 784], &[100, 784], &[0], false, true),
+            ("mean((a - b)^2) over all of [100, 784]", &[100, 784], &[100, 784], &[0, 1], true, false),
+        ];
+        for (what, shape, other, axes, square, write) in cases {
+            let (a, b) = (random(&device, shape, 9), random(&device, other, 10));
+            let instrs = if square {
+                vec![Instr { op: EwOp::Sub, a: 0, b: 1, c: 0 }, Instr { op: EwOp::Mul, a: 2, b: 2, c: 0 }]
+            } else {
+                vec![Instr { op: EwOp::Mul, a: 0, b: 1, c: 0 }]
+            };
+            let last = 1 + instrs.len();
+            let written = if write { vec![last] } else { vec![] };
+            let op = if what.starts_with("mean") { ReduceOp::Mean } else { ReduceOp::Sum };
+            let mut out_shape = shape.to_vec();
+            for &ax in axes {
+                out_shape[ax] = 1;
+            }
+            let two = FusedProgram { n_inputs: 2, instrs: instrs.clone(), outputs: vec![last] };
+            let unfused = time(&device, || {
+                let outs =
+                    run_fused(&device, &two, &[&a, &b], shape, &[DType::F32]).unwrap_or_else(|e| fail(e));
+                let prim = Prim::Reduce { op, axes: axes.to_vec() };
+                kernels::eval(&device, &prim, &[&outs[0]], &out_shape, DType::F32, &leaves)
+                    .unwrap_or_else(|e| fail(e));
+            });
+            let one = FusedProgram { n_inputs: 2, instrs, outputs: written.clone() };
+            let spec = FusedReduce { program: &one, arg: last, op, axes };
+            let dtypes = vec![DType::F32; written.len()];
+            let fused = time(&device, || {
+                run_fused_reduce(&device, &spec, &[&a, &b], shape, &dtypes, DType::F32)
+                    .unwrap_or_else(|e| fail(e));
+            });
+            println!("{what}: fused {:.3} ms, two kernels {:.3} ms", fused * 1e3, unfused * 1e3);
+        }
     }
 
     if only.is_empty() || only == "launch" {

@@ -157,6 +157,16 @@ fn chunk_len(rows: usize, len: usize, op: RedOp) -> usize {
     if two_stage { 1024 } else { len }
 }
 
+/// The chunk of a fused reduction's first stage. Its rows carry the prologue's work too, so it
+/// splits rows sooner than [`chunk_len`]: rows under 4096 longer than 512 go in chunks of 128
+/// (at most 4096 partials per row), which keeps a batch-norm statistic (256 rows of 6272) or a
+/// loss mean (one row) spread over thousands of units. On lavapipe the two rules measured
+/// alike; the finer split is for devices with more lanes than two CPU cores have.
+fn fused_chunk_len(rows: usize, len: usize, op: RedOp) -> usize {
+    let two_stage = rows < 4096 && len >= 512 && !matches!(op, RedOp::ArgMax | RedOp::ArgMin);
+    if two_stage { len.div_ceil(4096).max(128) } else { len }
+}
+
 /// The comptime form of a reduction with its result scale and starting value.
 fn red_op(op: ReduceOp, len: usize) -> (RedOp, f32, f32) {
     match op {
@@ -188,6 +198,8 @@ fn identity(op: ReduceOp) -> f32 {
 pub struct FusedReduceConfig {
     instrs: Sequence<Instr>,
     n_inputs: usize,
+    /// Per input: it has stride 0 along every reduced axis, so one read per row serves all.
+    invariant: Sequence<bool>,
     /// The registers also written as element-wise outputs.
     outputs: Sequence<usize>,
     /// The register reduced.
@@ -198,23 +210,34 @@ pub struct FusedReduceConfig {
     op: RedOp,
 }
 
-/// The buffer offset of row-major position `pos` in a space of `rank` axes: [`super::shape_info`]
-/// triples at `info[shape_at..]`, strides at `info[strides_at..]`. `pos` lies inside the
-/// space, so the outermost axis needs no division.
+/// The coordinates of row-major position `pos` in a space of `rank` axes ([`super::shape_info`]
+/// triples at `info[shape_at..]`), innermost axis first. `pos` lies inside the space, so the
+/// outermost axis needs no division. Computed once per element and shared by every buffer.
 #[cube]
-fn offset_in(pos: usize, info: &[u32], shape_at: usize, strides_at: usize, #[comptime] rank: usize) -> usize {
-    let mut at = 0usize;
+fn coords_of(pos: usize, info: &[u32], shape_at: usize, #[comptime] rank: usize) -> Sequence<usize> {
+    let mut rev = Sequence::<usize>::new();
     if comptime!(rank > 0) {
         let mut rem = pos;
         #[unroll]
         for k in 0..comptime!(rank - 1) {
             let d = rank - 1 - k;
-            let extent = usize::cast_from(info[shape_at + 3 * d]);
             let q = fast_div(rem, info[shape_at + 3 * d + 1], info[shape_at + 3 * d + 2]);
-            at += (rem - q * extent) * usize::cast_from(info[strides_at + d]);
+            rev.push(rem - q * usize::cast_from(info[shape_at + 3 * d]));
             rem = q;
         }
-        at += rem * usize::cast_from(info[strides_at]);
+        rev.push(rem);
+    }
+    rev
+}
+
+/// The offset of coordinates `rev` (innermost first) through strides at `info[strides_at..]`
+/// (outermost first).
+#[cube]
+fn offset_of(rev: &Sequence<usize>, info: &[u32], strides_at: usize, #[comptime] rank: usize) -> usize {
+    let mut at = 0usize;
+    #[unroll]
+    for j in 0..rank {
+        at += *rev.index(j) * usize::cast_from(info[strides_at + rank - 1 - j]);
     }
     at
 }
@@ -250,23 +273,40 @@ fn fused_reduce_kernel<F: Float, N: Size>(
         let first = comptime!(3 + 3 * (outer + inner));
         let inner_shape = comptime!(3 + 3 * outer);
         // Each buffer's offset at the start of this unit's row.
+        let row_coords = coords_of(row, info, 3, outer);
         let mut bases = Sequence::<usize>::new();
         #[unroll]
         for b in 0..comptime!(n_in + n_out) {
             let at = first + b * stride;
-            bases.push(usize::cast_from(info[at]) + offset_in(row, info, 3, at + 1, outer));
+            bases.push(usize::cast_from(info[at]) + offset_of(&row_coords, info, at + 1, outer));
         }
         // info[0] < 2^31, so this is 0 at run time but not a constant.
         let runtime_zero = Vector::<F, N>::new(F::cast_from(info[0] >> 31u32));
+        // Inputs that do not move along the row (a per-channel mean) are read once.
+        let mut fixed = Sequence::<Vector<F, N>>::new();
+        #[unroll]
+        for i in 0..n_in {
+            if comptime!(*config.invariant.index(i)) {
+                let input = inputs.index(i);
+                fixed.push(input[*bases.index(i)]);
+            } else {
+                fixed.push(runtime_zero);
+            }
+        }
         let mut acc = params[1];
         let mut best = start;
         for k in start..end {
+            let coords = coords_of(k, info, inner_shape, inner);
             let mut regs = Sequence::<Vector<F, N>>::new();
             #[unroll]
             for i in 0..n_in {
-                let strides_at = first + i * stride + 1 + outer;
-                let input = inputs.index(i);
-                regs.push(input[*bases.index(i) + offset_in(k, info, inner_shape, strides_at, inner)]);
+                if comptime!(*config.invariant.index(i)) {
+                    regs.push(*fixed.index(i));
+                } else {
+                    let strides_at = first + i * stride + 1 + outer;
+                    let input = inputs.index(i);
+                    regs.push(input[*bases.index(i) + offset_of(&coords, info, strides_at, inner)]);
+                }
             }
             exec_from::<F, N>(&mut regs, runtime_zero, config.instrs.clone(), 0usize);
             #[unroll]
@@ -275,7 +315,7 @@ fn fused_reduce_kernel<F: Float, N: Size>(
                 let strides_at = first + b * stride + 1 + outer;
                 let r = comptime!(*config.outputs.index(o));
                 let out = outputs.index_mut(o);
-                out[*bases.index(b) + offset_in(k, info, inner_shape, strides_at, inner)] = *regs.index(r);
+                out[*bases.index(b) + offset_of(&coords, info, strides_at, inner)] = *regs.index(r);
             }
             let v = regs.index(comptime!(config.arg)).extract(0usize);
             match comptime!(config.op) {
@@ -401,7 +441,7 @@ pub fn run_fused_reduce(
     let space = row_space(shape, spec.axes, &strides);
     let mut info: Vec<u32> = Vec::new();
     let (red, scale, start) = red_op(spec.op, len);
-    let chunk = chunk_len(rows, len, red);
+    let chunk = fused_chunk_len(rows, len, red);
     info.extend([rows as u32, len as u32, chunk as u32]);
     info.extend(super::shape_info(&space.outer));
     info.extend(super::shape_info(&space.inner));
@@ -417,9 +457,14 @@ pub fn run_fused_reduce(
     for &r in &spec.program.outputs {
         out_regs.push(r);
     }
+    let mut invariant = Sequence::new();
+    for strides in space.strides.iter().take(inputs.len()) {
+        invariant.push(strides[space.outer.len()..].iter().all(|&x| x == 0));
+    }
     let config = FusedReduceConfig {
         instrs,
         n_inputs: inputs.len(),
+        invariant,
         outputs: out_regs,
         arg: spec.arg,
         outer: space.outer.len(),
