@@ -19,8 +19,10 @@
 //! the reduce's input, once, and folds the element into the reduction instead of writing it.
 //! Members read from outside the group are still written by that kernel, as they would be by
 //! the standalone group, so fusing never costs a launch or a recomputation; it saves the
-//! reduce's launch and the round trip of its input through memory. A group takes one reduce
-//! (the first in node order); a later reduce of the same group reads the written value.
+//! reduce's launch and the round trip of its input through memory. A group takes up to
+//! [`MAX_REDUCTIONS`] reduces over the same axes (batch-norm's backward sums `dy` and
+//! `dy * x̂` per channel), all folded in the same pass; a reduce over other axes, or one too
+//! many, reads the written value in a kernel of its own.
 //! The reduce's result is not a member, so nothing that reads it can join the group (that
 //! would be a reduce-then-broadcast inside one kernel, which this kernel does not do).
 
@@ -38,7 +40,7 @@ pub enum Role {
     View,
     /// A member of fused element-wise group `n`.
     Fused(usize),
-    /// The reduction that group `n` feeds, computed by the group's kernel (its prologue).
+    /// A reduction that group `n` feeds, computed by the group's kernel (its prologue).
     Reduced(usize),
     /// A kernel of its own.
     Kernel,
@@ -51,6 +53,9 @@ pub struct Partition {
     pub groups: usize,
 }
 
+/// The most reductions one fused kernel folds (its accumulators live in registers).
+pub const MAX_REDUCTIONS: usize = 4;
+
 /// True for the ops a fused element-wise kernel evaluates.
 fn fusible(prim: &Prim) -> bool {
     prim.is_elementwise() || matches!(prim, Prim::Broadcast | Prim::StopGrad)
@@ -60,8 +65,8 @@ pub fn partition(g: &Graph) -> Partition {
     let mut roles: Vec<Role> = Vec::with_capacity(g.len());
     // For each group: its shape and the index of its first node.
     let mut groups: Vec<(Vec<crate::dim::Dim>, usize)> = Vec::new();
-    // Groups that already feed a reduction.
-    let mut reduced: Vec<bool> = Vec::new();
+    // Per group: the axes and count of the reductions it feeds so far.
+    let mut reduced: Vec<(Vec<usize>, usize)> = Vec::new();
     let mut live = vec![false; g.len()];
     for n in g.live_nodes() {
         live[n.index()] = true;
@@ -72,9 +77,9 @@ pub fn partition(g: &Graph) -> Partition {
             Prim::Input { .. } | Prim::Param { .. } | Prim::Buffer { .. } => Role::Leaf,
             Prim::Fill { .. } | Prim::Iota { .. } => Role::Constant,
             Prim::Reshape => Role::View,
-            Prim::Reduce { .. } => match prologue_group(g, n, &roles) {
-                Some(k) if live[n.index()] && !reduced[k] => {
-                    reduced[k] = true;
+            Prim::Reduce { axes, .. } => match prologue_group(g, n, &roles) {
+                Some(k) if live[n.index()] && joins_reductions(&reduced[k], axes) => {
+                    reduced[k] = (axes.clone(), reduced[k].1 + 1);
                     Role::Reduced(k)
                 }
                 _ => Role::Kernel,
@@ -96,7 +101,7 @@ pub fn partition(g: &Graph) -> Partition {
                     Some(k) => Role::Fused(k),
                     None => {
                         groups.push((node.ty.shape.clone(), n.index()));
-                        reduced.push(false);
+                        reduced.push((Vec::new(), 0));
                         Role::Fused(groups.len() - 1)
                     }
                 }
@@ -106,6 +111,13 @@ pub fn partition(g: &Graph) -> Partition {
         roles.push(role);
     }
     Partition { roles, groups: groups.len() }
+}
+
+/// Whether a reduction over `axes` can join a group's `(axes, count)` reductions: they share
+/// one pass over the rows, so the axes must be the same.
+fn joins_reductions(reduced: &(Vec<usize>, usize), axes: &[usize]) -> bool {
+    let (have, count) = reduced;
+    *count == 0 || (*count < MAX_REDUCTIONS && have.as_slice() == axes)
 }
 
 /// The fused group whose member reduce node `n` reads, if any: the group can be its prologue.
@@ -139,9 +151,14 @@ impl Partition {
         groups.len() + kernels
     }
 
-    /// The reduction group `k` feeds, if it has one.
-    pub fn reduction(&self, k: usize) -> Option<NodeId> {
-        self.roles.iter().position(|r| *r == Role::Reduced(k)).map(NodeId::new)
+    /// The reductions group `k` feeds, in order.
+    pub fn reductions(&self, k: usize) -> Vec<NodeId> {
+        self.roles
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| **r == Role::Reduced(k))
+            .map(|(i, _)| NodeId::new(i))
+            .collect()
     }
 
     /// The members of group `k`, in order.
@@ -173,10 +190,14 @@ impl Partition {
                         .filter(|m| live.contains(m))
                         .map(|&m| g.node(m).prim.to_string())
                         .collect();
-                    let tail = match self.reduction(k) {
-                        Some(r) => format!(" |> {} -> {}", g.node(r).prim, g.node(r).ty),
-                        None => String::new(),
-                    };
+                    let folds: Vec<String> = self
+                        .reductions(k)
+                        .into_iter()
+                        .filter(|r| live.contains(r))
+                        .map(|r| format!("{} -> {}", g.node(r).prim, g.node(r).ty))
+                        .collect();
+                    let tail =
+                        if folds.is_empty() { String::new() } else { format!(" |> {}", folds.join(", ")) };
                     let _ = writeln!(out, "  k{kernel} fused {} [{}]{tail}", g.node(n).ty, ops.join(", "));
                     kernel += 1;
                 }

@@ -325,20 +325,25 @@ fn lower(g: &Graph, part: &Partition, name: &str) -> Result<PhaseProgram, String
                     }
                 }
                 let shape = concrete(members[0])?;
-                let reduction = part.reduction(k).filter(|r| is_live[r.index()]);
-                let step = match reduction {
-                    Some(r) => {
-                        let Prim::Reduce { op, axes } = &g.node(r).prim else {
+                let reduces: Vec<NodeId> =
+                    part.reductions(k).into_iter().filter(|r| is_live[r.index()]).collect();
+                let step = if reduces.is_empty() {
+                    Step::Fused { shape, inputs, instrs, outputs }
+                } else {
+                    let mut axes = Vec::new();
+                    let mut reductions = Vec::new();
+                    for r in reduces {
+                        let Prim::Reduce { op, axes: a } = &g.node(r).prim else {
                             return Err("a fused reduction that is not a reduce".into());
                         };
                         let x = g.inputs(r).first().copied().ok_or("a reduce without an input")?;
                         let arg = *reg.get(&x).ok_or("a fused reduction's input is not in its group")?;
                         let output = new_value(&mut phase, r, false)?;
                         operand.insert(r, Operand::Value(output));
-                        let reduce = FusedReduction { op: *op, axes: axes.clone(), arg, output };
-                        Step::FusedReduce { shape, inputs, instrs, outputs, reduce }
+                        axes.clone_from(a);
+                        reductions.push(FusedReduction { op: *op, arg, output });
                     }
-                    None => Step::Fused { shape, inputs, instrs, outputs },
+                    Step::FusedReduce { shape, inputs, instrs, outputs, axes, reductions }
                 };
                 phase.steps.push(step);
             }
@@ -393,8 +398,8 @@ fn assign_slots(phase: &mut PhaseProgram) {
     for (s, step) in old.into_iter().enumerate() {
         let defined: Vec<usize> = match &step {
             Step::Fused { outputs, .. } => outputs.iter().map(|(_, v)| *v).collect(),
-            Step::FusedReduce { outputs, reduce, .. } => {
-                outputs.iter().map(|(_, v)| *v).chain([reduce.output]).collect()
+            Step::FusedReduce { outputs, reductions, .. } => {
+                outputs.iter().map(|(_, v)| *v).chain(reductions.iter().map(|r| r.output)).collect()
             }
             Step::Op { output, .. } => vec![*output],
             Step::View { .. } | Step::Release { .. } => vec![],

@@ -63,12 +63,11 @@ pub struct FusedInstr {
     pub args: Vec<usize>,
 }
 
-/// The reduction a fused kernel folds its register `arg` into: `output = op over axes of
-/// register arg`, axes kept with extent 1 (the `Reduce` primitive's rule).
+/// A reduction a fused kernel folds its register `arg` into: value `output` is `op` of the
+/// register over the step's axes, kept with extent 1 (the `Reduce` primitive's rule).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FusedReduction {
     pub op: ReduceOp,
-    pub axes: Vec<usize>,
     pub arg: usize,
     pub output: usize,
 }
@@ -77,15 +76,16 @@ pub struct FusedReduction {
 pub enum Step {
     /// One fused element-wise kernel over `shape`; `outputs` are `(register, value)` pairs.
     Fused { shape: Vec<usize>, inputs: Vec<Operand>, instrs: Vec<FusedInstr>, outputs: Vec<(usize, usize)> },
-    /// One kernel that evaluates a fused element-wise program over `shape` (the reduction's
-    /// prologue) and reduces one of its registers as it goes: the reduced register never goes
-    /// to memory. `outputs` are the registers that are also written, as in `Fused`.
+    /// One kernel that evaluates a fused element-wise program over `shape` (the reductions'
+    /// prologue) and reduces some of its registers over `axes` as it goes: reduced registers
+    /// never go to memory. `outputs` are the registers that are also written, as in `Fused`.
     FusedReduce {
         shape: Vec<usize>,
         inputs: Vec<Operand>,
         instrs: Vec<FusedInstr>,
         outputs: Vec<(usize, usize)>,
-        reduce: FusedReduction,
+        axes: Vec<usize>,
+        reductions: Vec<FusedReduction>,
     },
     /// One library kernel computing value `output`.
     Op { prim: Prim, inputs: Vec<Operand>, output: usize },
@@ -146,19 +146,28 @@ impl Program {
                     Step::Fused { shape, inputs, instrs, outputs } => {
                         let _ = writeln!(out, "  {}", fused_text(shape, inputs, instrs, outputs));
                     }
-                    Step::FusedReduce { shape, inputs, instrs, outputs, reduce } => {
-                        let val = &phase.values[reduce.output];
-                        let prim = Prim::Reduce { op: reduce.op, axes: reduce.axes.clone() };
+                    Step::FusedReduce { shape, inputs, instrs, outputs, axes, reductions } => {
+                        let folds: Vec<String> = reductions
+                            .iter()
+                            .map(|r| {
+                                let val = &phase.values[r.output];
+                                let prim = Prim::Reduce { op: r.op, axes: axes.clone() };
+                                format!(
+                                    "%{} = {prim}(r{}) : {}{:?} @slot{}",
+                                    r.output,
+                                    r.arg,
+                                    val.dtype,
+                                    val.shape,
+                                    val.slot.map_or("-".into(), |s| s.to_string())
+                                )
+                            })
+                            .collect();
                         let sep = if outputs.is_empty() { "" } else { ", " };
                         let _ = writeln!(
                             out,
-                            "  {}{sep}%{} = {prim}(r{}) : {}{:?} @slot{}",
+                            "  {}{sep}{}",
                             fused_text(shape, inputs, instrs, outputs),
-                            reduce.output,
-                            reduce.arg,
-                            val.dtype,
-                            val.shape,
-                            val.slot.map_or("-".into(), |s| s.to_string())
+                            folds.join(", ")
                         );
                     }
                     Step::Op { prim, inputs, output } => {

@@ -13,7 +13,7 @@ use genc_compiler::prim::{BinaryOp, ConvGeometry, DType, Prim, ReduceOp, UnaryOp
 use genc_runtime::device::{Device, DeviceChoice, DeviceTensor};
 use genc_runtime::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};
 use genc_runtime::kernels::matmul::{MatmulPath, matmul};
-use genc_runtime::kernels::reduce::{FusedReduce, run_fused_reduce};
+use genc_runtime::kernels::reduce::{FusedReduce, Reduction, run_fused_reduce};
 use genc_runtime::kernels::{self, Leaves};
 
 fn fail(e: impl std::fmt::Display) -> ! {
@@ -221,11 +221,11 @@ fn main() {
                     .unwrap_or_else(|e| fail(e));
             });
             let one = FusedProgram { n_inputs: 2, instrs, outputs: written.clone() };
-            let spec = FusedReduce { program: &one, arg: last, op, axes };
+            let reductions = [Reduction { arg: last, op, dtype: DType::F32 }];
+            let spec = FusedReduce { program: &one, axes, reductions: &reductions };
             let dtypes = vec![DType::F32; written.len()];
             let fused = time(&device, || {
-                run_fused_reduce(&device, &spec, &[&a, &b], shape, &dtypes, DType::F32)
-                    .unwrap_or_else(|e| fail(e));
+                run_fused_reduce(&device, &spec, &[&a, &b], shape, &dtypes).unwrap_or_else(|e| fail(e));
             });
             println!("{what}: fused {:.3} ms, two kernels {:.3} ms", fused * 1e3, unfused * 1e3);
         }

@@ -9,7 +9,7 @@ use genc_compiler::program::{FusedInstr, Operand, PhaseProgram, Step};
 
 use crate::device::{Device, DeviceError, DeviceTensor};
 use crate::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};
-use crate::kernels::reduce::{FusedReduce, run_fused_reduce};
+use crate::kernels::reduce::{FusedReduce, Reduction, run_fused_reduce};
 use crate::kernels::{self, Leaves, binary_op, unary_op};
 
 /// Where a non-finite number first appeared in a phase ([`LoadedPhase::first_non_finite`]).
@@ -108,12 +108,15 @@ impl LoadedPhase {
                     let ops: Vec<String> = instrs.iter().map(|i| i.prim.to_string()).collect();
                     return format!("fused kernel [{}]", ops.join(", "));
                 }
-                Step::FusedReduce { instrs, outputs, reduce, .. }
-                    if reduce.output == v || outputs.iter().any(|(_, o)| *o == v) =>
+                Step::FusedReduce { instrs, outputs, axes, reductions, .. }
+                    if reductions.iter().any(|r| r.output == v) || outputs.iter().any(|(_, o)| *o == v) =>
                 {
                     let ops: Vec<String> = instrs.iter().map(|i| i.prim.to_string()).collect();
-                    let prim = Prim::Reduce { op: reduce.op, axes: reduce.axes.clone() };
-                    return format!("fused kernel [{}] |> {prim}", ops.join(", "));
+                    let folds: Vec<String> = reductions
+                        .iter()
+                        .map(|r| Prim::Reduce { op: r.op, axes: axes.clone() }.to_string())
+                        .collect();
+                    return format!("fused kernel [{}] |> {}", ops.join(", "), folds.join(", "));
                 }
                 _ => {}
             }
@@ -158,23 +161,29 @@ impl LoadedPhase {
                     }
                     outputs.iter().map(|(_, v)| *v).collect()
                 }
-                Step::FusedReduce { shape, inputs, instrs, outputs, reduce } => {
+                Step::FusedReduce { shape, inputs, instrs, outputs, axes, reductions } => {
                     let args = self.operands(inputs, &values, leaves)?;
                     let refs: Vec<&DeviceTensor> = args.iter().collect();
-                    // The reduced register is the program's last output, split off again.
-                    let regs: Vec<usize> = outputs.iter().map(|(r, _)| *r).chain([reduce.arg]).collect();
+                    // The reduced registers are the program's last outputs, split off again.
+                    let regs: Vec<usize> =
+                        outputs.iter().map(|(r, _)| *r).chain(reductions.iter().map(|r| r.arg)).collect();
                     let mut program = fused_program(phase, inputs.len(), instrs, &regs)?;
-                    let arg = program.outputs.pop().ok_or_else(|| malformed(phase, "no reduced register"))?;
+                    let args = program.outputs.split_off(outputs.len());
+                    let folds: Vec<Reduction> = reductions
+                        .iter()
+                        .zip(args)
+                        .map(|(r, arg)| Reduction { arg, op: r.op, dtype: phase.values[r.output].dtype })
+                        .collect();
                     let dtypes: Vec<DType> = outputs.iter().map(|(_, v)| phase.values[*v].dtype).collect();
-                    let spec = FusedReduce { program: &program, arg, op: reduce.op, axes: &reduce.axes };
-                    let out_dtype = phase.values[reduce.output].dtype;
-                    let (results, reduced) =
-                        run_fused_reduce(device, &spec, &refs, shape, &dtypes, out_dtype)?;
+                    let spec = FusedReduce { program: &program, axes, reductions: &folds };
+                    let (results, reduced) = run_fused_reduce(device, &spec, &refs, shape, &dtypes)?;
                     for ((_, v), t) in outputs.iter().zip(results) {
                         values[*v] = Some(t);
                     }
-                    values[reduce.output] = Some(reduced);
-                    outputs.iter().map(|(_, v)| *v).chain([reduce.output]).collect()
+                    for (r, t) in reductions.iter().zip(reduced) {
+                        values[r.output] = Some(t);
+                    }
+                    outputs.iter().map(|(_, v)| *v).chain(reductions.iter().map(|r| r.output)).collect()
                 }
                 Step::Release { values: dead } => {
                     for &v in dead {

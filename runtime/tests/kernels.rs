@@ -384,15 +384,15 @@ fn reductions_match_the_interpreter() {
     }
 }
 
-/// A reduction fused behind an element-wise program (`(a - m) * s` reduced, `a - m` also
-/// written) equals the program's ops and then the reduction on the interpreter: every op,
-/// several axis sets (leading, trailing, split, all, two-stage rows), a broadcast `m` and `s`,
-/// contiguous and strided inputs, zero-size shapes.
+/// Reductions fused behind an element-wise program (`(a - m) * s` reduced with each op and
+/// `a - m` summed in the same pass, `a - m` also written) equal the program's ops and then the
+/// reductions on the interpreter: several axis sets (leading, trailing, split, all, two-stage
+/// rows), a broadcast `m` and `s`, contiguous and strided inputs, zero-size shapes.
 #[test]
 fn fused_reductions_equal_the_program_then_the_reduction() {
     use ReduceOp::*;
     use genc_runtime::kernels::elementwise::{EwOp, FusedProgram, Instr};
-    use genc_runtime::kernels::reduce::{FusedReduce, run_fused_reduce};
+    use genc_runtime::kernels::reduce::{FusedReduce, Reduction, run_fused_reduce};
     let mut rng = Rng(11);
     let cases: &[(&[usize], &[usize])] = &[
         (&[3, 4, 5], &[1]),
@@ -467,13 +467,17 @@ fn fused_reductions_equal_the_program_then_the_reduction() {
             let tol = if matches!(op, Sum | Mean | Prod) { reduce_tol(&y, len) } else { EXACT };
             let strided = case % 2 == 1;
             let (ta, tm, ts) = (upload(&a, strided), upload(&m, strided), upload(&s, false));
-            let spec = FusedReduce { program: &program, arg: 4, op, axes };
-            let (outs, reduced) =
-                run_fused_reduce(device(), &spec, &[&ta, &tm, &ts], shape, &[DType::F32], dtype)
-                    .unwrap_or_else(|e| panic!("{e}"));
+            let reductions =
+                [Reduction { arg: 4, op, dtype }, Reduction { arg: 3, op: Sum, dtype: DType::F32 }];
+            let spec = FusedReduce { program: &program, axes, reductions: &reductions };
+            let (outs, reduced) = run_fused_reduce(device(), &spec, &[&ta, &tm, &ts], shape, &[DType::F32])
+                .unwrap_or_else(|e| panic!("{e}"));
             let what = format!("fused {op:?} over {axes:?} of {shape:?} (strided: {strided})");
-            let got = reduced.to_value(device()).unwrap_or_else(|e| panic!("{e}"));
+            let got = reduced[0].to_value(device()).unwrap_or_else(|e| panic!("{e}"));
             compare(&what, &got, &want, tol);
+            let diff_sum = ev(Prim::Reduce { op: Sum, axes: axes.to_vec() }, &[&diff], DType::F32, &out);
+            let got = reduced[1].to_value(device()).unwrap_or_else(|e| panic!("{e}"));
+            compare(&format!("{what}: sum of a - m beside it"), &got, &diff_sum, reduce_tol(&diff, len));
             let written = outs[0].to_value(device()).unwrap_or_else(|e| panic!("{e}"));
             compare(&format!("{what}: written a - m"), &written, &diff, ARITH);
         }

@@ -81,24 +81,26 @@ pub fn run_phase(phase: &PhaseProgram, leaves: &Leaves) -> Result<Vec<(String, V
                     values[out] = Some(register(&regs, r)?);
                 }
             }
-            Step::FusedReduce { shape, inputs, instrs, outputs, reduce } => {
+            Step::FusedReduce { shape, inputs, instrs, outputs, axes, reductions } => {
                 let args: Vec<Value> =
                     inputs.iter().map(|o| read(o, &values, &holder, &root)).collect::<Result<_, _>>()?;
                 let regs = registers(shape, args, instrs)?;
-                // The reduction reads the register, not a value: its input never has a slot.
-                let spec = &phase.values[reduce.output];
-                let prim = Prim::Reduce { op: reduce.op, axes: reduce.axes.clone() };
-                let v = eval(&prim, &[&register(&regs, reduce.arg)?], &spec.shape, spec.dtype, &no_leaves)?;
                 for &(r, out) in outputs {
                     if let Some(slot) = phase.values[out].slot {
                         holder[slot] = Some(out);
                     }
                     values[out] = Some(register(&regs, r)?);
                 }
-                if let Some(slot) = spec.slot {
-                    holder[slot] = Some(reduce.output);
+                // Reductions read registers, not values: their inputs never have a slot.
+                for red in reductions {
+                    let spec = &phase.values[red.output];
+                    let prim = Prim::Reduce { op: red.op, axes: axes.clone() };
+                    let v = eval(&prim, &[&register(&regs, red.arg)?], &spec.shape, spec.dtype, &no_leaves)?;
+                    if let Some(slot) = spec.slot {
+                        holder[slot] = Some(red.output);
+                    }
+                    values[red.output] = Some(v);
                 }
-                values[reduce.output] = Some(v);
             }
             Step::Release { .. } => {}
         }

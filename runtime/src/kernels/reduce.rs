@@ -202,11 +202,17 @@ pub struct FusedReduceConfig {
     invariant: Sequence<bool>,
     /// The registers also written as element-wise outputs.
     outputs: Sequence<usize>,
-    /// The register reduced.
-    arg: usize,
+    /// The reductions, each into its own result.
+    folds: Sequence<Fold>,
     /// Ranks of the row space: kept axes (which row) and reduced axes (where in the row).
     outer: usize,
     inner: usize,
+}
+
+/// One reduction of a fused kernel: register `arg` folded with `op`.
+#[derive(CubeType, Clone, Copy, Debug, Hash, PartialEq, Eq)]
+struct Fold {
+    arg: usize,
     op: RedOp,
 }
 
@@ -244,13 +250,14 @@ fn offset_of(rev: &Sequence<usize>, info: &[u32], strides_at: usize, #[comptime]
 
 /// info = [rows, len, chunk, outer shape triples, inner shape triples, then per buffer (the
 /// inputs, then the element outputs): offset, outer strides, inner strides].
-/// params = [scale, start value]. Unit `row * chunks + c` reduces row positions
-/// `c * chunk .. min(+chunk, len)` in order, as `reduce_kernel` does.
+/// params = per fold [scale, start value]. Unit `row * chunks + c` reduces row positions
+/// `c * chunk .. min(+chunk, len)` in order, as `reduce_kernel` does, into slot `ABSOLUTE_POS`
+/// of each fold's result.
 #[cube(launch_unchecked)]
 fn fused_reduce_kernel<F: Float, N: Size>(
     inputs: &Sequence<Box<[Vector<F, N>]>>,
     outputs: &mut Sequence<Box<[Vector<F, N>]>>,
-    result: &mut [F],
+    results: &mut Sequence<Box<[F]>>,
     params: &[F],
     info: &[u32],
     #[comptime] config: FusedReduceConfig,
@@ -293,8 +300,15 @@ fn fused_reduce_kernel<F: Float, N: Size>(
                 fixed.push(runtime_zero);
             }
         }
-        let mut acc = params[1];
-        let mut best = start;
+        // One accumulator (and best index, for ArgMax/ArgMin) per fold, in registers.
+        let n_folds = comptime!(config.folds.len());
+        let mut accs = Array::<F>::new(n_folds);
+        let mut bests = Array::<u32>::new(n_folds);
+        #[unroll]
+        for j in 0..n_folds {
+            accs[j] = params[2 * j + 1];
+            bests[j] = u32::cast_from(start);
+        }
         for k in start..end {
             let coords = coords_of(k, info, inner_shape, inner);
             let mut regs = Sequence::<Vector<F, N>>::new();
@@ -317,30 +331,39 @@ fn fused_reduce_kernel<F: Float, N: Size>(
                 let out = outputs.index_mut(o);
                 out[*bases.index(b) + offset_of(&coords, info, strides_at, inner)] = *regs.index(r);
             }
-            let v = regs.index(comptime!(config.arg)).extract(0usize);
-            match comptime!(config.op) {
-                RedOp::Sum => acc += v,
-                RedOp::Prod => acc *= v,
-                RedOp::Max => acc = max(acc, v),
-                RedOp::Min => acc = min(acc, v),
-                RedOp::ArgMax => {
-                    if v > acc {
-                        acc = v;
-                        best = k;
+            #[unroll]
+            for j in 0..n_folds {
+                let fold = comptime!(*config.folds.index(j));
+                let v = regs.index(comptime!(fold.arg)).extract(0usize);
+                match comptime!(fold.op) {
+                    RedOp::Sum => accs[j] = accs[j] + v,
+                    RedOp::Prod => accs[j] = accs[j] * v,
+                    RedOp::Max => accs[j] = max(accs[j], v),
+                    RedOp::Min => accs[j] = min(accs[j], v),
+                    RedOp::ArgMax => {
+                        if v > accs[j] {
+                            accs[j] = v;
+                            bests[j] = u32::cast_from(k);
+                        }
                     }
-                }
-                RedOp::ArgMin => {
-                    if v < acc {
-                        acc = v;
-                        best = k;
+                    RedOp::ArgMin => {
+                        if v < accs[j] {
+                            accs[j] = v;
+                            bests[j] = u32::cast_from(k);
+                        }
                     }
                 }
             }
         }
-        match comptime!(config.op) {
-            RedOp::ArgMax => result[ABSOLUTE_POS] = F::cast_from(best),
-            RedOp::ArgMin => result[ABSOLUTE_POS] = F::cast_from(best),
-            _ => result[ABSOLUTE_POS] = acc * params[0],
+        #[unroll]
+        for j in 0..n_folds {
+            let fold = comptime!(*config.folds.index(j));
+            let result = results.index_mut(j);
+            match comptime!(fold.op) {
+                RedOp::ArgMax => result[ABSOLUTE_POS] = F::cast_from(bests[j]),
+                RedOp::ArgMin => result[ABSOLUTE_POS] = F::cast_from(bests[j]),
+                _ => result[ABSOLUTE_POS] = accs[j] * params[2 * j],
+            }
         }
     }
 }
@@ -397,27 +420,33 @@ pub(crate) fn row_space(shape: &[usize], axes: &[usize], strides: &[Vec<usize>])
     RowSpace { outer, inner, strides: strides.collect() }
 }
 
-/// A reduction behind a fused element-wise program: `program.outputs` are the registers also
-/// written (each as a tensor of the program's shape), `arg` the register reduced.
+/// One reduction of a fused kernel: register `arg` reduced with `op` into a tensor of `dtype`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reduction {
+    pub arg: usize,
+    pub op: ReduceOp,
+    pub dtype: DType,
+}
+
+/// Reductions behind a fused element-wise program, all over `axes`: `program.outputs` are the
+/// registers also written (each as a tensor of the program's shape).
 #[derive(Clone, Debug)]
 pub struct FusedReduce<'a> {
     pub program: &'a FusedProgram,
-    pub arg: usize,
-    pub op: ReduceOp,
     pub axes: &'a [usize],
+    pub reductions: &'a [Reduction],
 }
 
-/// Runs `spec.program` over `inputs` (each broadcastable to `shape`) and reduces register
-/// `spec.arg` over `spec.axes` (kept with extent 1) in the same kernel. Returns the element
-/// outputs (with `out_dtypes`) and the reduction (with `out_dtype`).
+/// Runs `spec.program` over `inputs` (each broadcastable to `shape`) and folds each reduction's
+/// register over `spec.axes` (kept with extent 1) in the same kernel. Returns the element
+/// outputs (with `out_dtypes`) and the reductions' results, in order.
 pub fn run_fused_reduce(
     device: &Device,
     spec: &FusedReduce,
     inputs: &[&DeviceTensor],
     shape: &[usize],
     out_dtypes: &[DType],
-    out_dtype: DType,
-) -> Result<(Vec<DeviceTensor>, DeviceTensor), DeviceError> {
+) -> Result<(Vec<DeviceTensor>, Vec<DeviceTensor>), DeviceError> {
     let outs: Vec<DeviceTensor> =
         out_dtypes.iter().map(|&dt| DeviceTensor::empty(device, dt, shape)).collect();
     let mut out_shape = shape.to_vec();
@@ -428,90 +457,113 @@ pub fn run_fused_reduce(
     }
     let rows: usize = out_shape.iter().product();
     let len: usize = spec.axes.iter().filter_map(|&a| shape.get(a)).product();
+    let results: Vec<DeviceTensor> =
+        spec.reductions.iter().map(|r| DeviceTensor::empty(device, r.dtype, &out_shape)).collect();
     if rows == 0 {
-        return Ok((outs, DeviceTensor::empty(device, out_dtype, &out_shape)));
+        return Ok((outs, results));
     }
     if len == 0 {
-        let empty = super::generate::fill(device, out_dtype, &out_shape, identity(spec.op))?;
-        return Ok((outs, empty));
+        let filled = spec
+            .reductions
+            .iter()
+            .map(|r| super::generate::fill(device, r.dtype, &out_shape, identity(r.op)));
+        return Ok((outs, filled.collect::<Result<_, _>>()?));
     }
     let views: Vec<DeviceTensor> = inputs.iter().map(|t| broadcast_view(t, shape)).collect();
     let buffers: Vec<&DeviceTensor> = views.iter().chain(&outs).collect();
     let strides: Vec<Vec<usize>> = buffers.iter().map(|b| b.strides.clone()).collect();
     let space = row_space(shape, spec.axes, &strides);
-    let mut info: Vec<u32> = Vec::new();
-    let (red, scale, start) = red_op(spec.op, len);
-    let chunk = fused_chunk_len(rows, len, red);
-    info.extend([rows as u32, len as u32, chunk as u32]);
+    let folds: Vec<(RedOp, f32, f32)> = spec.reductions.iter().map(|r| red_op(r.op, len)).collect();
+    let chunk = folds.iter().map(|&(red, _, _)| fused_chunk_len(rows, len, red)).max().unwrap_or(len);
+    let chunks = len.div_ceil(chunk);
+    let mut info: Vec<u32> = vec![rows as u32, len as u32, chunk as u32];
     info.extend(super::shape_info(&space.outer));
     info.extend(super::shape_info(&space.inner));
     for (b, s) in buffers.iter().zip(&space.strides) {
         info.push(b.offset as u32);
         info.extend(s.iter().map(|&x| x as u32));
     }
-    let mut instrs = Sequence::new();
-    for &instr in &spec.program.instrs {
-        instrs.push(instr);
-    }
-    let mut out_regs = Sequence::new();
-    for &r in &spec.program.outputs {
-        out_regs.push(r);
-    }
-    let mut invariant = Sequence::new();
-    for strides in space.strides.iter().take(inputs.len()) {
-        invariant.push(strides[space.outer.len()..].iter().all(|&x| x == 0));
-    }
-    let config = FusedReduceConfig {
-        instrs,
-        n_inputs: inputs.len(),
-        invariant,
-        outputs: out_regs,
-        arg: spec.arg,
-        outer: space.outer.len(),
-        inner: space.inner.len(),
-        op: red,
+    let config = fused_reduce_config(spec, &space, inputs.len(), &folds);
+    // Two stages: the kernel writes partials with scale 1, each partial row is then reduced.
+    let firsts: Vec<DeviceTensor> = if chunks > 1 {
+        folds.iter().map(|_| DeviceTensor::empty(device, DType::F32, &[rows, chunks])).collect()
+    } else {
+        results.clone()
     };
-    let result = DeviceTensor::empty(device, out_dtype, &out_shape);
-    let chunks = len.div_ceil(chunk);
-    let first =
-        if chunks > 1 { DeviceTensor::empty(device, DType::F32, &[rows, chunks]) } else { result.clone() };
-    let scale1 = if chunks > 1 { 1.0 } else { scale };
-    let mut in_args = SequenceArg::new();
-    for v in &views {
-        let (handle, n) = super::buffer_of(v)?;
-        // SAFETY: `n` is the buffer's size in f32 elements.
-        in_args.push(unsafe { BufferArg::from_raw_parts(handle, n) });
-    }
-    let mut out_args = SequenceArg::new();
-    for o in &outs {
-        let (handle, n) = super::buffer_of(o)?;
-        // SAFETY: a fresh output of `n` f32 elements.
-        out_args.push(unsafe { BufferArg::from_raw_parts(handle, n) });
-    }
-    let (rh, rl) = super::buffer_of(&first)?;
+    let params: Vec<f32> =
+        folds.iter().flat_map(|&(_, scale, start)| [if chunks > 1 { 1.0 } else { scale }, start]).collect();
     let client = device.client();
     let (count, dim) = cube_launch_dims(client, rows * chunks);
-    // SAFETY: every unit below rows * chunks writes its own result slot; every element offset
-    // is a position inside the row space (rows x len, the program's shape permuted), read or
-    // written through the strides of a valid view of that shape.
+    // SAFETY: every unit below rows * chunks writes its own slot of each result; every element
+    // offset is a position inside the row space (rows x len, the program's shape permuted),
+    // read or written through the strides of a valid view of that shape.
     unsafe {
         fused_reduce_kernel::launch_unchecked::<f32>(
             client,
             count,
             dim,
             1,
-            in_args,
-            out_args,
-            BufferArg::from_raw_parts(rh, rl),
-            super::params_arg(device, &[scale1, start]),
+            buffers_arg(&views)?,
+            buffers_arg(&outs)?,
+            buffers_arg(&firsts)?,
+            super::params_arg(device, &params),
             info_arg(device, &info),
             config,
         );
     }
     if chunks > 1 {
-        launch_rows(device, &first, rows, chunks, chunks, red, scale, &result)?;
+        for ((first, result), &(red, scale, _)) in firsts.iter().zip(&results).zip(&folds) {
+            launch_rows(device, first, rows, chunks, chunks, red, scale, result)?;
+        }
     }
-    Ok((outs, result))
+    Ok((outs, results))
+}
+
+/// Tensors' buffers as a sequence argument.
+fn buffers_arg<T: LaunchArg<RuntimeArg = BufferArg>>(
+    ts: &[DeviceTensor],
+) -> Result<SequenceArg<T>, DeviceError> {
+    let mut seq = SequenceArg::new();
+    for t in ts {
+        let (handle, n) = super::buffer_of(t)?;
+        // SAFETY: `n` is the buffer's size in f32 elements.
+        seq.push(unsafe { BufferArg::from_raw_parts(handle, n) });
+    }
+    Ok(seq)
+}
+
+/// The comptime key of a fused reduction over `space`.
+fn fused_reduce_config(
+    spec: &FusedReduce,
+    space: &RowSpace,
+    n_inputs: usize,
+    folds: &[(RedOp, f32, f32)],
+) -> FusedReduceConfig {
+    let mut instrs = Sequence::new();
+    for &instr in &spec.program.instrs {
+        instrs.push(instr);
+    }
+    let mut outputs = Sequence::new();
+    for &r in &spec.program.outputs {
+        outputs.push(r);
+    }
+    let mut invariant = Sequence::new();
+    for strides in space.strides.iter().take(n_inputs) {
+        invariant.push(strides[space.outer.len()..].iter().all(|&x| x == 0));
+    }
+    let mut keys = Sequence::new();
+    for (r, &(op, _, _)) in spec.reductions.iter().zip(folds) {
+        keys.push(Fold { arg: r.arg, op });
+    }
+    FusedReduceConfig {
+        instrs,
+        n_inputs,
+        invariant,
+        outputs,
+        folds: keys,
+        outer: space.outer.len(),
+        inner: space.inner.len(),
+    }
 }
 
 /// `t` viewed with `shape`: missing leading axes and extent-1 axes repeat (stride 0).
