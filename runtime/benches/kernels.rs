@@ -59,6 +59,17 @@ fn random(device: &Device, shape: &[usize], stream: u32) -> DeviceTensor {
     kernels::eval(device, &prim, &[], shape, DType::F32, &leaves).unwrap_or_else(|e| fail(e))
 }
 
+/// A fused reduction to time: `(a - b)^2` (`square`) or `a * b` over `shape` (`b` has shape
+/// `other`, broadcast), reduced over `axes`, the element value also written when `write`.
+struct ReduceCase {
+    what: &'static str,
+    shape: &'static [usize],
+    other: &'static [usize],
+    axes: &'static [usize],
+    square: bool,
+    write: bool,
+}
+
 fn main() {
     let device = Device::open(DeviceChoice::Auto).unwrap_or_else(|e| fail(e));
     println!("device: {}", device.info());
@@ -184,21 +195,34 @@ fn main() {
     }
 
     if only.is_empty() || only == "reduce" {
-        // (what, shape, second input's shape, axes, squared difference or product, whether the
-        // element value is also written): batch-norm variance, a bias gradient, a loss mean.
-        let cases: [(&str, &[usize], &[usize], &[usize], bool, bool); 3] = [
-            (
-                "sum((x - m)^2) over 0,2,3 of [128, 256, 7, 7]",
-                &[128, 256, 7, 7],
-                &[1, 256, 1, 1],
-                &[0, 2, 3],
-                true,
-                false,
-            ),
-            ("sum(a * b) over 0 of [100, 784], a * b written", &[100, 784], &[100, 784], &[0], false, true),
-            ("mean((a - b)^2) over all of [100, 784]", &[100, 784], &[100, 784], &[0, 1], true, false),
+        // Batch-norm variance, a bias gradient, a loss mean.
+        let cases = [
+            ReduceCase {
+                what: "sum((x - m)^2) over 0,2,3 of [128, 256, 7, 7]",
+                shape: &[128, 256, 7, 7],
+                other: &[1, 256, 1, 1],
+                axes: &[0, 2, 3],
+                square: true,
+                write: false,
+            },
+            ReduceCase {
+                what: "sum(a * b) over 0 of [100, 784], a * b written",
+                shape: &[100, 784],
+                other: &[100, 784],
+                axes: &[0],
+                square: false,
+                write: true,
+            },
+            ReduceCase {
+                what: "mean((a - b)^2) over all of [100, 784]",
+                shape: &[100, 784],
+                other: &[100, 784],
+                axes: &[0, 1],
+                square: true,
+                write: false,
+            },
         ];
-        for (what, shape, other, axes, square, write) in cases {
+        for ReduceCase { what, shape, other, axes, square, write } in cases {
             let (a, b) = (random(&device, shape, 9), random(&device, other, 10));
             let instrs = if square {
                 vec![Instr { op: EwOp::Sub, a: 0, b: 1, c: 0 }, Instr { op: EwOp::Mul, a: 2, b: 2, c: 0 }]

@@ -427,16 +427,13 @@ fn fused_reductions_equal_the_program_then_the_reduction() {
             let mut m_shape = shape.to_vec();
             m_shape[0] = 1;
             let ones = vec![1; shape.len()];
+            let constant = |x: f64| Value { dtype: DType::F32, shape: ones.clone(), data: vec![x] };
             let (a, m, s) = if matches!(op, ArgMax | ArgMin | Max | Min) {
                 // Integer values keep ties: the first index must win.
-                (
-                    i32v(&mut rng, shape, -3, 3),
-                    i32v(&mut rng, &m_shape, -1, 1),
-                    Value::f32(&ones, &[2.0]).unwrap(),
-                )
+                (i32v(&mut rng, shape, -3, 3), i32v(&mut rng, &m_shape, -1, 1), constant(2.0))
             } else if op == Prod {
                 let a = f32v(&mut rng, shape, 0.9, 1.1);
-                (a, f32v(&mut rng, &m_shape, -0.05, 0.05), Value::f32(&ones, &[1.0]).unwrap())
+                (a, f32v(&mut rng, &m_shape, -0.05, 0.05), constant(1.0))
             } else {
                 (
                     f32v(&mut rng, shape, -1.0, 1.0),

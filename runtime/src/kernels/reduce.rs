@@ -336,8 +336,8 @@ fn fused_reduce_kernel<F: Float, N: Size>(
                 let fold = comptime!(*config.folds.index(j));
                 let v = regs.index(comptime!(fold.arg)).extract(0usize);
                 match comptime!(fold.op) {
-                    RedOp::Sum => accs[j] = accs[j] + v,
-                    RedOp::Prod => accs[j] = accs[j] * v,
+                    RedOp::Sum => accs[j] += v,
+                    RedOp::Prod => accs[j] *= v,
                     RedOp::Max => accs[j] = max(accs[j], v),
                     RedOp::Min => accs[j] = min(accs[j], v),
                     RedOp::ArgMax => {
