@@ -188,6 +188,13 @@ fn input_specs(g: &Graph) -> Result<Vec<TensorSpec>, String> {
     Ok(specs)
 }
 
+/// Fuses and lowers one concrete graph (already differentiated and simplified) to a phase named
+/// `name`: what `plan` does per phase after autodiff. Its `inputs` are left empty.
+pub fn lower_graph(g: &Graph, name: &str) -> Result<PhaseProgram, PlanError> {
+    let partition = fuse::partition(g);
+    lower(g, &partition, name).map_err(|message| PlanError::Phase { phase: name.into(), message })
+}
+
 /// Lowers a simplified, partitioned graph to steps with slots assigned by liveness.
 fn lower(g: &Graph, part: &Partition, name: &str) -> Result<PhaseProgram, String> {
     let live: Vec<NodeId> = g.live_nodes();
