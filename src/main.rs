@@ -94,6 +94,26 @@ enum Command {
         #[arg(long, value_name = "RUN_DIR")]
         resume: Option<PathBuf>,
     },
+    /// Sample from a trained run's last checkpoint (EMA weights when kept) into a PNG grid.
+    Sample {
+        /// The run folder `genc train` wrote.
+        run: PathBuf,
+        /// How many samples.
+        #[arg(long, default_value_t = 64)]
+        n: usize,
+        /// A `sampler` of the spec, or the name of a `sample` entry (default: the first sampler).
+        #[arg(long)]
+        sampler: Option<String>,
+        /// The PNG to write (default `RUN/sample-<sampler>.png`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The seed of the random draws (default: the run's seed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The spec, when the run's `config.yaml` does not name it.
+        #[arg(long)]
+        spec: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -130,6 +150,17 @@ fn main() -> ExitCode {
                 resume: resume.clone(),
             };
             commands::train::run(&args, &reporter)
+        }
+        Command::Sample { run, n, sampler, out, seed, spec } => {
+            let args = commands::sample::Args {
+                run: run.clone(),
+                n: *n,
+                sampler: sampler.clone(),
+                out: out.clone(),
+                seed: *seed,
+                spec: spec.clone(),
+            };
+            commands::sample::run(&args, &reporter)
         }
     };
     ExitCode::from(status as u8)

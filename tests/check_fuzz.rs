@@ -157,6 +157,8 @@ fn hostile_specs_get_diagnostics_quickly() {
         let checked = common::check(name, &source);
         let codes: Vec<&str> = checked.errors.iter().map(|e| e.code).collect();
         assert!(codes.contains(&code), "{name}: expected {code}, found {codes:?}");
-        assert!(started.elapsed() < Duration::from_secs(10), "{name} took {:?}", started.elapsed());
+        // A guard against hangs, not a speed test (the fuel limit is the real bound; a loaded
+        // 2-core machine takes several seconds for the worst case in a debug build).
+        assert!(started.elapsed() < Duration::from_secs(60), "{name} took {:?}", started.elapsed());
     }
 }

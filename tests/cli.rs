@@ -199,3 +199,50 @@ fn train_writes_a_run_folder_on_real_data() {
     assert!(checkpoint.get("Enc.linear0.weight").is_some());
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// The width and height of a PNG, from its header.
+fn png_size(path: &std::path::Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(bytes.len() > 24 && bytes[1..4] == *b"PNG", "{} is not a PNG", path.display());
+    let word = |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    (word(16), word(20))
+}
+
+#[test]
+fn sample_draws_a_grid_from_a_trained_run() {
+    // DDPM with 4 diffusion steps and a narrow U-Net, trained for 2 steps.
+    let dir = std::env::temp_dir().join(format!("genc-sample-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let spec = common::read(&common::root().join("specs/ddpm.gen"));
+    let tiny = spec.replace("T = 1000, F = 64, E = 64", "T = 4, F = 4, E = 8");
+    assert_ne!(spec, tiny, "the DDPM dims changed: update this test");
+    let spec_path = dir.join("ddpm_tiny.gen");
+    std::fs::write(&spec_path, tiny).unwrap_or_else(|e| panic!("{e}"));
+    let config = dir.join("run.yaml");
+    std::fs::write(&config, format!("spec: {}\nsteps: 2\nbatch: 4\n", spec_path.display()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run_dir = dir.join("run");
+    let run = run_dir.display().to_string();
+    let train = genc(&["train", "--config", &config.display().to_string(), "--out", &run]);
+    assert_eq!(code(&train), 0, "{}", text(&train.stderr));
+
+    let sample = genc(&["sample", &run, "--n", "4"]);
+    assert_eq!(code(&sample), 0, "{}", text(&sample.stderr));
+    // 4 images of 28x28 in a 2x2 grid with 2-pixel padding.
+    assert_eq!(png_size(&run_dir.join("sample-reverse.png")), (62, 62), "{}", text(&sample.stderr));
+    let out = dir.join("nine.png");
+    let args = ["sample", &run, "--sampler", "reverse", "--n", "9", "--seed", "3", "--out"];
+    let sample = genc(&[&args[..], &[out.display().to_string().as_str()]].concat());
+    assert_eq!(code(&sample), 0, "{}", text(&sample.stderr));
+    assert_eq!(png_size(&out), (92, 92));
+
+    let unknown = genc(&["sample", "--color", "never", &run, "--sampler", "revers"]);
+    assert_eq!(code(&unknown), 1);
+    let err = text(&unknown.stderr);
+    assert!(err.contains("E0952") && err.contains("did you mean `reverse`?"), "{err}");
+    let missing = genc(&["sample", "--color", "never", &dir.join("no-such-run").display().to_string()]);
+    assert_eq!(code(&missing), 2);
+    assert!(text(&missing.stderr).contains("E0950"), "{}", text(&missing.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}

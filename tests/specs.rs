@@ -95,3 +95,26 @@ fn kernel_counts_per_phase() {
     assert_eq!(counts("dcgan"), [(295, 92), (228, 68)]);
     assert_eq!(counts("wgan_gp"), [(630, 187), (243, 76)]);
 }
+
+/// The host programs of the samplers with loops (DDPM's reverse process, PixelCNN's pixel
+/// loop): variables, host steps and every planned segment.
+#[test]
+fn samplers_with_host_loops_have_snapshots_of_their_host_program() {
+    for name in ["ddpm", "pixelcnn"] {
+        let source = common::read(&common::root().join(format!("specs/{name}.gen")));
+        let checked = common::check(name, &source);
+        let text: String = checked
+            .units
+            .iter()
+            .filter(|u| u.kind == genc_compiler::check::UnitKind::Sampler)
+            .map(|u| {
+                let program = genc_compiler::sampler::plan_sampler(&checked, u, &|_| Some(64))
+                    .unwrap_or_else(|e| panic!("specs/{name}.gen: {e}"));
+                program.to_text()
+            })
+            .collect();
+        insta::with_settings!({ snapshot_suffix => name, prepend_module_to_snapshot => false }, {
+            insta::assert_snapshot!("sampler", text);
+        });
+    }
+}

@@ -219,3 +219,36 @@ fn a_nan_stops_the_run_naming_the_op_and_keeps_the_checkpoint() {
     assert!(!out.join("last.safetensors").exists());
     let _ = std::fs::remove_dir_all(&ws);
 }
+
+#[test]
+fn a_folder_of_png_images_trains() {
+    let spec = TINY.replace(
+        r#"data x = fashion_mnist(split: "train", range: [0, 1])"#,
+        r#"data x = folder(path: "images", size: 28, channels: 1, range: [0, 1], flip: true)"#,
+    );
+    let ws = workspace("folder", &spec);
+    let images = ws.join("images");
+    std::fs::create_dir_all(&images).unwrap_or_else(|e| panic!("{e}"));
+    for k in 0..12 {
+        // 32×32 gradients, resized to 28×28 on load.
+        let pixels: Vec<f32> = (0..32 * 32).map(|i| ((i + 37 * k) % 97) as f32 / 96.0).collect();
+        let path = images.join(format!("img{k:02}.png"));
+        genc_runtime::images::write_grid(&path, &pixels, [1, 1, 32, 32], 1, (0.0, 1.0))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // The run config's `data` names the folder (the spec's `path` is relative to where genc runs).
+    let out = ws.join("run");
+    let run = ok(&genc(&[
+        "train",
+        &s(&ws.join("spec.gen")),
+        "--set",
+        "steps=3",
+        "--set",
+        &format!("data={}", s(&images)),
+        "--out",
+        &s(&out),
+    ]));
+    assert!(run.contains("done: steps 1..=3"), "{run}");
+    assert_eq!(load(&out).step, 3);
+    let _ = std::fs::remove_dir_all(&ws);
+}

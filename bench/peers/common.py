@@ -97,9 +97,10 @@ def genc_init_(module):
 
 def running_stats_option(p):
     p.add_argument(
-        "--running-stats",
-        action="store_true",
-        help="update batch norm running statistics (PyTorch's usual training mode; genc does not)",
+        "--no-running-stats",
+        dest="running_stats",
+        action="store_false",
+        help="skip batch norm's running-statistics update (genc updates them, as PyTorch does by default)",
     )
 
 

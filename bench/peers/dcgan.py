@@ -25,10 +25,8 @@ Deliberate details:
   - `minimize generator with opt_g` differentiates only G's parameters (genc's plan takes the
     gradient with respect to the optimizer's parameters alone), so the backward pass is
     loss.backward(inputs=G's parameters): no gradient for D's weights is computed.
-  - Batch norm: genc's runtime normalises with the batch statistics but does not update the
-    running_mean/running_var buffers during training, so BatchNorm2d(track_running_stats=False)
-    is the same computation. --running-stats uses PyTorch's usual running-statistics update
-    (momentum 0.1) instead: slightly more work for PyTorch.
+  - Batch norm: batch statistics in training with the running-statistics update (momentum
+    0.1, unbiased variance), as genc does; --no-running-stats skips the update.
   - Not timed, as in a genc step: `sample` and `checkpoint` cadences.
 """
 

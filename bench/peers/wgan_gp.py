@@ -29,8 +29,8 @@ Deliberate details:
   - Each phase differentiates only its optimizer's parameters, as genc's plan does:
     backward(inputs=D's parameters) in the critic phase (so no gradient is accumulated into
     the interpolates x_hat) and backward(inputs=G's parameters) in the generator phase.
-  - Batch norm in G: batch statistics without the running-statistics update, as genc's runtime
-    does (BatchNorm2d(track_running_stats=False)); --running-stats for PyTorch's usual update.
+  - Batch norm in G: batch statistics with the running-statistics update, as genc does;
+    --no-running-stats skips the update.
   - Reported losses, like genc's metrics, average the five critic runs of the last step.
   - Not timed, as in a genc step: `sample` and `checkpoint` cadences.
 """

@@ -77,8 +77,26 @@ pub fn grad(g: &mut Graph, output: NodeId, wrt: &[NodeId]) -> Res<Vec<NodeId>> {
 /// which no `Grad` remains (what every evaluator needs). Nested `grad(grad(..))` works
 /// because the inner one is expanded before the outer one is differentiated.
 pub fn expand_grads(g: &Graph) -> Res<Graph> {
+    expand_grads_traced(g).map(|t| t.graph)
+}
+
+/// [`expand_grads`], saying where each node came from.
+#[derive(Clone, Debug)]
+pub struct Expanded {
+    pub graph: Graph,
+    /// The new node standing for each old node.
+    pub map: Vec<NodeId>,
+    /// For each new node, the old node whose expansion made it (a gradient's nodes come from
+    /// its `Grad`).
+    pub made_by: Vec<usize>,
+}
+
+/// [`expand_grads`], keeping the old-to-new node map (a sampler's segments are ranges of
+/// the old graph's nodes).
+pub fn expand_grads_traced(g: &Graph) -> Res<Expanded> {
     let mut out = Graph { input_names: g.input_names.clone(), ..Graph::default() };
     let mut map: Vec<NodeId> = Vec::with_capacity(g.len());
+    let mut made_by: Vec<usize> = Vec::with_capacity(g.len());
     for n in g.dag.node_indices() {
         let node = g.node(n).clone();
         let inputs: Vec<NodeId> = g.inputs(n).iter().map(|i| map[i.index()]).collect();
@@ -89,6 +107,7 @@ pub fn expand_grads(g: &Graph) -> Res<Graph> {
             }
             _ => out.add(node, &inputs),
         };
+        made_by.resize(out.len(), n.index());
         map.push(new);
     }
     out.outputs = g
@@ -96,7 +115,7 @@ pub fn expand_grads(g: &Graph) -> Res<Graph> {
         .iter()
         .map(|o| crate::graph::Output { name: o.name.clone(), node: map[o.node.index()] })
         .collect();
-    Ok(out)
+    Ok(Expanded { graph: out, map, made_by })
 }
 
 struct Builder<'g> {

@@ -14,20 +14,36 @@
 //! was computed before the group began (node order is topological), so no group ever waits on
 //! a kernel that itself waits on the group.
 //!
-//! **Reduction prologues.** A `Reduce` whose input is a member of a fused group becomes that
-//! group's tail (`Role::Reduced`): one kernel evaluates the group's program at every element of
-//! the reduce's input, once, and folds the element into the reduction instead of writing it.
-//! Members read from outside the group are still written by that kernel, as they would be by
-//! the standalone group, so fusing never costs a launch or a recomputation; it saves the
-//! reduce's launch and the round trip of its input through memory. A group takes up to
-//! [`MAX_REDUCTIONS`] reduces over the same axes (batch-norm's backward sums `dy` and
-//! `dy * x̂` per channel), all folded in the same pass; a reduce over other axes, or one too
-//! many, reads the written value in a kernel of its own.
-//! The reduce's result is not a member, so nothing that reads it can join the group (that
-//! would be a reduce-then-broadcast inside one kernel, which this kernel does not do).
+//! **Bounded bindings.** A device binds a limited number of buffers to one kernel (lavapipe
+//! and Metal about 31), so a group that would read and write more than
+//! [`MAX_FUSED_BUFFERS`] is cut into consecutive pieces: a later piece reads what an earlier
+//! one wrote, and each still runs after everything it reads.
+//!
+//! **Reduction prologues.** A `Reduce` whose input is a member of a fused group (a piece, after
+//! the cut) becomes that group's tail (`Role::Reduced`): one kernel evaluates the group's
+//! program at every element of the reduce's input, once, and folds the element into the
+//! reduction instead of writing it. Members read from outside the group are still written by
+//! that kernel, as they would be by the standalone group, so fusing never costs a launch or a
+//! recomputation; it saves the reduce's launch and the round trip of its input through
+//! memory. A group takes up to [`MAX_REDUCTIONS`] reduces over the same axes (batch-norm's
+//! backward sums `dy` and `dy * x̂` per channel), all folded in the same pass, as long as the
+//! kernel stays within the binding bound; a reduce over other axes, or one too many, reads the
+//! written value in a kernel of its own. Reduces are attached after the groups are formed, so
+//! they change no group: a reduce's result is not a member, and nothing that reads it can join
+//! the group (that would be a reduce-then-broadcast inside one kernel, which this kernel does
+//! not do).
+
+use std::collections::HashSet;
 
 use crate::graph::{Graph, NodeId};
 use crate::prim::Prim;
+
+/// The most distinct buffers one fused kernel reads and writes, leaving room under the
+/// devices' per-kernel limit for the launch metadata.
+pub const MAX_FUSED_BUFFERS: usize = 24;
+
+/// The most reductions one fused kernel folds (its accumulators live in registers).
+pub const MAX_REDUCTIONS: usize = 4;
 
 /// What a node becomes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,9 +69,6 @@ pub struct Partition {
     pub groups: usize,
 }
 
-/// The most reductions one fused kernel folds (its accumulators live in registers).
-pub const MAX_REDUCTIONS: usize = 4;
-
 /// True for the ops a fused element-wise kernel evaluates.
 fn fusible(prim: &Prim) -> bool {
     prim.is_elementwise() || matches!(prim, Prim::Broadcast | Prim::StopGrad)
@@ -65,25 +78,12 @@ pub fn partition(g: &Graph) -> Partition {
     let mut roles: Vec<Role> = Vec::with_capacity(g.len());
     // For each group: its shape and the index of its first node.
     let mut groups: Vec<(Vec<crate::dim::Dim>, usize)> = Vec::new();
-    // Per group: the axes and count of the reductions it feeds so far.
-    let mut reduced: Vec<(Vec<usize>, usize)> = Vec::new();
-    let mut live = vec![false; g.len()];
-    for n in g.live_nodes() {
-        live[n.index()] = true;
-    }
     for n in g.dag.node_indices() {
         let node = g.node(n);
         let role = match &node.prim {
             Prim::Input { .. } | Prim::Param { .. } | Prim::Buffer { .. } => Role::Leaf,
             Prim::Fill { .. } | Prim::Iota { .. } => Role::Constant,
             Prim::Reshape => Role::View,
-            Prim::Reduce { axes, .. } => match prologue_group(g, n, &roles) {
-                Some(k) if live[n.index()] && joins_reductions(&reduced[k], axes) => {
-                    reduced[k] = (axes.clone(), reduced[k].1 + 1);
-                    Role::Reduced(k)
-                }
-                _ => Role::Kernel,
-            },
             prim if fusible(prim) => {
                 let inputs = g.inputs(n);
                 let join = inputs.iter().find_map(|&p| match roles[p.index()] {
@@ -101,7 +101,6 @@ pub fn partition(g: &Graph) -> Partition {
                     Some(k) => Role::Fused(k),
                     None => {
                         groups.push((node.ty.shape.clone(), n.index()));
-                        reduced.push((Vec::new(), 0));
                         Role::Fused(groups.len() - 1)
                     }
                 }
@@ -110,7 +109,10 @@ pub fn partition(g: &Graph) -> Partition {
         };
         roles.push(role);
     }
-    Partition { roles, groups: groups.len() }
+    let mut partition = Partition { roles, groups: groups.len() };
+    partition.split_wide_groups(g);
+    partition.attach_reductions(g);
+    partition
 }
 
 /// Whether a reduction over `axes` can join a group's `(axes, count)` reductions: they share
@@ -120,15 +122,103 @@ fn joins_reductions(reduced: &(Vec<usize>, usize), axes: &[usize]) -> bool {
     *count == 0 || (*count < MAX_REDUCTIONS && have.as_slice() == axes)
 }
 
-/// The fused group whose member reduce node `n` reads, if any: the group can be its prologue.
-/// Every member has the group's shape, so the group runs over the reduce's input shape.
-fn prologue_group(g: &Graph, n: NodeId, roles: &[Role]) -> Option<usize> {
-    match g.inputs(n).as_slice() {
-        [x] => match roles[x.index()] {
-            Role::Fused(k) => Some(k),
-            Role::Leaf | Role::Constant | Role::View | Role::Reduced(_) | Role::Kernel => None,
-        },
-        _ => None,
+/// Who reads each live node, and whether it is a graph output (an outside reader).
+struct Readers {
+    of: Vec<Vec<NodeId>>,
+    output: Vec<bool>,
+}
+
+impl Readers {
+    fn new(g: &Graph, live: &[NodeId]) -> Readers {
+        let mut of = vec![Vec::new(); g.len()];
+        for &n in live {
+            for i in g.inputs(n) {
+                of[i.index()].push(n);
+            }
+        }
+        let mut output = vec![false; g.len()];
+        for o in &g.outputs {
+            output[o.node.index()] = true;
+        }
+        Readers { of, output }
+    }
+
+    /// The buffers a kernel computing `piece` binds: what it reads from outside the piece,
+    /// and the members read outside it.
+    fn bindings(&self, g: &Graph, piece: &HashSet<NodeId>) -> usize {
+        let mut inputs = HashSet::new();
+        let mut outputs = 0;
+        for &m in piece {
+            inputs.extend(g.inputs(m).into_iter().filter(|i| !piece.contains(i)));
+            if self.output[m.index()] || self.of[m.index()].iter().any(|r| !piece.contains(r)) {
+                outputs += 1;
+            }
+        }
+        inputs.len() + outputs
+    }
+}
+
+impl Partition {
+    /// Cuts every group that binds more than [`MAX_FUSED_BUFFERS`] into consecutive pieces,
+    /// each as long as it stays within the bound (a single node always forms a piece).
+    fn split_wide_groups(&mut self, g: &Graph) {
+        let live = g.live_nodes();
+        let readers = Readers::new(g, &live);
+        let mut by_group: Vec<Vec<NodeId>> = vec![Vec::new(); self.groups];
+        for &n in &live {
+            if let Role::Fused(k) = self.roles[n.index()] {
+                by_group[k].push(n);
+            }
+        }
+        for (k, members) in by_group.into_iter().enumerate() {
+            let mut piece: HashSet<NodeId> = HashSet::new();
+            let mut id = k;
+            for m in members {
+                piece.insert(m);
+                if piece.len() > 1 && readers.bindings(g, &piece) > MAX_FUSED_BUFFERS {
+                    piece = HashSet::from([m]);
+                    id = self.groups;
+                    self.groups += 1;
+                }
+                self.roles[m.index()] = Role::Fused(id);
+            }
+        }
+    }
+
+    /// Makes each live reduce of a fused group's member that group's tail, in node order, while
+    /// [`joins_reductions`] allows it and the kernel binds at most [`MAX_FUSED_BUFFERS`]
+    /// (counting the reduction results it writes, and one more buffer for their parameters).
+    fn attach_reductions(&mut self, g: &Graph) {
+        let live = g.live_nodes();
+        let readers = Readers::new(g, &live);
+        let mut kernels: Vec<HashSet<NodeId>> = vec![HashSet::new(); self.groups];
+        for &n in &live {
+            if let Role::Fused(k) = self.roles[n.index()] {
+                kernels[k].insert(n);
+            }
+        }
+        let mut reduced: Vec<(Vec<usize>, usize)> = vec![(Vec::new(), 0); self.groups];
+        for &n in &live {
+            let Prim::Reduce { axes, .. } = &g.node(n).prim else { continue };
+            let group = match g.inputs(n).as_slice() {
+                [x] => match self.roles[x.index()] {
+                    Role::Fused(k) => Some(k),
+                    Role::Leaf | Role::Constant | Role::View | Role::Reduced(_) | Role::Kernel => None,
+                },
+                _ => None,
+            };
+            let Some(k) = group else { continue };
+            if !joins_reductions(&reduced[k], axes) {
+                continue;
+            }
+            kernels[k].insert(n);
+            if readers.bindings(g, &kernels[k]) + 1 > MAX_FUSED_BUFFERS {
+                kernels[k].remove(&n);
+                continue;
+            }
+            reduced[k] = (axes.clone(), reduced[k].1 + 1);
+            self.roles[n.index()] = Role::Reduced(k);
+        }
     }
 }
 

@@ -91,8 +91,13 @@ impl Graph {
 
     /// The nodes some output depends on, in order.
     pub fn live_nodes(&self) -> Vec<NodeId> {
+        self.live_from(self.outputs.iter().map(|o| o.node))
+    }
+
+    /// The nodes some of `roots` depend on, in order.
+    pub fn live_from(&self, roots: impl IntoIterator<Item = NodeId>) -> Vec<NodeId> {
         let mut live = vec![false; self.len()];
-        let mut stack: Vec<NodeId> = self.outputs.iter().map(|o| o.node).collect();
+        let mut stack: Vec<NodeId> = roots.into_iter().collect();
         while let Some(n) = stack.pop() {
             if !std::mem::replace(&mut live[n.index()], true) {
                 stack.extend(self.inputs(n));
@@ -104,7 +109,13 @@ impl Graph {
     /// The text form: one line per live node, `%7 = conv2d[s=2,2 p=1,1 d=1,1](%3, %6)`, with
     /// its type when `typed`. Numbering is dense over live nodes, so it is stable.
     pub fn to_text(&self, typed: bool) -> String {
-        let live = self.live_nodes();
+        self.to_text_rooted(typed, &[]).0
+    }
+
+    /// The text form with `roots` kept alive besides the outputs (what a sampler's host
+    /// program reads), and the printed number of every node (`usize::MAX` when not shown).
+    pub fn to_text_rooted(&self, typed: bool, roots: &[NodeId]) -> (String, Vec<usize>) {
+        let live = self.live_from(self.outputs.iter().map(|o| o.node).chain(roots.iter().copied()));
         let mut number = vec![usize::MAX; self.len()];
         for (i, n) in live.iter().enumerate() {
             number[n.index()] = i;
@@ -129,7 +140,7 @@ impl Graph {
         for o in &self.outputs {
             let _ = writeln!(out, "  return {} = %{}", o.name, number[o.node.index()]);
         }
-        out
+        (out, number)
     }
 
     fn describe(&self, n: NodeId) -> String {
@@ -141,9 +152,10 @@ impl Graph {
         }
     }
 
-    /// Graphviz source: one box per live node labelled with its op and type.
-    pub fn to_dot(&self, name: &str) -> String {
-        let live = self.live_nodes();
+    /// Graphviz source: one box per live node labelled with its op and type; `roots` stay
+    /// alive besides the outputs (what a sampler's host program reads).
+    pub fn to_dot(&self, name: &str, roots: &[NodeId]) -> String {
+        let live = self.live_from(self.outputs.iter().map(|o| o.node).chain(roots.iter().copied()));
         let mut out = format!("digraph \"{name}\" {{\n  node [shape=box, fontname=monospace];\n");
         for &n in &live {
             let label = format!("{}\\n{}", self.describe(n), self.node(n).ty).replace('"', "\\\"");

@@ -53,15 +53,27 @@ pub fn plan_forward(
         PlanError::Phase { phase: format!("{} #{index}", kind.name()), message: "no such unit".into() }
     })?;
     let fail = |message: String| PlanError::Phase { phase: unit.name.clone(), message };
-    let batch_name =
-        checked.schedule.as_ref().and_then(|s| s.batch.as_ref()).map_or("B".to_string(), |b| b.0.clone());
+    if unit.host.is_some() {
+        return Err(fail("it has host loops or branches: plan it with `sampler::plan_sampler`".into()));
+    }
+    let batch_name = batch_dim(checked);
     let bound = unit.graph.bind_dims(&|s| (s == batch_name).then_some(batch as i64)).map_err(fail)?;
     let g = autodiff::expand_grads(&bound).map_err(|e| fail(e.to_string()))?;
-    let simplified = strip_stop_grad(&passes::simplify(&g));
+    plan_graph(&g, &unit.name).map_err(fail)
+}
+
+/// The name of the free batch dim (`B` unless the `train` block's `batch` names another).
+pub fn batch_dim(checked: &Checked) -> String {
+    checked.schedule.as_ref().and_then(|s| s.batch.as_ref()).map_or("B".to_string(), |b| b.0.clone())
+}
+
+/// Plans a forward graph with concrete shapes and no `grad` left: simplify, fuse, lower.
+pub fn plan_graph(g: &Graph, name: &str) -> Result<PhaseProgram, String> {
+    let simplified = strip_stop_grad(&passes::simplify(g));
     let partition = fuse::partition(&simplified);
-    let mut lowered = lower(&simplified, &partition, &unit.name).map_err(fail)?;
-    lowered.inputs = input_specs(&g).map_err(fail)?;
-    lowered.primitive_ops = passes::op_count(&g);
+    let mut lowered = lower(&simplified, &partition, name)?;
+    lowered.inputs = input_specs(g)?;
+    lowered.primitive_ops = passes::op_count(g);
     Ok(lowered)
 }
 
@@ -87,6 +99,11 @@ pub fn plan(checked: &Checked, batch: Option<u64>) -> Result<(Program, Vec<Phase
     let phases: Vec<_> = checked.units.iter().filter(|u| u.kind == UnitKind::Phase).collect();
     for (unit, phase) in phases.iter().zip(&schedule.phases) {
         let fail = |message: String| PlanError::Phase { phase: unit.name.clone(), message };
+        if unit.host.is_some() {
+            return Err(fail(
+                "its loss calls a sampler with host loops or branches, which cannot be trained".into(),
+            ));
+        }
         let bound = unit.graph.bind_dims(&|s| (s == batch_name).then_some(batch as i64)).map_err(fail)?;
         let mut g = autodiff::expand_grads(&bound).map_err(|e| fail(e.to_string()))?;
         let loss = g

@@ -125,82 +125,89 @@ impl Program {
             let _ = writeln!(out, "buffer[{i}] {} : {}{:?}", b.name, b.dtype, b.shape);
         }
         for phase in &self.phases {
-            let _ = writeln!(
-                out,
-                "\nphase {} {{  // {} primitive ops, {} kernels, peak {} bytes in {} slots",
-                phase.name,
-                phase.primitive_ops,
-                phase.kernels,
-                phase.peak_bytes,
-                phase.slots.len()
-            );
-            for (i, t) in phase.inputs.iter().enumerate() {
-                let _ = writeln!(out, "  input[{i}] {} : {}{:?}", t.name, t.dtype, t.shape);
-            }
-            for (i, c) in phase.constants.iter().enumerate() {
-                let _ = writeln!(out, "  const[{i}] = {} : {}{:?}", c.prim, c.dtype, c.shape);
-            }
-            for step in &phase.steps {
-                let v = |o: &Operand| operand_text(o);
-                match step {
-                    Step::Fused { shape, inputs, instrs, outputs } => {
-                        let _ = writeln!(out, "  {}", fused_text(shape, inputs, instrs, outputs));
-                    }
-                    Step::FusedReduce { shape, inputs, instrs, outputs, axes, reductions } => {
-                        let folds: Vec<String> = reductions
-                            .iter()
-                            .map(|r| {
-                                let val = &phase.values[r.output];
-                                let prim = Prim::Reduce { op: r.op, axes: axes.clone() };
-                                format!(
-                                    "%{} = {prim}(r{}) : {}{:?} @slot{}",
-                                    r.output,
-                                    r.arg,
-                                    val.dtype,
-                                    val.shape,
-                                    val.slot.map_or("-".into(), |s| s.to_string())
-                                )
-                            })
-                            .collect();
-                        let sep = if outputs.is_empty() { "" } else { ", " };
-                        let _ = writeln!(
-                            out,
-                            "  {}{sep}{}",
-                            fused_text(shape, inputs, instrs, outputs),
-                            folds.join(", ")
-                        );
-                    }
-                    Step::Op { prim, inputs, output } => {
-                        let ins: Vec<String> = inputs.iter().map(v).collect();
-                        let val = &phase.values[*output];
-                        let _ = writeln!(
-                            out,
-                            "  %{output} = {prim}({}) : {}{:?} @slot{}",
-                            ins.join(", "),
-                            val.dtype,
-                            val.shape,
-                            val.slot.map_or("-".into(), |s| s.to_string())
-                        );
-                    }
-                    Step::View { input, output } => {
-                        let _ = writeln!(
-                            out,
-                            "  %{output} = view {} as {:?}",
-                            v(input),
-                            phase.values[*output].shape
-                        );
-                    }
-                    Step::Release { values } => {
-                        let vals: Vec<String> = values.iter().map(|x| format!("%{x}")).collect();
-                        let _ = writeln!(out, "  release {}", vals.join(" "));
-                    }
+            out.push_str(&phase.to_text());
+        }
+        out
+    }
+}
+
+impl PhaseProgram {
+    /// The stable text form of one phase (`--emit program`, and each sampler segment).
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write as _;
+        let phase = self;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\nphase {} {{  // {} primitive ops, {} kernels, peak {} bytes in {} slots",
+            phase.name,
+            phase.primitive_ops,
+            phase.kernels,
+            phase.peak_bytes,
+            phase.slots.len()
+        );
+        for (i, t) in phase.inputs.iter().enumerate() {
+            let _ = writeln!(out, "  input[{i}] {} : {}{:?}", t.name, t.dtype, t.shape);
+        }
+        for (i, c) in phase.constants.iter().enumerate() {
+            let _ = writeln!(out, "  const[{i}] = {} : {}{:?}", c.prim, c.dtype, c.shape);
+        }
+        for step in &phase.steps {
+            let v = |o: &Operand| operand_text(o);
+            match step {
+                Step::Fused { shape, inputs, instrs, outputs } => {
+                    let _ = writeln!(out, "  {}", fused_text(shape, inputs, instrs, outputs));
+                }
+                Step::FusedReduce { shape, inputs, instrs, outputs, axes, reductions } => {
+                    let folds: Vec<String> = reductions
+                        .iter()
+                        .map(|r| {
+                            let val = &phase.values[r.output];
+                            let prim = Prim::Reduce { op: r.op, axes: axes.clone() };
+                            format!(
+                                "%{} = {prim}(r{}) : {}{:?} @slot{}",
+                                r.output,
+                                r.arg,
+                                val.dtype,
+                                val.shape,
+                                val.slot.map_or("-".into(), |s| s.to_string())
+                            )
+                        })
+                        .collect();
+                    let sep = if outputs.is_empty() { "" } else { ", " };
+                    let _ = writeln!(
+                        out,
+                        "  {}{sep}{}",
+                        fused_text(shape, inputs, instrs, outputs),
+                        folds.join(", ")
+                    );
+                }
+                Step::Op { prim, inputs, output } => {
+                    let ins: Vec<String> = inputs.iter().map(v).collect();
+                    let val = &phase.values[*output];
+                    let _ = writeln!(
+                        out,
+                        "  %{output} = {prim}({}) : {}{:?} @slot{}",
+                        ins.join(", "),
+                        val.dtype,
+                        val.shape,
+                        val.slot.map_or("-".into(), |s| s.to_string())
+                    );
+                }
+                Step::View { input, output } => {
+                    let _ =
+                        writeln!(out, "  %{output} = view {} as {:?}", v(input), phase.values[*output].shape);
+                }
+                Step::Release { values } => {
+                    let vals: Vec<String> = values.iter().map(|x| format!("%{x}")).collect();
+                    let _ = writeln!(out, "  release {}", vals.join(" "));
                 }
             }
-            for (name, o) in &phase.outputs {
-                let _ = writeln!(out, "  return {name} = {}", operand_text(o));
-            }
-            out.push_str("}\n");
         }
+        for (name, o) in &phase.outputs {
+            let _ = writeln!(out, "  return {name} = {}", operand_text(o));
+        }
+        out.push_str("}\n");
         out
     }
 }

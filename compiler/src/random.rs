@@ -19,6 +19,16 @@ pub fn stream_key(seed: u64, stream: u32) -> u32 {
     pcg_hash(lo ^ pcg_hash(hi ^ pcg_hash(stream)))
 }
 
+/// The seed of iteration `iteration` of a sampler loop whose body would otherwise run with
+/// `seed`: SplitMix64's finaliser over both, so every iteration draws afresh (nested loops
+/// mix in turn) and a sampler run stays a pure function of its seed. Host-side only.
+pub fn iteration_seed(seed: u64, iteration: u64) -> u64 {
+    let mut z = seed ^ iteration.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// 32 random bits for element `index` of a stream. For a fixed key it is a bijection of the
 /// index, so no two elements of one tensor share their bits.
 pub fn bits(key: u32, index: u32) -> u32 {
@@ -64,6 +74,14 @@ mod tests {
         let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / f64::from(n);
         assert!(mean.abs() < 0.01, "mean {mean}");
         assert!((var - 1.0).abs() < 0.02, "variance {var}");
+    }
+
+    #[test]
+    fn iterations_get_distinct_seeds() {
+        let seeds: std::collections::BTreeSet<u64> =
+            (0..1000).map(|k| iteration_seed(7, k)).chain((0..1000).map(|k| iteration_seed(8, k))).collect();
+        assert_eq!(seeds.len(), 2000);
+        assert_ne!(iteration_seed(0, 0), 0);
     }
 
     #[test]

@@ -26,7 +26,19 @@ pub fn graph_text(checked: &Checked, typed: bool) -> String {
         let _ = writeln!(out, "\nconsts {{\n{}}}", consts.to_text(typed));
     }
     for unit in &checked.units {
-        let _ = writeln!(out, "\n{} {} {{\n{}}}", unit.kind.name(), unit.name, unit.graph.to_text(typed));
+        let text = match &unit.host {
+            None => unit.graph.to_text(typed),
+            Some(host) => {
+                let (mut text, number) = unit.graph.to_text_rooted(typed, &host.roots());
+                let shown =
+                    |n: crate::graph::NodeId| number.get(n.index()).copied().filter(|&k| k != usize::MAX);
+                text.push_str("  host {\n");
+                text.push_str(&host.to_text(&shown));
+                text.push_str("  }\n");
+                text
+            }
+        };
+        let _ = writeln!(out, "\n{} {} {{\n{}}}", unit.kind.name(), unit.name, text);
     }
     out
 }
@@ -55,7 +67,14 @@ fn init_text(e: &Entry) -> String {
 
 /// Graphviz source for every unit, one `digraph` each.
 pub fn dot_text(checked: &Checked) -> String {
-    checked.units.iter().map(|u| u.graph.to_dot(&format!("{} {}", u.kind.name(), u.name))).collect()
+    checked
+        .units
+        .iter()
+        .map(|u| {
+            let roots = u.host.as_ref().map(|h| h.roots()).unwrap_or_default();
+            u.graph.to_dot(&format!("{} {}", u.kind.name(), u.name), &roots)
+        })
+        .collect()
 }
 
 /// Per net, a Keras-style table of layers, output shapes and parameter counts, and totals.

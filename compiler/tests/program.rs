@@ -106,3 +106,38 @@ fn programs_serialise_and_round_trip() {
     let back: Program = serde_json::from_str(&json).unwrap();
     assert_eq!(program, back);
 }
+
+/// No fused kernel of any spec binds more buffers than a device allows one kernel: wide
+/// groups (PixelRNN's row-by-row backward read 50-odd tensors in one group) are cut.
+#[test]
+fn fused_kernels_bind_a_bounded_number_of_buffers() {
+    for entry in std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs")).unwrap()
+    {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "gen") {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let (program, _) = plan::plan(&checked(&name), Some(3)).unwrap();
+        for phase in &program.phases {
+            for step in &phase.steps {
+                use genc_compiler::program::Step;
+                // A fused reduction also binds its results and their parameters.
+                let bound = match step {
+                    Step::Fused { inputs, outputs, .. } => Some(inputs.len() + outputs.len()),
+                    Step::FusedReduce { inputs, outputs, reductions, .. } => {
+                        Some(inputs.len() + outputs.len() + reductions.len() + 1)
+                    }
+                    Step::Op { .. } | Step::View { .. } | Step::Release { .. } => None,
+                };
+                if let Some(bound) = bound {
+                    assert!(
+                        bound <= genc_compiler::fuse::MAX_FUSED_BUFFERS,
+                        "{name} / {}: {bound}",
+                        phase.name
+                    );
+                }
+            }
+        }
+    }
+}

@@ -14,5 +14,6 @@ pub mod executor;
 pub mod images;
 pub mod kernels;
 pub mod optim;
+pub mod sample;
 pub mod snapshot;
 pub mod train;

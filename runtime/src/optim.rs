@@ -21,6 +21,10 @@ pub enum OptimError {
     #[error("optimizer `{name}`: {message}")]
     #[diagnostic(code(E0908))]
     BadOption { name: String, message: String },
+    /// The state tensors could not be allocated (a parameter larger than a device buffer).
+    #[error("optimizer `{name}`: {reason}")]
+    #[diagnostic(code(E0909), help("lower the model's size, or use a GPU"))]
+    State { name: String, reason: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -99,7 +103,8 @@ impl Optimizer {
                 let n: usize = s.iter().product();
                 (0..slots).map(|_| DeviceTensor::from_f32(device, DType::F32, s, &vec![0.0; n])).collect()
             })
-            .collect();
+            .collect::<Result<_, _>>()
+            .map_err(|e: DeviceError| OptimError::State { name: spec.name.clone(), reason: e.to_string() })?;
         Ok(Optimizer {
             name: spec.name.clone(),
             kind,
@@ -162,7 +167,7 @@ impl Optimizer {
             DType::F32,
             &[c.len()],
             &c.iter().map(|&x| x as f32).collect::<Vec<_>>(),
-        );
+        )?;
         for (k, &p) in self.params.iter().enumerate() {
             let param = &params[p];
             let rank = param.shape.len();

@@ -69,29 +69,30 @@ impl Trainer {
                 ),
             })?);
         }
-        let load = |name: &str| -> DeviceTensor {
-            // Validated above: every name is present with the right shape.
+        let load = |name: &str| -> Result<DeviceTensor, TrainError> {
+            // Validated above: every name is present with the shape of a tensor this trainer
+            // already holds on this device, so the upload fits.
             let t = &ck.tensors[name];
-            DeviceTensor::from_f32(device, DType::F32, &t.shape, &t.data)
+            Ok(DeviceTensor::from_f32(device, DType::F32, &t.shape, &t.data)?)
         };
         let params = &self.program.params;
         for (spec, t) in params.iter().zip(self.params.iter_mut()) {
-            *t = load(&spec.name);
+            *t = load(&spec.name)?;
         }
         for (spec, t) in self.program.buffers.iter().zip(self.buffers.iter_mut()) {
-            *t = load(&spec.name);
+            *t = load(&spec.name)?;
         }
         for (opt, count) in self.optimizers.iter_mut().zip(steps) {
             opt.steps = count;
             for (k, &p) in opt.params.iter().enumerate() {
                 for (slot, t) in opt.slot_names().iter().zip(opt.state[k].iter_mut()) {
-                    *t = load(&checkpoint::optim_name(&opt.name, slot, &params[p].name));
+                    *t = load(&checkpoint::optim_name(&opt.name, slot, &params[p].name))?;
                 }
             }
         }
         for (ps, _, avg) in &mut self.ema {
             for (&p, t) in ps.iter().zip(avg.iter_mut()) {
-                *t = load(&checkpoint::ema_name(&params[p].name));
+                *t = load(&checkpoint::ema_name(&params[p].name))?;
             }
         }
         self.step = ck.step;

@@ -258,13 +258,13 @@ impl Trainer {
                 .params
                 .iter()
                 .map(|&p| match &grads[p] {
-                    Some(g) => g.clone(),
+                    Some(g) => Ok(g.clone()),
                     None => {
                         let shape = &self.program.params[p].shape;
                         DeviceTensor::from_f32(device, DType::F32, shape, &vec![0.0; shape.iter().product()])
                     }
                 })
-                .collect();
+                .collect::<Result<_, _>>()?;
             optimizer.step(device, &mut self.params, &g, maximize)?;
         }
         Ok(())
@@ -354,7 +354,7 @@ fn init(
             TrainError::Init { name: e.name.clone(), reason: "the constant graph has no such node".into() }
         })?,
     };
-    Ok(DeviceTensor::from_f64(device, DType::F32, &e.shape, &data))
+    Ok(DeviceTensor::from_f64(device, DType::F32, &e.shape, &data)?)
 }
 
 /// PixelCNN's mask over `[out, in, kh, kw]`: rows above the centre, the centre row left of the
@@ -372,14 +372,14 @@ fn causal_mask(shape: &[usize], kind: char) -> Vec<f64> {
     (0..per).flat_map(|_| window.iter().copied()).collect()
 }
 
-fn scalar_views(device: &Device, values: &[f64], rank: usize) -> Vec<DeviceTensor> {
+fn scalar_views(device: &Device, values: &[f64], rank: usize) -> Result<Vec<DeviceTensor>, DeviceError> {
     let buf = DeviceTensor::from_f32(
         device,
         DType::F32,
         &[values.len()],
         &values.iter().map(|&v| v as f32).collect::<Vec<_>>(),
-    );
-    (0..values.len())
+    )?;
+    Ok((0..values.len())
         .map(|i| DeviceTensor {
             dtype: DType::F32,
             shape: vec![1; rank],
@@ -387,12 +387,12 @@ fn scalar_views(device: &Device, values: &[f64], rank: usize) -> Vec<DeviceTenso
             offset: i,
             handle: buf.handle.clone(),
         })
-        .collect()
+        .collect())
 }
 
 /// `min(max(x, lo), hi)`.
 fn clamp(device: &Device, x: &DeviceTensor, lo: f64, hi: f64) -> Result<DeviceTensor, DeviceError> {
-    let s = scalar_views(device, &[lo, hi], x.shape.len());
+    let s = scalar_views(device, &[lo, hi], x.shape.len())?;
     let program = FusedProgram {
         n_inputs: 3,
         instrs: vec![Instr { op: EwOp::Max, a: 0, b: 1, c: 0 }, Instr { op: EwOp::Min, a: 3, b: 2, c: 0 }],
@@ -409,7 +409,7 @@ fn lerp(
     x: &DeviceTensor,
     decay: f64,
 ) -> Result<DeviceTensor, DeviceError> {
-    let s = scalar_views(device, &[decay, 1.0 - decay], x.shape.len());
+    let s = scalar_views(device, &[decay, 1.0 - decay], x.shape.len())?;
     let program = FusedProgram {
         n_inputs: 4,
         instrs: vec![

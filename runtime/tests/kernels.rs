@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 
 use genc_compiler::interp::{self, Value};
 use genc_compiler::prim::*;
-use genc_runtime::device::{Device, DeviceChoice, DeviceTensor};
+use genc_runtime::device::{Device, DeviceChoice, DeviceError, DeviceTensor};
 use genc_runtime::kernels::{self, Leaves};
 
 fn device() -> &'static Device {
@@ -82,7 +82,7 @@ const TRANSC: Tol = Tol { atol: 2e-6, rtol: 2e-5 };
 fn upload(v: &Value, strided: bool) -> DeviceTensor {
     let rank = v.shape.len();
     if !strided || rank < 2 || numel(&v.shape) == 0 {
-        return DeviceTensor::from_value(device(), v);
+        return DeviceTensor::from_value(device(), v).unwrap_or_else(|e| panic!("{e}"));
     }
     let rev: Vec<usize> = v.shape.iter().rev().copied().collect();
     let src_strides = contiguous(&v.shape);
@@ -98,7 +98,7 @@ fn upload(v: &Value, strided: bool) -> DeviceTensor {
         }
         *slot = v.data[off];
     }
-    let stored = DeviceTensor::from_f64(device(), v.dtype, &rev, &data);
+    let stored = DeviceTensor::from_f64(device(), v.dtype, &rev, &data).unwrap_or_else(|e| panic!("{e}"));
     let perm: Vec<usize> = (0..rank).rev().collect();
     stored.permuted(&perm)
 }
@@ -140,10 +140,11 @@ fn compare(what: &str, got: &Value, want: &Value, tol: Tol) {
 /// Runs `prim` on the device and in the interpreter, both with contiguous and with strided
 /// inputs, and compares.
 fn check(prim: &Prim, inputs: &[Value], out_shape: &[usize], out_dtype: DType, tol: Tol) {
-    check_with(prim, inputs, out_shape, out_dtype, tol, &Leaves::default());
+    check_with(device(), prim, inputs, out_shape, out_dtype, tol, &Leaves::default());
 }
 
 fn check_with(
+    dev: &Device,
     prim: &Prim,
     inputs: &[Value],
     out_shape: &[usize],
@@ -162,8 +163,8 @@ fn check_with(
     for strided in [false, true] {
         let ts: Vec<DeviceTensor> = inputs.iter().map(|v| upload(v, strided)).collect();
         let trefs: Vec<&DeviceTensor> = ts.iter().collect();
-        let got = kernels::eval(device(), prim, &trefs, out_shape, out_dtype, leaves)
-            .and_then(|t| t.to_value(device()))
+        let got = kernels::eval(dev, prim, &trefs, out_shape, out_dtype, leaves)
+            .and_then(|t| t.to_value(dev))
             .unwrap_or_else(|e| panic!("{prim}: {e}"));
         compare(&format!("{prim} (strided inputs: {strided})"), &got, &want, tol);
     }
@@ -318,9 +319,9 @@ fn a_fused_program_equals_its_ops_one_by_one() {
             ],
             outputs: vec![5, 3],
         };
-        let ta = DeviceTensor::from_value(device(), &a);
-        let tb = DeviceTensor::from_value(device(), &b);
-        let tc = DeviceTensor::from_value(device(), &c);
+        let ta = DeviceTensor::from_value(device(), &a).unwrap_or_else(|e| panic!("{e}"));
+        let tb = DeviceTensor::from_value(device(), &b).unwrap_or_else(|e| panic!("{e}"));
+        let tc = DeviceTensor::from_value(device(), &c).unwrap_or_else(|e| panic!("{e}"));
         let outs = run_fused(device(), &program, &[&ta, &tb, &tc], shape, &[DType::F32, DType::F32])
             .unwrap_or_else(|e| panic!("{e}"));
         let l = interp::Leaves::default();
@@ -574,8 +575,8 @@ fn every_matmul_path_matches_the_interpreter() {
             let want = interp::eval(&prim, &[&a, &b], &[batch, m, n], DType::F32, &interp::Leaves::default())
                 .unwrap_or_else(|e| panic!("{e}"));
             let swap = |t: DeviceTensor, flag: bool| if flag { t.permuted(&[0, 2, 1]) } else { t };
-            let da = swap(DeviceTensor::from_value(device(), &a), ta);
-            let db = swap(DeviceTensor::from_value(device(), &b), tb);
+            let da = swap(DeviceTensor::from_value(device(), &a).unwrap_or_else(|e| panic!("{e}")), ta);
+            let db = swap(DeviceTensor::from_value(device(), &b).unwrap_or_else(|e| panic!("{e}")), tb);
             for path in paths {
                 let got = matmul(device(), &da, &db, &[batch, m, n], path)
                     .and_then(|t| t.to_value(device()))
@@ -592,7 +593,29 @@ fn conv_out(h: usize, k: usize, s: usize, p: usize, d: usize) -> usize {
 
 #[test]
 fn convolutions_match_the_interpreter() {
-    let mut rng = Rng(9);
+    check_convolutions(device(), &mut Rng(9));
+    // DCGAN generator layer: conv_transpose2d(64 -> 1, k4 s2 p1) from 14x14 to 28x28.
+    let mut rng = Rng(13);
+    let geo = ConvGeometry { stride: [2, 2], pad: [1, 1], dilation: [1, 1], groups: 1 };
+    let x = f32v(&mut rng, &[2, 8, 14, 14], -1.0, 1.0);
+    let wt = f32v(&mut rng, &[8, 1, 4, 4], -1.0, 1.0);
+    let prim = Prim::ConvTranspose2d { geometry: geo, output_padding: [0, 0] };
+    check(&prim, &[x, wt], &[2, 1, 28, 28], DType::F32, Tol { atol: 1e-4, rtol: 1e-5 });
+}
+
+/// A convolution whose scratch (im2col columns) outgrows the device's budget runs a few
+/// images at a time: srgan's 9x9 conv at batch 16 wanted 260 MB of columns, more than
+/// lavapipe's largest buffer. Tiny budgets exercise the slicing on small shapes: 1 byte (one
+/// image per slice) and 6000 bytes (a few images per slice, the last one short).
+#[test]
+fn convolutions_slice_the_batch_when_scratch_is_short() {
+    for scratch in [1, 6000] {
+        check_convolutions(&device().with_scratch_bytes(scratch), &mut Rng(14));
+    }
+}
+
+/// Conv2d, its weight gradient and the transposed convolution against the interpreter.
+fn check_convolutions(dev: &Device, rng: &mut Rng) {
     // (N, C_in, H, W, C_out, k, stride, pad, dilation, groups)
     let cases = [
         (2, 3, 9, 8, 4, 3, 1, 1, 1, 1),
@@ -600,36 +623,33 @@ fn convolutions_match_the_interpreter() {
         (1, 4, 7, 9, 4, 3, 2, 2, 2, 2),
         (3, 2, 5, 5, 3, 1, 1, 0, 1, 1),
         (1, 1, 1, 1, 1, 1, 1, 0, 1, 1),
+        (5, 4, 7, 6, 6, 3, 2, 1, 1, 2),
     ];
+    let check = |prim: &Prim, inputs: &[Value], out_shape: &[usize], tol: Tol| {
+        check_with(dev, prim, inputs, out_shape, DType::F32, tol, &Leaves::default());
+    };
     for (nb, ci, h, w, co, k, s, p, d, g) in cases {
         let geo = ConvGeometry { stride: [s, s], pad: [p, p], dilation: [d, d], groups: g };
         let (oh, ow) = (conv_out(h, k, s, p, d), conv_out(w, k, s, p, d));
-        let x = f32v(&mut rng, &[nb, ci, h, w], -1.0, 1.0);
-        let wt = f32v(&mut rng, &[co, ci / g, k, k], -1.0, 1.0);
-        let dy = f32v(&mut rng, &[nb, co, oh, ow], -1.0, 1.0);
+        let x = f32v(rng, &[nb, ci, h, w], -1.0, 1.0);
+        let wt = f32v(rng, &[co, ci / g, k, k], -1.0, 1.0);
+        let dy = f32v(rng, &[nb, co, oh, ow], -1.0, 1.0);
         let kk = (ci / g * k * k) as f64;
         let tol = |len: f64| Tol { atol: 1e-5 * (len + 1.0), rtol: 1e-5 };
-        check(&Prim::Conv2d(geo), &[x.clone(), wt.clone()], &[nb, co, oh, ow], DType::F32, tol(kk));
+        check(&Prim::Conv2d(geo), &[x.clone(), wt.clone()], &[nb, co, oh, ow], tol(kk));
         check(
             &Prim::Conv2dWeightGrad(geo),
             &[x, dy.clone()],
             &[co, ci / g, k, k],
-            DType::F32,
             tol((nb * oh * ow) as f64),
         );
         // The input gradient is the transposed convolution of dy with the same weight.
-        let wt_t = f32v(&mut rng, &[co, ci / g, k, k], -1.0, 1.0);
+        let wt_t = f32v(rng, &[co, ci / g, k, k], -1.0, 1.0);
         let op = (h + 2 * p - d * (k - 1) - 1) % s;
         let prim =
             Prim::ConvTranspose2d { geometry: geo, output_padding: [op, (w + 2 * p - d * (k - 1) - 1) % s] };
-        check(&prim, &[dy, wt_t], &[nb, ci, h, w], DType::F32, tol((co * k * k) as f64));
+        check(&prim, &[dy, wt_t], &[nb, ci, h, w], tol((co * k * k) as f64));
     }
-    // DCGAN generator layer: conv_transpose2d(64 -> 1, k4 s2 p1) from 14x14 to 28x28.
-    let geo = ConvGeometry { stride: [2, 2], pad: [1, 1], dilation: [1, 1], groups: 1 };
-    let x = f32v(&mut rng, &[2, 8, 14, 14], -1.0, 1.0);
-    let wt = f32v(&mut rng, &[8, 1, 4, 4], -1.0, 1.0);
-    let prim = Prim::ConvTranspose2d { geometry: geo, output_padding: [0, 0] };
-    check(&prim, &[x, wt], &[2, 1, 28, 28], DType::F32, Tol { atol: 1e-4, rtol: 1e-5 });
 }
 
 #[test]
@@ -694,11 +714,16 @@ fn generators_match_the_interpreter() {
 fn results_are_bit_identical_run_to_run() {
     let mut rng = Rng(11);
     let leaves = Leaves { seed: 9, ..Leaves::default() };
-    let a = DeviceTensor::from_value(device(), &f32v(&mut rng, &[37, 50], -1.0, 1.0));
-    let b = DeviceTensor::from_value(device(), &f32v(&mut rng, &[50, 29], -1.0, 1.0));
-    let idx = DeviceTensor::from_value(device(), &i32v(&mut rng, &[300], 0, 4));
-    let src = DeviceTensor::from_value(device(), &f32v(&mut rng, &[300, 8], -1.0, 1.0));
-    let big = DeviceTensor::from_value(device(), &f32v(&mut rng, &[3, 30000], -1.0, 1.0));
+    let a = DeviceTensor::from_value(device(), &f32v(&mut rng, &[37, 50], -1.0, 1.0))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b = DeviceTensor::from_value(device(), &f32v(&mut rng, &[50, 29], -1.0, 1.0))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let idx =
+        DeviceTensor::from_value(device(), &i32v(&mut rng, &[300], 0, 4)).unwrap_or_else(|e| panic!("{e}"));
+    let src = DeviceTensor::from_value(device(), &f32v(&mut rng, &[300, 8], -1.0, 1.0))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let big = DeviceTensor::from_value(device(), &f32v(&mut rng, &[3, 30000], -1.0, 1.0))
+        .unwrap_or_else(|e| panic!("{e}"));
     let run = || -> Vec<Vec<f32>> {
         let d = device();
         let go = |p: Prim, ins: &[&DeviceTensor], shape: &[usize]| {
@@ -726,7 +751,7 @@ fn results_are_bit_identical_run_to_run() {
 #[test]
 fn zero_size_tensors_launch_nothing_and_do_not_panic() {
     let d = device();
-    let e = DeviceTensor::from_f32(d, DType::F32, &[0, 3], &[]);
+    let e = DeviceTensor::from_f32(d, DType::F32, &[0, 3], &[]).unwrap_or_else(|e| panic!("{e}"));
     assert!(e.handle.is_none());
     let out = kernels::eval(d, &Prim::Unary(UnaryOp::Exp), &[&e], &[0, 3], DType::F32, &Leaves::default())
         .unwrap_or_else(|err| panic!("{err}"));
@@ -734,9 +759,74 @@ fn zero_size_tensors_launch_nothing_and_do_not_panic() {
     assert!(out.to_f32(d).unwrap_or_else(|err| panic!("{err}")).is_empty());
 }
 
+/// A tensor or scratch buffer larger than the device's largest buffer is refused up front as
+/// `TooLarge` (CubeCL would accept the allocation and fail at the next read with "Several
+/// failures at once"), and the device works on afterwards.
+#[test]
+fn oversize_buffers_are_refused_with_a_clear_error() {
+    let d = device();
+    let limit = d.info().max_buffer_bytes;
+    let elements = usize::try_from(limit / 4 + 1).unwrap_or(usize::MAX);
+    let refused = |r: Result<DeviceTensor, DeviceError>, what: &str| match r {
+        Err(DeviceError::TooLarge { limit: l, .. }) => assert_eq!(l, limit, "{what}"),
+        other => panic!("{what}: expected TooLarge, got {other:?}"),
+    };
+    refused(DeviceTensor::empty(d, DType::F32, &[elements]), "empty");
+    refused(DeviceTensor::empty(d, DType::F32, &[usize::MAX, 2]), "overflowing shape");
+    // One image whose 9x9 im2col columns alone outgrow a buffer: no slicing can help.
+    let (h, k) = (128, 9);
+    let c = (limit / (4 * (k * k * h * h) as u64) + 1) as usize;
+    if c <= 4096 {
+        let geo = ConvGeometry { stride: [1, 1], pad: [4, 4], dilation: [1, 1], groups: 1 };
+        let x = DeviceTensor::from_f32(d, DType::F32, &[1, c, h, h], &vec![0.5; c * h * h]);
+        let w = DeviceTensor::from_f32(d, DType::F32, &[1, c, k, k], &vec![0.5; c * k * k]);
+        let (x, w) = (x.unwrap_or_else(|e| panic!("{e}")), w.unwrap_or_else(|e| panic!("{e}")));
+        let conv =
+            kernels::eval(d, &Prim::Conv2d(geo), &[&x, &w], &[1, 1, h, h], DType::F32, &Leaves::default());
+        refused(conv, "conv2d");
+    }
+    let ok = DeviceTensor::from_f32(d, DType::F32, &[3], &[1.0, 2.0, 3.0])
+        .and_then(|t| {
+            kernels::eval(d, &Prim::Unary(UnaryOp::Neg), &[&t], &[3], DType::F32, &Leaves::default())
+        })
+        .and_then(|t| t.to_f32(d))
+        .unwrap_or_else(|e| panic!("the device failed after a refusal: {e}"));
+    assert_eq!(ok, [-1.0, -2.0, -3.0]);
+}
+
+/// A fused kernel binding more buffers than the device allows is refused before launch (the
+/// planner keeps every group within `fuse::MAX_FUSED_BUFFERS`; past the limit the pipeline
+/// would fail and the next read report only "Several failures at once").
+#[test]
+fn a_fused_kernel_past_the_binding_limit_is_refused() {
+    use genc_runtime::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};
+    let d = device();
+    let n = d.info().max_kernel_buffers as usize;
+    let x = DeviceTensor::from_f32(d, DType::F32, &[4], &[1.0; 4]).unwrap_or_else(|e| panic!("{e}"));
+    let inputs: Vec<&DeviceTensor> = vec![&x; n];
+    let instrs: Vec<Instr> =
+        (1..n).map(|k| Instr { op: EwOp::Add, a: if k == 1 { 0 } else { n + k - 2 }, b: k, c: 0 }).collect();
+    let program = FusedProgram { n_inputs: n, instrs, outputs: vec![2 * n - 2] };
+    match run_fused(d, &program, &inputs, &[4], &[DType::F32]) {
+        Err(DeviceError::Kernel { reason, .. }) => assert!(reason.contains("binds"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Within the limit the same sum runs.
+    let m = genc_compiler::fuse::MAX_FUSED_BUFFERS - 1;
+    let instrs: Vec<Instr> =
+        (1..m).map(|k| Instr { op: EwOp::Add, a: if k == 1 { 0 } else { m + k - 2 }, b: k, c: 0 }).collect();
+    let program = FusedProgram { n_inputs: m, instrs, outputs: vec![2 * m - 2] };
+    let sum = run_fused(d, &program, &vec![&x; m], &[4], &[DType::F32])
+        .and_then(|mut o| o.remove(0).to_f32(d))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sum, [m as f32; 4]);
+}
+
 #[test]
 fn the_device_reports_what_it_is() {
     let info = device().info();
     assert!(!info.adapter.name.is_empty());
     assert!(info.compiler.starts_with("wgpu"), "{}", info.compiler);
+    assert!(info.max_buffer_bytes >= 1 << 20, "{info}");
+    eprintln!("{info}");
 }

@@ -83,9 +83,12 @@ fn every_optimizer_matches_the_reference_rule() {
             let mut opt =
                 Optimizer::new(d, &spec(kind, &options), &[vec![7]]).unwrap_or_else(|e| panic!("{e}"));
             let to32 = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<_>>();
-            let mut params = vec![DeviceTensor::from_f32(d, DType::F32, &[7], &to32(&p0))];
+            let mut params = vec![
+                DeviceTensor::from_f32(d, DType::F32, &[7], &to32(&p0)).unwrap_or_else(|e| panic!("{e}")),
+            ];
             for g in &grads {
-                let gt = DeviceTensor::from_f32(d, DType::F32, &[7], &to32(g));
+                let gt =
+                    DeviceTensor::from_f32(d, DType::F32, &[7], &to32(g)).unwrap_or_else(|e| panic!("{e}"));
                 opt.step(d, &mut params, &[gt], false).unwrap_or_else(|e| panic!("{e}"));
             }
             let got = params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));

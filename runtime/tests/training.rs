@@ -38,7 +38,7 @@ fn train(name: &str, batch: usize, steps: usize, range: (f32, f32)) -> Vec<f64> 
                     cursor += 1;
                     values.extend(img.iter().map(|&p| range.0 + (range.1 - range.0) * p));
                 }
-                DeviceTensor::from_f32(d, spec.dtype, &spec.shape, &values)
+                DeviceTensor::from_f32(d, spec.dtype, &spec.shape, &values).unwrap_or_else(|e| panic!("{e}"))
             })
             .collect())
     };
@@ -113,7 +113,11 @@ fn batch_norm_running_statistics_follow_the_batches() {
     let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
         let call = fed.borrow().len();
         let values: Vec<Value> = phase.inputs.iter().map(|spec| synthetic(spec, call)).collect();
-        let tensors = values.iter().map(|v| DeviceTensor::from_value(d, v)).collect();
+        let tensors = values
+            .iter()
+            .map(|v| DeviceTensor::from_value(d, v))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
         fed.borrow_mut().push(values);
         Ok(tensors)
     };
@@ -179,11 +183,10 @@ fn every_repeat_of_a_phase_draws_fresh_noise() {
     let mut trainer = Trainer::new(d, &c, program, 3).unwrap_or_else(|e| panic!("{e}"));
     let before = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
     let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
-        Ok(phase
-            .inputs
-            .iter()
-            .map(|s| DeviceTensor::from_f32(d, s.dtype, &s.shape, &vec![0.5; s.shape.iter().product()]))
-            .collect())
+        let halves = |s: &TensorSpec| {
+            DeviceTensor::from_f32(d, s.dtype, &s.shape, &vec![0.5; s.shape.iter().product()])
+        };
+        phase.inputs.iter().map(halves).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
     };
     let report = trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
     let after = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));

@@ -21,6 +21,8 @@ pub enum Stage {
     Fused,
     /// The executable Program: kernels per phase, values, memory slots.
     Program,
+    /// Each sampler as a host program: loops and branches around planned segments.
+    Sampler,
 }
 
 pub fn run(path: &Path, stage: Stage, sets: &[String], reporter: &Reporter) -> Status {
@@ -45,8 +47,26 @@ pub fn run(path: &Path, stage: Stage, sets: &[String], reporter: &Reporter) -> S
         Stage::Typed => print!("{}", genc_compiler::stages::graph_text(&checked, true)),
         Stage::Dot => print!("{}", genc_compiler::stages::dot_text(&checked)),
         Stage::Grad | Stage::Fused | Stage::Program => return print_planned(&checked, stage),
+        Stage::Sampler => return print_samplers(&checked),
     }
     Status::Ok
+}
+
+/// Every `sampler` as a host program, its free dims (`n` of `x: [n, C, H, W]`) at the
+/// spec's batch size (or 1).
+fn print_samplers(checked: &genc_compiler::check::Checked) -> Status {
+    let batch = checked.schedule.as_ref().and_then(|s| s.batch.as_ref()).map_or(1, |b| b.1 as i64);
+    let mut status = Status::Ok;
+    for unit in checked.units.iter().filter(|u| u.kind == genc_compiler::check::UnitKind::Sampler) {
+        match genc_compiler::sampler::plan_sampler(checked, unit, &|_| Some(batch)) {
+            Ok(p) => println!("{}", p.to_text()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                status = Status::Diagnostics;
+            }
+        }
+    }
+    status
 }
 
 /// The planned stages, and on stderr one line per phase: primitive ops, kernels, peak memory.

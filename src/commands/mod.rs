@@ -4,6 +4,7 @@ pub mod check;
 pub mod compile;
 pub mod devices;
 pub mod fmt;
+pub mod sample;
 pub mod summary;
 pub mod train;
 

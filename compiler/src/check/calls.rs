@@ -478,7 +478,19 @@ impl<'a> Checker<'a> {
         let mut args = Args { span: def.name.span, ..Args::default() };
         self.frames.push(Frame { def: String::new(), ..Frame::default() });
         let mut ok = true;
+        // `genc sample --n`: every int parameter of the called sampler is the sample count.
+        let call_n = self
+            .call
+            .as_ref()
+            .filter(|c| def.kind == ast::DefKind::Sampler && c.name == def.name.name)
+            .map(|c| c.n);
         for p in &def.params {
+            if let (Some(n), Some(ast::Type { kind: ast::TypeKind::Scalar(s), .. })) = (call_n, &p.ty)
+                && s == "int"
+            {
+                args.named.push((p.name.name.clone(), Val::Int(Dim::constant(n)), p.name.span));
+                continue;
+            }
             if p.default.is_some() {
                 continue;
             }
@@ -515,11 +527,11 @@ impl<'a> Checker<'a> {
         }
         self.frames.pop();
         let result = if ok { self.call_def(&def.name.name, args, def.name.span) } else { Val::Poison };
-        let graph = self.end_graph(saved, &result, "out");
+        let (graph, host) = self.end_graph(saved, &result, "out");
         if def.kind == ast::DefKind::Net && self.errors.is_empty() {
             self.check_causal(def, &graph);
         }
-        self.units.push(Unit { kind, name: def.name.name.clone(), graph });
+        self.units.push(Unit { kind, name: def.name.name.clone(), graph, host });
     }
 
     /// The type a standalone check feeds for a declared tensor parameter: free dims stay

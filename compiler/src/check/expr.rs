@@ -590,7 +590,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn exec(&mut self, s: &ast::Stmt) -> Flow {
+    pub(super) fn exec(&mut self, s: &ast::Stmt) -> Flow {
         match &s.kind {
             ast::StmtKind::Let { pattern, ty, draw, value } => {
                 if *draw {
@@ -693,12 +693,12 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn find_var(&mut self, name: &str) -> Option<(Val, Span)> {
+    pub(super) fn find_var(&mut self, name: &str) -> Option<(Val, Span)> {
         let f = self.frames.last()?;
         f.vars.iter().rev().find_map(|s| s.get(name).cloned())
     }
 
-    fn set_var(&mut self, name: &str, v: Val) {
+    pub(super) fn set_var(&mut self, name: &str, v: Val) {
         let f = self.frame();
         for scope in f.vars.iter_mut().rev() {
             if let Some(slot) = scope.get_mut(name) {
@@ -985,10 +985,26 @@ impl<'a> Checker<'a> {
             if count == 0 {
                 return Flow::Next;
             }
+            self.host_cut();
             let index = self.graph.input_names.len();
             self.graph.input_names.push(format!("loop {}", var.name));
             let n = self.push_node(Prim::Input { index }, TensorType::scalar(DType::I32), &[], var.span);
-            return self.loop_body(var, Val::Tensor(n), body);
+            let carried = self.carry_into_loop(body);
+            self.host.open();
+            let flow = self.loop_body(var, Val::Tensor(n), body);
+            self.host_cut();
+            self.carry_back(carried);
+            let stmts = self.host.close();
+            let last = match (lo <= hi, range.inclusive) {
+                (true, true) | (false, true) => hi,
+                (true, false) => hi - 1,
+                (false, false) => hi + 1,
+            };
+            self.host.push(crate::host::HostStmt::Loop { var: n, first: lo, last, body: stmts });
+            if matches!(flow, Flow::Return(..)) {
+                self.host.unsupported("a `return` inside a sampler loop".into());
+            }
+            return flow;
         }
         if count > MAX_UNROLL || count as usize > self.fuel {
             self.error(
@@ -1035,12 +1051,7 @@ impl<'a> Checker<'a> {
             {
                 // A host branch: check both sides; a variable both assign must keep its type,
                 // which `assign` already enforces.
-                let t = self.exec_block(then);
-                let e = run_else(self);
-                match (t, e) {
-                    (Flow::Return(v, s), _) | (_, Flow::Return(v, s)) => Flow::Return(v, s),
-                    _ => Flow::Next,
-                }
+                self.host_branch(n, then, otherwise)
             }
             other => {
                 let what = match &other {

@@ -10,6 +10,7 @@ mod builtins;
 mod calls;
 mod causal;
 mod expr;
+mod host;
 mod layers;
 mod module;
 mod ops;
@@ -88,6 +89,8 @@ pub struct Unit {
     pub kind: UnitKind,
     pub name: String,
     pub graph: Graph,
+    /// The host loops and branches around the graph's segments, when a sampler has any.
+    pub host: Option<crate::host::HostBody>,
 }
 
 /// Everything the checker learned about a spec.
@@ -107,7 +110,26 @@ pub struct Checked {
 
 /// Checks a parsed spec. Never panics; every mistake is a diagnostic in `Checked::errors`.
 pub fn check(file: &ast::File, overrides: &[Override]) -> Checked {
+    check_with(file, overrides, None)
+}
+
+/// A sampler elaborated for a given number of samples (`genc sample --n`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SamplerCall {
+    pub name: String,
+    /// The value of every `int` parameter (`n: int = 64`), in place of its default.
+    pub n: i64,
+}
+
+/// Like [`check`], with the unit of sampler `call.name` elaborated at `call.n`. Its tensor
+/// parameters keep their free dims (`x: [n, C, H, W]`) for the planner to bind.
+pub fn check_call(file: &ast::File, overrides: &[Override], call: &SamplerCall) -> Checked {
+    check_with(file, overrides, Some(call))
+}
+
+fn check_with(file: &ast::File, overrides: &[Override], call: Option<&SamplerCall>) -> Checked {
     let mut checker = Checker::new(file);
+    checker.call = call.cloned();
     checker.declare(overrides);
     checker.check_definitions();
     checker.check_train();
@@ -121,6 +143,7 @@ struct SavedGraph {
     logs: Vec<(String, NodeId)>,
     mode: Mode,
     running: Vec<(usize, NodeId)>,
+    host: crate::host::Recorder,
 }
 
 /// A dim declared at module level.
@@ -184,6 +207,10 @@ struct Checker<'a> {
     origin: String,
     /// Optimizers whose declaration was already reported: their uses stay quiet.
     failed_optimizers: Vec<String>,
+    /// The host program of the current graph (cuts at sampler loops and branches).
+    host: crate::host::Recorder,
+    /// A sampler to elaborate at a given size instead of its defaults.
+    call: Option<SamplerCall>,
 }
 
 /// Unrolled iterations plus inlined calls allowed per spec.
@@ -215,6 +242,8 @@ impl<'a> Checker<'a> {
             in_consts: false,
             origin: String::new(),
             failed_optimizers: Vec::new(),
+            host: crate::host::Recorder::default(),
+            call: None,
         }
     }
 
@@ -242,16 +271,24 @@ impl<'a> Checker<'a> {
             logs: std::mem::take(&mut self.logs),
             mode: std::mem::replace(&mut self.mode, mode),
             running: std::mem::take(&mut self.running),
+            host: std::mem::take(&mut self.host),
         }
     }
 
     /// Finishes the current unit and brings back the graph `saved` from `begin_graph`. The
     /// unit's outputs: its logged metrics (`log.<name>`), its `result` (named `name`, see
-    /// `collect_outputs`), then the running statistics it updated (`buffer.<name>`).
-    fn end_graph(&mut self, saved: SavedGraph, result: &Val, name: &str) -> Graph {
+    /// `collect_outputs`), then the running statistics it updated (`buffer.<name>`); with
+    /// it, its host program when it has loops or branches.
+    fn end_graph(
+        &mut self,
+        saved: SavedGraph,
+        result: &Val,
+        name: &str,
+    ) -> (Graph, Option<crate::host::HostBody>) {
         let logs = std::mem::replace(&mut self.logs, saved.logs);
         let running = std::mem::replace(&mut self.running, saved.running);
         let mut g = std::mem::replace(&mut self.graph, saved.graph);
+        let host = std::mem::replace(&mut self.host, saved.host).finish(&g);
         self.streams = saved.streams;
         self.mode = saved.mode;
         for (name, node) in logs {
@@ -262,7 +299,7 @@ impl<'a> Checker<'a> {
             let buffer = &self.table.buffers[index].name;
             g.outputs.push(Output { name: format!("buffer.{buffer}"), node });
         }
-        g
+        (g, host.has_control().then_some(host))
     }
 
     fn finish(self) -> Checked {

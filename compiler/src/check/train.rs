@@ -255,11 +255,11 @@ impl<'a> Checker<'a> {
             "fashion_mnist" | "mnist" => {
                 for a in args {
                     let key = a.name.as_ref().map(|n| n.name.as_str()).unwrap_or("");
-                    if !["split", "range", "binarize", "labels"].contains(&key) {
+                    if !["split", "range", "binarize", "labels", "flip"].contains(&key) {
                         self.error(
                             TypeError::new("E0104", a.span, format!("`{name}` has no option `{key}`"))
                                 .label("unknown option")
-                                .help("options: split, range, binarize, labels"),
+                                .help("options: split, range, binarize, labels, flip"),
                         );
                     }
                     let _ = self.eval(&a.value);
@@ -284,7 +284,25 @@ impl<'a> Checker<'a> {
                         return Vec::new();
                     }
                 };
-                (image(3, s.clone(), s), false)
+                // RGB unless `channels: 1` asks for grayscale.
+                let channels = match named("channels").map(|a| (a.value.span, self.eval(&a.value))) {
+                    None => 3,
+                    Some((_, Val::Int(d))) if matches!(d.as_const(), Some(1 | 3)) => {
+                        d.as_const().unwrap_or(3)
+                    }
+                    Some((span, _)) => {
+                        self.error(
+                            TypeError::new(
+                                "E0104",
+                                span,
+                                "folder(..) takes `channels: 1` (grayscale) or `channels: 3` (RGB)",
+                            )
+                            .label("not 1 or 3"),
+                        );
+                        return Vec::new();
+                    }
+                };
+                (image(channels, s.clone(), s), false)
             }
             other => {
                 self.error(
@@ -641,7 +659,7 @@ impl<'a> Checker<'a> {
         }
         let v = self.eval(e);
         self.frame().vars.pop();
-        let graph = self.end_graph(saved, &v, if kind == UnitKind::Phase { "loss" } else { "out" });
+        let (graph, host) = self.end_graph(saved, &v, if kind == UnitKind::Phase { "loss" } else { "out" });
         if let Some((optimizer, params)) = opt {
             match &v {
                 Val::Tensor(n) if graph.ty(*n).rank() == 0 => {
@@ -668,7 +686,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        self.units.push(Unit { kind, name: name.to_string(), graph });
+        self.units.push(Unit { kind, name: name.to_string(), graph, host });
     }
 
     /// E0115 when no parameter of the optimizer gets a gradient from the objective.

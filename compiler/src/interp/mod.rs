@@ -23,6 +23,7 @@ mod graph;
 mod movement;
 mod program;
 mod reduce;
+mod sampler;
 mod window;
 
 #[cfg(test)]
@@ -34,7 +35,8 @@ use thiserror::Error;
 
 pub use elementwise::erf;
 pub use graph::{eval_graph, eval_outputs};
-pub use program::run_phase;
+pub use program::{InstrAt, run_phase, run_phase_observed};
+pub use sampler::{eval_host, run_sampler};
 
 /// A host tensor: row-major, contiguous. Every dtype is stored as `f64` (i32 values and bools
 /// as exact integers, bools 0 or 1), so finite differences can run in f64.

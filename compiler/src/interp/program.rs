@@ -10,8 +10,27 @@ fn malformed(message: impl Into<String>) -> EvalError {
     EvalError { op: "program".into(), kind: ErrorKind::Malformed(message.into()) }
 }
 
+/// Where a fused instruction sits in a phase: the step's index and the instruction's index
+/// in that step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InstrAt {
+    pub step: usize,
+    pub instr: usize,
+}
+
 /// Runs `phase`, returning its named outputs.
 pub fn run_phase(phase: &PhaseProgram, leaves: &Leaves) -> Result<Vec<(String, Value)>, EvalError> {
+    run_phase_observed(phase, leaves, &mut |_, _, _| {})
+}
+
+/// [`run_phase`] that shows every fused instruction's operands and result to `observe`,
+/// which may change the result: a device test uses it to settle comparisons that f32 cannot
+/// decide the way the device settled them.
+pub fn run_phase_observed(
+    phase: &PhaseProgram,
+    leaves: &Leaves,
+    observe: &mut dyn FnMut(InstrAt, &[&Value], &mut Value),
+) -> Result<Vec<(String, Value)>, EvalError> {
     let no_leaves = Leaves { seed: leaves.seed, ..Leaves::default() };
     let constants: Vec<Value> = phase
         .constants
@@ -49,7 +68,7 @@ pub fn run_phase(phase: &PhaseProgram, leaves: &Leaves) -> Result<Vec<(String, V
             }
         }
     };
-    for step in &phase.steps {
+    for (s, step) in phase.steps.iter().enumerate() {
         match step {
             Step::Op { prim, inputs, output } => {
                 let args: Vec<Value> =
@@ -73,7 +92,9 @@ pub fn run_phase(phase: &PhaseProgram, leaves: &Leaves) -> Result<Vec<(String, V
             Step::Fused { shape, inputs, instrs, outputs } => {
                 let args: Vec<Value> =
                     inputs.iter().map(|o| read(o, &values, &holder, &root)).collect::<Result<_, _>>()?;
-                let regs = registers(shape, args, instrs)?;
+                let regs = registers(shape, args, instrs, &mut |i, a, v| {
+                    observe(InstrAt { step: s, instr: i }, a, v)
+                })?;
                 for &(r, out) in outputs {
                     if let Some(slot) = phase.values[out].slot {
                         holder[slot] = Some(out);
@@ -84,7 +105,9 @@ pub fn run_phase(phase: &PhaseProgram, leaves: &Leaves) -> Result<Vec<(String, V
             Step::FusedReduce { shape, inputs, instrs, outputs, axes, reductions } => {
                 let args: Vec<Value> =
                     inputs.iter().map(|o| read(o, &values, &holder, &root)).collect::<Result<_, _>>()?;
-                let regs = registers(shape, args, instrs)?;
+                let regs = registers(shape, args, instrs, &mut |i, a, v| {
+                    observe(InstrAt { step: s, instr: i }, a, v)
+                })?;
                 for &(r, out) in outputs {
                     if let Some(slot) = phase.values[out].slot {
                         holder[slot] = Some(out);
@@ -109,8 +132,13 @@ pub fn run_phase(phase: &PhaseProgram, leaves: &Leaves) -> Result<Vec<(String, V
 }
 
 /// The registers of a fused program over `shape`: the inputs read broadcast to the kernel's
-/// shape, then one register per instruction.
-fn registers(shape: &[usize], inputs: Vec<Value>, instrs: &[FusedInstr]) -> Result<Vec<Value>, EvalError> {
+/// shape, then one register per instruction, each shown to `observe` (by its index).
+fn registers(
+    shape: &[usize],
+    inputs: Vec<Value>,
+    instrs: &[FusedInstr],
+    observe: &mut dyn FnMut(usize, &[&Value], &mut Value),
+) -> Result<Vec<Value>, EvalError> {
     let none = Leaves::default();
     let mut regs: Vec<Value> = Vec::with_capacity(inputs.len() + instrs.len());
     for v in inputs {
@@ -122,7 +150,7 @@ fn registers(shape: &[usize], inputs: Vec<Value>, instrs: &[FusedInstr]) -> Resu
         };
         regs.push(v);
     }
-    for ins in instrs {
+    for (i, ins) in instrs.iter().enumerate() {
         let args: Vec<&Value> = ins
             .args
             .iter()
@@ -134,7 +162,8 @@ fn registers(shape: &[usize], inputs: Vec<Value>, instrs: &[FusedInstr]) -> Resu
             Prim::Select => args.get(1).map_or(ins.dtype, |a| a.dtype),
             _ => ins.dtype,
         };
-        let v = eval(&ins.prim, &args, shape, dtype, &none)?;
+        let mut v = eval(&ins.prim, &args, shape, dtype, &none)?;
+        observe(i, &args, &mut v);
         regs.push(v);
     }
     Ok(regs)

@@ -40,6 +40,18 @@ pub enum DeviceError {
     #[error("reading a tensor back from the device failed: {reason}")]
     #[diagnostic(code(E0906))]
     Read { reason: String },
+
+    #[error(
+        "a tensor of shape {shape:?} needs {} MiB, more than the largest buffer of this device \
+         ({} MiB)",
+        .bytes >> 20,
+        .limit >> 20
+    )]
+    #[diagnostic(
+        code(E0909),
+        help("lower the batch size (`batch` in the spec, or the run config), or use a GPU")
+    )]
+    TooLarge { shape: Vec<usize>, bytes: u64, limit: u64 },
 }
 
 fn found_suffix(found: &[String]) -> String {

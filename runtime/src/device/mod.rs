@@ -116,6 +116,12 @@ pub struct DeviceInfo {
     pub int_atomic_add: bool,
     /// Subgroup (plane) operations; CubeCL turns them off on software adapters.
     pub subgroups: bool,
+    /// The largest buffer one allocation may have, in bytes: the smaller of the adapter's
+    /// storage-binding and buffer limits.
+    pub max_buffer_bytes: u64,
+    /// The most buffers one kernel may bind (one below the adapter's per-stage storage-buffer
+    /// limit: wgpu keeps one for itself).
+    pub max_kernel_buffers: u32,
 }
 
 impl fmt::Display for DeviceInfo {
@@ -123,13 +129,16 @@ impl fmt::Display for DeviceInfo {
         let yes = |b: bool| if b { "yes" } else { "no" };
         write!(
             f,
-            "{} [{}] f16: {}, f32 atomics: {}, int atomics: {}, subgroups: {}",
+            "{} [{}] f16: {}, f32 atomics: {}, int atomics: {}, subgroups: {}, largest buffer: {} MiB, \
+             buffers per kernel: {}",
             self.adapter,
             self.compiler,
             yes(self.f16),
             yes(self.f32_atomic_add),
             yes(self.int_atomic_add),
-            yes(self.subgroups)
+            yes(self.subgroups),
+            self.max_buffer_bytes >> 20,
+            self.max_kernel_buffers
         )
     }
 }
@@ -209,7 +218,13 @@ pub struct Device {
     /// Launch metadata already on the device, by content: a training step repeats the same
     /// shapes, so most launches upload nothing. Buffers here are never written after creation.
     metadata: Arc<Mutex<HashMap<Vec<u32>, Handle>>>,
+    /// The most bytes one kernel's scratch buffer (im2col columns) may take.
+    scratch_bytes: u64,
 }
+
+/// The default scratch budget: within one buffer on every device (lavapipe's largest is
+/// 128 MiB) and a modest share of memory.
+const SCRATCH_BYTES: u64 = 64 << 20;
 
 /// How many distinct metadata buffers [`Device`] keeps before starting over.
 const METADATA_CACHE: usize = 4096;
@@ -263,9 +278,12 @@ impl Device {
             f32_atomic_add: features.atomic_type_usage(f32_type).contains(cubecl::features::AtomicUsage::Add),
             int_atomic_add: features.atomic_type_usage(int_type).contains(cubecl::features::AtomicUsage::Add),
             subgroups: !features.plane.is_empty(),
+            max_buffer_bytes: client.properties().memory.max_page_size,
+            max_kernel_buffers: client.properties().hardware.max_bindings,
             adapter,
         };
-        Ok(Device { client, info, metadata: Arc::default() })
+        let scratch_bytes = SCRATCH_BYTES.min(info.max_buffer_bytes);
+        Ok(Device { client, info, metadata: Arc::default(), scratch_bytes })
     }
 
     /// A device buffer holding `words`, shared with every launch that passes the same words.
@@ -285,6 +303,18 @@ impl Device {
 
     pub fn info(&self) -> &DeviceInfo {
         &self.info
+    }
+
+    /// The most bytes a kernel's scratch buffer may take; kernels that need more work in
+    /// slices (a convolution, a few images at a time).
+    pub fn scratch_bytes(&self) -> u64 {
+        self.scratch_bytes
+    }
+
+    /// The same device with another scratch budget (capped at the largest buffer): tests use
+    /// a tiny one to exercise the sliced paths on small shapes.
+    pub fn with_scratch_bytes(&self, bytes: u64) -> Device {
+        Device { scratch_bytes: bytes.min(self.info.max_buffer_bytes), ..self.clone() }
     }
 
     pub fn client(&self) -> &Client {

@@ -50,23 +50,47 @@ impl DeviceTensor {
         self.shape.iter().zip(self.strides.iter().zip(&want)).all(|(&d, (&s, &w))| d == 1 || s == w)
     }
 
-    /// A fresh, uninitialised row-major tensor.
-    pub fn empty(device: &Device, dtype: DType, shape: &[usize]) -> DeviceTensor {
-        let n: usize = shape.iter().product();
+    /// A fresh, uninitialised row-major tensor, or [`DeviceError::TooLarge`] when it does not
+    /// fit one buffer of the device (CubeCL would accept it and fail at the next read).
+    pub fn empty(device: &Device, dtype: DType, shape: &[usize]) -> Result<DeviceTensor, DeviceError> {
+        let n = fits(device, shape)?;
         let handle = (n > 0).then(|| device.client().empty(n * 4));
-        DeviceTensor { dtype, shape: shape.to_vec(), strides: contiguous_strides(shape), offset: 0, handle }
+        Ok(DeviceTensor {
+            dtype,
+            shape: shape.to_vec(),
+            strides: contiguous_strides(shape),
+            offset: 0,
+            handle,
+        })
     }
 
     /// Uploads row-major host data (converted to f32).
-    pub fn from_f64(device: &Device, dtype: DType, shape: &[usize], data: &[f64]) -> DeviceTensor {
+    pub fn from_f64(
+        device: &Device,
+        dtype: DType,
+        shape: &[usize],
+        data: &[f64],
+    ) -> Result<DeviceTensor, DeviceError> {
         let values: Vec<f32> = data.iter().map(|&v| v as f32).collect();
         Self::from_f32(device, dtype, shape, &values)
     }
 
     /// Uploads row-major f32 data.
-    pub fn from_f32(device: &Device, dtype: DType, shape: &[usize], data: &[f32]) -> DeviceTensor {
+    pub fn from_f32(
+        device: &Device,
+        dtype: DType,
+        shape: &[usize],
+        data: &[f32],
+    ) -> Result<DeviceTensor, DeviceError> {
+        fits(device, shape)?;
         let handle = (!data.is_empty()).then(|| device.client().create_from_slice(bytes_of(data)));
-        DeviceTensor { dtype, shape: shape.to_vec(), strides: contiguous_strides(shape), offset: 0, handle }
+        Ok(DeviceTensor {
+            dtype,
+            shape: shape.to_vec(),
+            strides: contiguous_strides(shape),
+            offset: 0,
+            handle,
+        })
     }
 
     /// Downloads the view's elements in row-major order.
@@ -96,7 +120,7 @@ impl DeviceTensor {
     }
 
     /// Uploads an interpreter value (f32 tensors are rounded to f32).
-    pub fn from_value(device: &Device, value: &Value) -> DeviceTensor {
+    pub fn from_value(device: &Device, value: &Value) -> Result<DeviceTensor, DeviceError> {
         Self::from_f64(device, value.dtype, &value.shape, &value.data)
     }
 
@@ -141,6 +165,18 @@ impl DeviceTensor {
         };
         Ok(DeviceTensor { shape: shape.to_vec(), strides: contiguous_strides(shape), ..base })
     }
+}
+
+/// The element count of `shape` when its f32 buffer fits the device's largest buffer.
+fn fits(device: &Device, shape: &[usize]) -> Result<usize, DeviceError> {
+    let limit = device.info().max_buffer_bytes;
+    let too_large = || DeviceError::TooLarge { shape: shape.to_vec(), bytes: u64::MAX, limit };
+    let n = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(too_large)?;
+    let bytes = (n as u64).checked_mul(4).ok_or_else(too_large)?;
+    if bytes > limit {
+        return Err(DeviceError::TooLarge { shape: shape.to_vec(), bytes, limit });
+    }
+    Ok(n)
 }
 
 fn bytes_of(data: &[f32]) -> &[u8] {

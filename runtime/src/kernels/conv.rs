@@ -11,12 +11,17 @@
 //!   on an output pixel.
 //! - `Conv2dWeightGrad`: `dy` as `[C_out, N*OH*OW]` times `im2col(x)^T`.
 //!
+//! The im2col and col2im scratch grows with the batch (a 9x9 conv over 64 channels at 28x28
+//! takes 16 MB per image), so each of the three runs over slices of whole images sized to
+//! the device's scratch budget ([`Device::scratch_bytes`]); weight-gradient slices are summed.
+//!
 //! Pool and upsample backward kernels are written in gather form too (one unit per input
 //! element summing what reaches it), so every gradient is deterministic.
 
 use cubecl::prelude::*;
 use genc_compiler::prim::{ConvGeometry, PoolKind, UpsampleMode, Window};
 
+use super::elementwise::{self, EwOp, FusedProgram, Instr};
 use super::matmul::MatLayout;
 use super::{cube_launch_dims, fast_div, info_arg, magic, matmul, movement};
 use crate::device::{Device, DeviceError, DeviceTensor};
@@ -69,7 +74,7 @@ fn im2col(
     let [nb, c, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
     let rows = c * kernel[0] * kernel[1];
     let cols = nb * out_hw[0] * out_hw[1];
-    let col = DeviceTensor::empty(device, x.dtype, &[rows, cols]);
+    let col = DeviceTensor::empty(device, x.dtype, &[rows, cols])?;
     let total = rows * cols;
     if total == 0 {
         return Ok(col);
@@ -127,7 +132,7 @@ pub fn conv2d(
 ) -> Result<DeviceTensor, DeviceError> {
     let [nb, cout, oh, ow] = [out_shape[0], out_shape[1], out_shape[2], out_shape[3]];
     if out_shape.iter().product::<usize>() == 0 {
-        return Ok(DeviceTensor::empty(device, x.dtype, out_shape));
+        return DeviceTensor::empty(device, x.dtype, out_shape);
     }
     let groups = g.groups;
     let (kh, kw) = (w.shape[2], w.shape[3]);
@@ -135,30 +140,51 @@ pub fn conv2d(
     if kg == 0 {
         return super::generate::fill(device, x.dtype, out_shape, 0.0);
     }
-    let col = im2col(device, x, [kh, kw], g, [oh, ow])?;
-    let p = nb * oh * ow;
     let ohw = oh * ow;
     let w = movement::contiguous(device, w)?;
     let cg = cout / groups;
-    // Per group: W_g [C_out/g, K_g] @ col_g [K_g, N*OH*OW], stored straight into NCHW.
-    let out = DeviceTensor::empty(device, x.dtype, out_shape);
+    let out = DeviceTensor::empty(device, x.dtype, out_shape)?;
     let al = MatLayout { offset: w.offset, batch: cg * kg, rows: kg, cols: 1, split: None };
-    let bl = MatLayout { offset: 0, batch: kg * p, rows: p, cols: 1, split: None };
-    let cl = MatLayout { offset: 0, batch: cg * ohw, rows: ohw, cols: 1, split: Some((ohw, cout * ohw)) };
-    matmul::matmul_into(
-        device,
-        (&w, al),
-        (&col, bl),
-        (&out, cl),
-        [groups, cg, kg, p],
-        matmul::default_path(),
-    )?;
+    for (n0, len) in slices(nb, images_per_slice(device, groups * kg * ohw)) {
+        let col = im2col(device, &x.sliced(0, n0, 1, len), [kh, kw], g, [oh, ow])?;
+        let p = len * ohw;
+        // Per group: W_g [C_out/g, K_g] @ col_g [K_g, len*OH*OW], stored straight into NCHW.
+        let bl = MatLayout { offset: 0, batch: kg * p, rows: p, cols: 1, split: None };
+        let cl = MatLayout {
+            offset: n0 * cout * ohw,
+            batch: cg * ohw,
+            rows: ohw,
+            cols: 1,
+            split: Some((ohw, cout * ohw)),
+        };
+        matmul::matmul_into(
+            device,
+            (&w, al),
+            (&col, bl),
+            (&out, cl),
+            [groups, cg, kg, p],
+            matmul::default_path(),
+        )?;
+    }
     Ok(out)
 }
 
+/// How many images one slice of a batch takes when each needs `per_image` scratch elements,
+/// so the scratch stays within the device's budget (at least one: a single image too large
+/// for a buffer is refused when its scratch is allocated).
+fn images_per_slice(device: &Device, per_image: usize) -> usize {
+    let budget = (device.scratch_bytes() / 4) as usize;
+    (budget / per_image.max(1)).max(1)
+}
+
+/// `(first, count)` of each slice of `n` images, `per` at a time.
+fn slices(n: usize, per: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..n).step_by(per.max(1)).map(move |n0| (n0, per.min(n - n0)))
+}
+
 /// info = [n, C_out, OH, OW, H, W, kh, kw, sh, sw, ph, pw, dh, dw, NB, magic(OW), magic(OH),
-/// magic(C_out)]; cols
-/// `[C_out*kh*kw, NB*H*W]`; out NCHW `[NB, C_out, OH, OW]`.
+/// magic(C_out), out_offset]; cols `[C_out*kh*kw, NB*H*W]`; out NCHW `[NB, C_out, OH, OW]`
+/// from element out_offset on.
 #[cube(launch_unchecked)]
 fn col2im_kernel<F: Float>(cols: &[F], out: &mut [F], info: &[u32], #[comptime] unit_dilation: bool) {
     let total = usize::cast_from(info[0]);
@@ -229,7 +255,7 @@ fn col2im_kernel<F: Float>(cols: &[F], out: &mut [F], info: &[u32], #[comptime] 
                 }
             }
         }
-        out[ABSOLUTE_POS] = acc;
+        out[usize::cast_from(info[21]) + ABSOLUTE_POS] = acc;
     }
 }
 
@@ -243,62 +269,88 @@ pub fn conv_transpose2d(
 ) -> Result<DeviceTensor, DeviceError> {
     let out_n: usize = out_shape.iter().product();
     if out_n == 0 {
-        return Ok(DeviceTensor::empty(device, x.dtype, out_shape));
+        return DeviceTensor::empty(device, x.dtype, out_shape);
     }
     let [nb, cin, h, wd] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
-    let [cout, oh, ow] = [out_shape[1], out_shape[2], out_shape[3]];
+    let cout = out_shape[1];
     let (kh, kw) = (w.shape[2], w.shape[3]);
     let groups = g.groups;
     let (cig, cog) = (cin / groups, cout / groups);
     if cig == 0 || x.numel() == 0 {
         return super::generate::fill(device, x.dtype, out_shape, 0.0);
     }
-    let q = nb * h * wd;
     let hw = h * wd;
     let x = movement::contiguous(device, x)?;
     let w = movement::contiguous(device, w)?;
     let mg = cog * kh * kw;
+    let out = DeviceTensor::empty(device, x.dtype, out_shape)?;
     // A = W_g^T: element (m, k) at w[g*cig + k, m]; B = x read as [C_in, N*H*W] in place.
-    let cols = DeviceTensor::empty(device, x.dtype, &[groups, mg, q]);
     let al = MatLayout { offset: w.offset, batch: cig * mg, rows: 1, cols: mg, split: None };
-    let bl = MatLayout { offset: 0, batch: cig * hw, rows: hw, cols: 1, split: Some((hw, cin * hw)) };
-    let cl = MatLayout { offset: 0, batch: mg * q, rows: q, cols: 1, split: None };
-    matmul::matmul_into(
-        device,
-        (&w, al),
-        (&x, bl),
-        (&cols, cl),
-        [groups, mg, cig, q],
-        matmul::default_path(),
-    )?;
-    let out = DeviceTensor::empty(device, x.dtype, out_shape);
+    for (n0, len) in slices(nb, images_per_slice(device, groups * mg * hw)) {
+        let q = len * hw;
+        let cols = DeviceTensor::empty(device, x.dtype, &[groups, mg, q])?;
+        let bl = MatLayout {
+            offset: x.offset + n0 * cin * hw,
+            batch: cig * hw,
+            rows: hw,
+            cols: 1,
+            split: Some((hw, cin * hw)),
+        };
+        let cl = MatLayout { offset: 0, batch: mg * q, rows: q, cols: 1, split: None };
+        matmul::matmul_into(
+            device,
+            (&w, al),
+            (&x, bl),
+            (&cols, cl),
+            [groups, mg, cig, q],
+            matmul::default_path(),
+        )?;
+        col2im(device, &cols, &out, [kh, kw], [h, wd], g, (n0, len))?;
+    }
+    Ok(out)
+}
+
+/// Gathers the columns of images `n0..n0 + len` into those images of `out`.
+fn col2im(
+    device: &Device,
+    cols: &DeviceTensor,
+    out: &DeviceTensor,
+    kernel: [usize; 2],
+    in_hw: [usize; 2],
+    g: &ConvGeometry,
+    (n0, len): (usize, usize),
+) -> Result<(), DeviceError> {
+    let [cout, oh, ow] = [out.shape[1], out.shape[2], out.shape[3]];
+    let total = len * cout * oh * ow;
     let mut info: Vec<u32> = [
-        out_n,
+        total,
         cout,
         oh,
         ow,
-        h,
-        wd,
-        kh,
-        kw,
+        in_hw[0],
+        in_hw[1],
+        kernel[0],
+        kernel[1],
         g.stride[0],
         g.stride[1],
         g.pad[0],
         g.pad[1],
         g.dilation[0],
         g.dilation[1],
-        nb,
+        len,
     ]
     .map(|v| v as u32)
     .to_vec();
     for d in [ow, oh, cout] {
         info.extend(magic(d));
     }
+    info.push((n0 * cout * oh * ow) as u32);
     let client = device.client();
-    let (count, dim) = cube_launch_dims(client, out_n);
-    let (ch, cl) = super::buffer_of(&cols)?;
-    let (oh_, ol) = super::buffer_of(&out)?;
-    // SAFETY: every cols index has row < C_out*kh*kw and column < N*H*W (guarded iy, ix).
+    let (count, dim) = cube_launch_dims(client, total);
+    let (ch, cl) = super::buffer_of(cols)?;
+    let (oh_, ol) = super::buffer_of(out)?;
+    // SAFETY: every cols index has row < C_out*kh*kw and column < len*H*W (guarded iy, ix);
+    // writes land in images n0..n0 + len of out.
     unsafe {
         col2im_kernel::launch_unchecked::<f32>(
             client,
@@ -310,7 +362,7 @@ pub fn conv_transpose2d(
             g.dilation == [1, 1],
         );
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The weight gradient of a convolution: inputs `x` and `dy`, output the weight's shape.
@@ -323,7 +375,7 @@ pub fn conv2d_weight_grad(
 ) -> Result<DeviceTensor, DeviceError> {
     let out_n: usize = out_shape.iter().product();
     if out_n == 0 {
-        return Ok(DeviceTensor::empty(device, x.dtype, out_shape));
+        return DeviceTensor::empty(device, x.dtype, out_shape);
     }
     let [nb, cout, oh, ow] = [dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3]];
     let (kh, kw) = (out_shape[2], out_shape[3]);
@@ -333,13 +385,41 @@ pub fn conv2d_weight_grad(
     if p == 0 {
         return super::generate::fill(device, x.dtype, out_shape, 0.0);
     }
-    let col = im2col(device, x, [kh, kw], g, [oh, ow])?;
     let dyp = movement::materialize(device, &dy.permuted(&[1, 0, 2, 3]))?;
     let cg = cout / groups;
-    let a = DeviceTensor { shape: vec![groups, cg, p], strides: vec![cg * p, p, 1], ..dyp };
-    let b = DeviceTensor { shape: vec![groups, p, kg], strides: vec![kg * p, 1, p], ..col };
-    let dw = matmul::matmul(device, &a, &b, &[groups, cg, kg], matmul::default_path())?;
+    let ohw = oh * ow;
+    // dW_g = dy_g [C_out/g, N*OH*OW] @ col_g^T, summed over slices of the batch.
+    let mut dw: Option<DeviceTensor> = None;
+    for (n0, len) in slices(nb, images_per_slice(device, groups * kg * ohw)) {
+        let col = im2col(device, &x.sliced(0, n0, 1, len), [kh, kw], g, [oh, ow])?;
+        let q = len * ohw;
+        let a = DeviceTensor {
+            shape: vec![groups, cg, q],
+            strides: vec![cg * p, p, 1],
+            offset: dyp.offset + n0 * ohw,
+            ..dyp.clone()
+        };
+        let b = DeviceTensor { shape: vec![groups, q, kg], strides: vec![kg * q, 1, q], ..col };
+        let part = matmul::matmul(device, &a, &b, &[groups, cg, kg], matmul::default_path())?;
+        dw = Some(match dw {
+            None => part,
+            Some(sum) => add(device, &sum, &part)?,
+        });
+    }
+    let dw = dw
+        .ok_or_else(|| DeviceError::Kernel { op: "conv2d_weight_grad".into(), reason: "no images".into() })?;
     dw.reshaped(device, out_shape)
+}
+
+/// `a + b`, element-wise.
+fn add(device: &Device, a: &DeviceTensor, b: &DeviceTensor) -> Result<DeviceTensor, DeviceError> {
+    let program = FusedProgram {
+        n_inputs: 2,
+        instrs: vec![Instr { op: EwOp::Add, a: 0, b: 1, c: 0 }],
+        outputs: vec![2],
+    };
+    let mut out = elementwise::run_fused(device, &program, &[a, b], &a.shape, &[a.dtype])?;
+    out.pop().ok_or_else(|| DeviceError::Kernel { op: "add".into(), reason: "no output".into() })
 }
 
 /// info = [n, C, H, W, OH, OW, kh, kw, sh, sw, ph, pw]; x contiguous.
@@ -411,7 +491,7 @@ pub fn pool2d(
     win: &Window,
     out_shape: &[usize],
 ) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, x.dtype, out_shape);
+    let out = DeviceTensor::empty(device, x.dtype, out_shape)?;
     let total = out.numel();
     if total == 0 {
         return Ok(out);
@@ -518,7 +598,7 @@ pub fn pool2d_grad(
     kind: PoolKind,
     win: &Window,
 ) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, x.dtype, &x.shape);
+    let out = DeviceTensor::empty(device, x.dtype, &x.shape)?;
     let total = out.numel();
     if total == 0 {
         return Ok(out);
@@ -651,7 +731,7 @@ pub fn upsample(
     scale: [usize; 2],
     out_shape: &[usize],
 ) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, x.dtype, out_shape);
+    let out = DeviceTensor::empty(device, x.dtype, out_shape)?;
     let total = out.numel();
     if total == 0 {
         return Ok(out);
@@ -685,7 +765,7 @@ pub fn upsample_grad(
     scale: [usize; 2],
     out_shape: &[usize],
 ) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, dy.dtype, out_shape);
+    let out = DeviceTensor::empty(device, dy.dtype, out_shape)?;
     let total = out.numel();
     if total == 0 {
         return Ok(out);

@@ -250,8 +250,18 @@ pub fn run_fused(
     out_shape: &[usize],
     out_dtypes: &[DType],
 ) -> Result<Vec<DeviceTensor>, DeviceError> {
+    // The inputs, the outputs and the launch info are bound; past the device's limit the
+    // pipeline would be refused at launch and surface as a vague read failure later.
+    let bound = inputs.len() + out_dtypes.len() + 1;
+    let limit = device.info().max_kernel_buffers as usize;
+    if bound > limit {
+        return Err(DeviceError::Kernel {
+            op: "fused element-wise kernel".into(),
+            reason: format!("it binds {bound} buffers; this device allows {limit} per kernel"),
+        });
+    }
     let outs: Vec<DeviceTensor> =
-        out_dtypes.iter().map(|&dt| DeviceTensor::empty(device, dt, out_shape)).collect();
+        out_dtypes.iter().map(|&dt| DeviceTensor::empty(device, dt, out_shape)).collect::<Result<_, _>>()?;
     let n: usize = out_shape.iter().product();
     if n == 0 {
         return Ok(outs);

@@ -19,7 +19,7 @@ fn fill_kernel<F: Float>(output: &mut [F], params: &[F], info: &[u32]) {
 }
 
 pub fn fill(device: &Device, dtype: DType, shape: &[usize], value: f32) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, dtype, shape);
+    let out = DeviceTensor::empty(device, dtype, shape)?;
     let n = out.numel();
     if n == 0 {
         return Ok(out);
@@ -57,7 +57,7 @@ pub fn iota(
     shape: &[usize],
     axis: usize,
 ) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, dtype, shape);
+    let out = DeviceTensor::empty(device, dtype, shape)?;
     let n = out.numel();
     if n == 0 {
         return Ok(out);
@@ -118,7 +118,7 @@ pub fn random(
     stream: u32,
     normal: bool,
 ) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, DType::F32, shape);
+    let out = DeviceTensor::empty(device, DType::F32, shape)?;
     let n = out.numel();
     if n == 0 {
         return Ok(out);

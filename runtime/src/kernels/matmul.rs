@@ -43,7 +43,7 @@ fn cube_side() -> usize {
 }
 
 /// info = [M, N, K, a_off, a_sb, a_sm, a_sk, b_off, b_sb, b_sk, b_sn, c_sb, c_sm, b_inner,
-/// b_outer_stride, c_inner, c_outer_stride]; C's column stride is 1 and its offset 0.
+/// b_outer_stride, c_inner, c_outer_stride, c_off]; C's column stride is 1.
 #[cube(launch_unchecked)]
 fn tiled_matmul_kernel<F: Float>(a: &[F], b: &[F], c: &mut [F], info: &[u32], #[comptime] cfg: TileConfig) {
     let m = usize::cast_from(info[0]);
@@ -105,7 +105,7 @@ fn tiled_matmul_kernel<F: Float>(a: &[F], b: &[F], c: &mut [F], info: &[u32], #[
             }
         }
     }
-    let c_base = batch * usize::cast_from(info[11]);
+    let c_base = usize::cast_from(info[17]) + batch * usize::cast_from(info[11]);
     let c_sm = usize::cast_from(info[12]);
     #[unroll]
     for i in 0..cfg.tm {
@@ -202,7 +202,7 @@ pub fn matmul(
     out_shape: &[usize],
     path: MatmulPath,
 ) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, a.dtype, out_shape);
+    let out = DeviceTensor::empty(device, a.dtype, out_shape)?;
     if out.numel() == 0 {
         return Ok(out);
     }
@@ -247,7 +247,7 @@ pub struct MatLayout {
 }
 
 /// The tiled kernel on explicit layouts: `c[t] = a[t] @ b[t]` for `dims = [batch, m, k, n]`.
-/// A may not split its columns; C's offset must be 0 and its column stride 1.
+/// A may not split its columns; C's column stride must be 1.
 pub fn matmul_into(
     device: &Device,
     (a, al): (&DeviceTensor, MatLayout),
@@ -260,7 +260,7 @@ pub fn matmul_into(
     if batch * m * n == 0 {
         return Ok(());
     }
-    if al.split.is_some() || cl.offset != 0 || cl.cols != 1 {
+    if al.split.is_some() || cl.cols != 1 {
         return Err(DeviceError::Kernel { op: "matmul".into(), reason: "unsupported layout".into() });
     }
     let (tm, tn) = match path {
@@ -287,6 +287,7 @@ pub fn matmul_into(
         b_outer,
         c_inner.max(1),
         c_outer,
+        cl.offset,
     ]
     .map(|v| v as u32);
     let side = cube_side();

@@ -113,7 +113,7 @@ pub fn eval(
         Prim::Slice { axis, start, step } => Ok(arg(0)?.sliced(*axis, *start, *step, out_shape[*axis])),
         Prim::Pad { pads, value } => movement::pad(device, arg(0)?, pads, value.0 as f32, out_shape),
         Prim::Concat { axis } => {
-            let out = DeviceTensor::empty(device, out_dtype, out_shape);
+            let out = DeviceTensor::empty(device, out_dtype, out_shape)?;
             let mut start = 0;
             for t in inputs {
                 let len = t.shape[*axis];

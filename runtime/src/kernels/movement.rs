@@ -55,7 +55,7 @@ pub fn copy_into(device: &Device, src: &DeviceTensor, dst: &DeviceTensor) -> Res
 
 /// A contiguous copy of any view.
 pub fn materialize(device: &Device, t: &DeviceTensor) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, t.dtype, &t.shape);
+    let out = DeviceTensor::empty(device, t.dtype, &t.shape)?;
     copy_into(device, t, &out)?;
     Ok(out)
 }
@@ -103,7 +103,7 @@ pub fn pad(
     value: f32,
     out_shape: &[usize],
 ) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, x.dtype, out_shape);
+    let out = DeviceTensor::empty(device, x.dtype, out_shape)?;
     let n = out.numel();
     if n == 0 {
         return Ok(out);
@@ -164,7 +164,7 @@ pub fn gather(
     axis: usize,
     out_shape: &[usize],
 ) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, x.dtype, out_shape);
+    let out = DeviceTensor::empty(device, x.dtype, out_shape)?;
     let n = out.numel();
     if n == 0 {
         return Ok(out);
@@ -228,12 +228,12 @@ pub fn scatter_add(
 ) -> Result<DeviceTensor, DeviceError> {
     let n: usize = out_shape.iter().product();
     if n == 0 {
-        return Ok(DeviceTensor::empty(device, src.dtype, out_shape));
+        return DeviceTensor::empty(device, src.dtype, out_shape);
     }
     if idx.numel() == 0 || src.numel() == 0 {
         return super::generate::fill(device, src.dtype, out_shape, 0.0);
     }
-    let out = DeviceTensor::empty(device, src.dtype, out_shape);
+    let out = DeviceTensor::empty(device, src.dtype, out_shape)?;
     let idx = contiguous(device, idx)?;
     let src = contiguous(device, src)?;
     let extent = out_shape[axis];
@@ -291,7 +291,7 @@ pub fn scan(
     axis: usize,
     product: bool,
 ) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, x.dtype, &x.shape);
+    let out = DeviceTensor::empty(device, x.dtype, &x.shape)?;
     if out.numel() == 0 {
         return Ok(out);
     }

@@ -127,7 +127,7 @@ pub fn reduce(
     let rows: usize = out_shape.iter().product();
     let len: usize = axes.iter().map(|&a| x.shape[a]).product();
     if rows == 0 {
-        return Ok(DeviceTensor::empty(device, out_dtype, out_shape));
+        return DeviceTensor::empty(device, out_dtype, out_shape);
     }
     if len == 0 {
         return super::generate::fill(device, out_dtype, out_shape, identity(op));
@@ -136,11 +136,11 @@ pub fn reduce(
     perm.extend_from_slice(axes);
     let input = movement::contiguous(device, &x.permuted(&perm))?;
     let (red, scale, _) = red_op(op, len);
-    let out = DeviceTensor::empty(device, out_dtype, out_shape);
+    let out = DeviceTensor::empty(device, out_dtype, out_shape)?;
     let chunk = chunk_len(rows, len, red);
     if chunk < len {
         let chunks = len.div_ceil(chunk);
-        let partial = DeviceTensor::empty(device, DType::F32, &[rows, chunks]);
+        let partial = DeviceTensor::empty(device, DType::F32, &[rows, chunks])?;
         launch_rows(device, &input, rows, len, chunk, red, 1.0, &partial)?;
         launch_rows(device, &partial, rows, chunks, chunks, red, scale, &out)?;
     } else {
@@ -447,8 +447,18 @@ pub fn run_fused_reduce(
     shape: &[usize],
     out_dtypes: &[DType],
 ) -> Result<(Vec<DeviceTensor>, Vec<DeviceTensor>), DeviceError> {
+    // Inputs, element outputs, results, parameters and launch info are bound; past the device's
+    // limit the pipeline would be refused at launch and surface as a vague read failure later.
+    let bound = inputs.len() + out_dtypes.len() + spec.reductions.len() + 2;
+    let limit = device.info().max_kernel_buffers as usize;
+    if bound > limit {
+        return Err(DeviceError::Kernel {
+            op: "fused reduction".into(),
+            reason: format!("it binds {bound} buffers; this device allows {limit} per kernel"),
+        });
+    }
     let outs: Vec<DeviceTensor> =
-        out_dtypes.iter().map(|&dt| DeviceTensor::empty(device, dt, shape)).collect();
+        out_dtypes.iter().map(|&dt| DeviceTensor::empty(device, dt, shape)).collect::<Result<_, _>>()?;
     let mut out_shape = shape.to_vec();
     for &a in spec.axes {
         if let Some(d) = out_shape.get_mut(a) {
@@ -457,8 +467,11 @@ pub fn run_fused_reduce(
     }
     let rows: usize = out_shape.iter().product();
     let len: usize = spec.axes.iter().filter_map(|&a| shape.get(a)).product();
-    let results: Vec<DeviceTensor> =
-        spec.reductions.iter().map(|r| DeviceTensor::empty(device, r.dtype, &out_shape)).collect();
+    let results: Vec<DeviceTensor> = spec
+        .reductions
+        .iter()
+        .map(|r| DeviceTensor::empty(device, r.dtype, &out_shape))
+        .collect::<Result<_, _>>()?;
     if rows == 0 {
         return Ok((outs, results));
     }
@@ -486,7 +499,10 @@ pub fn run_fused_reduce(
     let config = fused_reduce_config(spec, &space, inputs.len(), &folds);
     // Two stages: the kernel writes partials with scale 1, each partial row is then reduced.
     let firsts: Vec<DeviceTensor> = if chunks > 1 {
-        folds.iter().map(|_| DeviceTensor::empty(device, DType::F32, &[rows, chunks])).collect()
+        folds
+            .iter()
+            .map(|_| DeviceTensor::empty(device, DType::F32, &[rows, chunks]))
+            .collect::<Result<_, _>>()?
     } else {
         results.clone()
     };

@@ -2,12 +2,15 @@
 //! which transforms, and which part of a batch (images, the low-resolution pair, labels)
 //! feeds which input.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use genc_compiler::check::{DataSpec, OptionValue, RunSpec};
 use genc_compiler::program::PhaseProgram;
-use genc_runtime::data::{Batch, BatcherState, Binarize, DataError, Dataset, Pair, Split, Transforms};
-use genc_runtime::device::{Device, DeviceTensor};
+use genc_runtime::data::{
+    Batch, BatcherState, Binarize, DataError, Dataset, FolderOptions, Pair, Split, Transforms,
+};
+use genc_runtime::device::{Device, DeviceError, DeviceTensor};
 
 /// The data a run reads: the training source and, if the spec declares one, the test source.
 pub struct RunData {
@@ -26,7 +29,7 @@ pub enum DataProblem {
 impl RunData {
     /// Opens the spec's sources; `folder` (the run config's `data`) replaces the default
     /// location of Fashion-MNIST.
-    pub fn open(run: &RunSpec, folder: Option<&std::path::Path>) -> Result<RunData, DataProblem> {
+    pub fn open(run: &RunSpec, folder: Option<&Path>) -> Result<RunData, DataProblem> {
         let train_spec = run
             .data
             .iter()
@@ -34,14 +37,37 @@ impl RunData {
             .ok_or_else(|| DataProblem::Spec("the `train` block declares no training data".into()))?
             .clone();
         let open = |d: &DataSpec| -> Result<Arc<Dataset>, DataProblem> {
-            match d.source.as_str() {
-                "fashion_mnist" | "mnist" => {
-                    Dataset::fashion_mnist(split_of(d), folder).map(Arc::new).map_err(DataProblem::Load)
+            let loaded = match d.source.as_str() {
+                "fashion_mnist" | "mnist" => Dataset::fashion_mnist(split_of(d), folder),
+                "folder" => {
+                    // The run config's `data` wins over the spec's `path`.
+                    let path = folder.map(Path::to_path_buf).or_else(|| match d.options.get("path") {
+                        Some(OptionValue::Str(p)) => Some(PathBuf::from(p)),
+                        _ => None,
+                    });
+                    let path = path.ok_or_else(|| {
+                        DataProblem::Spec(
+                            "a `folder(..)` source needs `path:` (or `data:` in the run config)".into(),
+                        )
+                    })?;
+                    let size = d.options.get("size").and_then(|v| v.number()).unwrap_or(0.0);
+                    if !(size >= 1.0 && size.fract() == 0.0) {
+                        return Err(DataProblem::Spec(
+                            "a `folder(..)` source needs `size:`, the image side in pixels".into(),
+                        ));
+                    }
+                    let channels =
+                        d.options.get("channels").and_then(|v| v.number()).map_or(3, |c| c as usize);
+                    let options = FolderOptions { size: size as u32, channels: Some(channels) };
+                    Dataset::from_folder(&path, &options, split_of(d))
                 }
-                other => Err(DataProblem::Spec(format!(
-                    "data source `{other}` is not supported by `genc train` yet (supported: fashion_mnist)"
-                ))),
-            }
+                other => {
+                    return Err(DataProblem::Spec(format!(
+                        "data source `{other}` is not supported by `genc train` (supported: fashion_mnist, folder)"
+                    )));
+                }
+            };
+            loaded.map(Arc::new).map_err(DataProblem::Load)
         };
         let train = open(&train_spec)?;
         let test = match run.data.iter().find(|d| split_of(d) == Split::Test) {
@@ -79,12 +105,18 @@ pub fn transforms_of(d: &DataSpec) -> Transforms {
         "edges" => "sobel".parse().ok().map(Pair::Edges),
         _ => None,
     });
-    Transforms { flip: false, binarize, pair, range }
+    let flip = matches!(d.options.get("flip"), Some(OptionValue::Bool(true)));
+    Transforms { flip, binarize, pair, range }
 }
 
 /// A phase's inputs from a batch: each data name maps to the images, the pair or the labels;
 /// an input the data does not name is zeros.
-pub fn inputs_for(device: &Device, phase: &PhaseProgram, names: &[String], b: &Batch) -> Vec<DeviceTensor> {
+pub fn inputs_for(
+    device: &Device,
+    phase: &PhaseProgram,
+    names: &[String],
+    b: &Batch,
+) -> Result<Vec<DeviceTensor>, DeviceError> {
     phase
         .inputs
         .iter()
@@ -107,7 +139,7 @@ pub fn unit_inputs(
     device: &Device,
     phase: &PhaseProgram,
     test: Option<(&DataSpec, &Batch)>,
-) -> Vec<DeviceTensor> {
+) -> Result<Vec<DeviceTensor>, DeviceError> {
     match test {
         Some((d, b)) => inputs_for(device, phase, &d.names, b),
         None => phase

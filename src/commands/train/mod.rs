@@ -206,7 +206,7 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
     for step in first + 1..=steps {
         let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
             let b = batcher.next_batch().map_err(|e| e.to_string())?;
-            Ok(inputs_for(&device, phase, &names, &b))
+            inputs_for(&device, phase, &names, &b).map_err(|e| e.to_string())
         };
         let reported = match trainer.train_step(&device, &mut feed) {
             Ok(r) => r,

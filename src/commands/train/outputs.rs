@@ -24,7 +24,13 @@ impl Units {
                     let planned = genc_compiler::plan::plan_forward(checked, kind, i, batch)
                         .map_err(|e| e.to_string())
                         .and_then(|p| LoadedPhase::load(device, &p).map_err(|e| e.to_string()));
-                    planned.map_err(|e| warn(&format!("warning: {} #{i} is skipped: {e}", kind.name()))).ok()
+                    let later = match kind {
+                        UnitKind::Sample => "; after training, `genc sample RUN_DIR` runs it",
+                        _ => "",
+                    };
+                    planned
+                        .map_err(|e| warn(&format!("warning: {} #{i} is skipped: {e}{later}", kind.name())))
+                        .ok()
                 })
                 .collect()
         };
@@ -46,7 +52,7 @@ pub fn sample(
 ) -> Result<Option<Images>, TrainError> {
     let test = data.first_test_batch(batch);
     let test = data.test.as_ref().map(|(d, _)| d).zip(test.as_ref());
-    let inputs = unit_inputs(device, &unit.phase, test);
+    let inputs = unit_inputs(device, &unit.phase, test)?;
     let outs = trainer.forward(device, unit, inputs, seed)?;
     let Some((_, t)) = outs.iter().find(|(n, _)| n == "out") else { return Ok(None) };
     let shape = match t.shape[..] {
@@ -73,7 +79,7 @@ pub fn evaluate(
     };
     let (mut total, mut count) = (0.0, 0u32);
     for b in batches {
-        let inputs = inputs_for(device, &unit.phase, &d.names, &b);
+        let inputs = inputs_for(device, &unit.phase, &d.names, &b)?;
         let outs = trainer.forward(device, unit, inputs, seed)?;
         if let Some((_, t)) = outs.iter().find(|(n, _)| n == "out") {
             if let Some(v) = t.to_f64(device)?.first() {
