@@ -18,6 +18,20 @@
 //! and Metal about 31), so a group that would read and write more than
 //! [`MAX_FUSED_BUFFERS`] is cut into consecutive pieces: a later piece reads what an earlier
 //! one wrote, and each still runs after everything it reads.
+//!
+//! **Reduction prologues.** A `Reduce` whose input is a member of a fused group (a piece, after
+//! the cut) becomes that group's tail (`Role::Reduced`): one kernel evaluates the group's
+//! program at every element of the reduce's input, once, and folds the element into the
+//! reduction instead of writing it. Members read from outside the group are still written by
+//! that kernel, as they would be by the standalone group, so fusing never costs a launch or a
+//! recomputation; it saves the reduce's launch and the round trip of its input through
+//! memory. A group takes up to [`MAX_REDUCTIONS`] reduces over the same axes (batch-norm's
+//! backward sums `dy` and `dy * x̂` per channel), all folded in the same pass, as long as the
+//! kernel stays within the binding bound; a reduce over other axes, or one too many, reads the
+//! written value in a kernel of its own. Reduces are attached after the groups are formed, so
+//! they change no group: a reduce's result is not a member, and nothing that reads it can join
+//! the group (that would be a reduce-then-broadcast inside one kernel, which this kernel does
+//! not do).
 
 use std::collections::HashSet;
 
@@ -27,6 +41,9 @@ use crate::prim::Prim;
 /// The most distinct buffers one fused kernel reads and writes, leaving room under the
 /// devices' per-kernel limit for the launch metadata.
 pub const MAX_FUSED_BUFFERS: usize = 24;
+
+/// The most reductions one fused kernel folds (its accumulators live in registers).
+pub const MAX_REDUCTIONS: usize = 4;
 
 /// What a node becomes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +56,8 @@ pub enum Role {
     View,
     /// A member of fused element-wise group `n`.
     Fused(usize),
+    /// A reduction that group `n` feeds, computed by the group's kernel (its prologue).
+    Reduced(usize),
     /// A kernel of its own.
     Kernel,
 }
@@ -92,7 +111,15 @@ pub fn partition(g: &Graph) -> Partition {
     }
     let mut partition = Partition { roles, groups: groups.len() };
     partition.split_wide_groups(g);
+    partition.attach_reductions(g);
     partition
+}
+
+/// Whether a reduction over `axes` can join a group's `(axes, count)` reductions: they share
+/// one pass over the rows, so the axes must be the same.
+fn joins_reductions(reduced: &(Vec<usize>, usize), axes: &[usize]) -> bool {
+    let (have, count) = reduced;
+    *count == 0 || (*count < MAX_REDUCTIONS && have.as_slice() == axes)
 }
 
 /// Who reads each live node, and whether it is a graph output (an outside reader).
@@ -157,6 +184,42 @@ impl Partition {
             }
         }
     }
+
+    /// Makes each live reduce of a fused group's member that group's tail, in node order, while
+    /// [`joins_reductions`] allows it and the kernel binds at most [`MAX_FUSED_BUFFERS`]
+    /// (counting the reduction results it writes, and one more buffer for their parameters).
+    fn attach_reductions(&mut self, g: &Graph) {
+        let live = g.live_nodes();
+        let readers = Readers::new(g, &live);
+        let mut kernels: Vec<HashSet<NodeId>> = vec![HashSet::new(); self.groups];
+        for &n in &live {
+            if let Role::Fused(k) = self.roles[n.index()] {
+                kernels[k].insert(n);
+            }
+        }
+        let mut reduced: Vec<(Vec<usize>, usize)> = vec![(Vec::new(), 0); self.groups];
+        for &n in &live {
+            let Prim::Reduce { axes, .. } = &g.node(n).prim else { continue };
+            let group = match g.inputs(n).as_slice() {
+                [x] => match self.roles[x.index()] {
+                    Role::Fused(k) => Some(k),
+                    Role::Leaf | Role::Constant | Role::View | Role::Reduced(_) | Role::Kernel => None,
+                },
+                _ => None,
+            };
+            let Some(k) = group else { continue };
+            if !joins_reductions(&reduced[k], axes) {
+                continue;
+            }
+            kernels[k].insert(n);
+            if readers.bindings(g, &kernels[k]) + 1 > MAX_FUSED_BUFFERS {
+                kernels[k].remove(&n);
+                continue;
+            }
+            reduced[k] = (axes.clone(), reduced[k].1 + 1);
+            self.roles[n.index()] = Role::Reduced(k);
+        }
+    }
 }
 
 impl Partition {
@@ -171,10 +234,21 @@ impl Partition {
                     groups.insert(k);
                 }
                 Role::Kernel => kernels += 1,
-                Role::Leaf | Role::Constant | Role::View => {}
+                // Computed by its group's kernel.
+                Role::Reduced(_) | Role::Leaf | Role::Constant | Role::View => {}
             }
         }
         groups.len() + kernels
+    }
+
+    /// The reductions group `k` feeds, in order.
+    pub fn reductions(&self, k: usize) -> Vec<NodeId> {
+        self.roles
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| **r == Role::Reduced(k))
+            .map(|(i, _)| NodeId::new(i))
+            .collect()
     }
 
     /// The members of group `k`, in order.
@@ -206,7 +280,15 @@ impl Partition {
                         .filter(|m| live.contains(m))
                         .map(|&m| g.node(m).prim.to_string())
                         .collect();
-                    let _ = writeln!(out, "  k{kernel} fused {} [{}]", g.node(n).ty, ops.join(", "));
+                    let folds: Vec<String> = self
+                        .reductions(k)
+                        .into_iter()
+                        .filter(|r| live.contains(r))
+                        .map(|r| format!("{} -> {}", g.node(r).prim, g.node(r).ty))
+                        .collect();
+                    let tail =
+                        if folds.is_empty() { String::new() } else { format!(" |> {}", folds.join(", ")) };
+                    let _ = writeln!(out, "  k{kernel} fused {} [{}]{tail}", g.node(n).ty, ops.join(", "));
                     kernel += 1;
                 }
                 Role::Kernel => {

@@ -12,7 +12,9 @@ use crate::fuse::{self, Partition, Role};
 use crate::graph::{Graph, NodeId, Output};
 use crate::passes;
 use crate::prim::{DType, Prim};
-use crate::program::{ConstSpec, FusedInstr, Operand, PhaseProgram, Program, Step, TensorSpec, ValueSpec};
+use crate::program::{
+    ConstSpec, FusedInstr, FusedReduction, Operand, PhaseProgram, Program, Step, TensorSpec, ValueSpec,
+};
 
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum PlanError {
@@ -203,6 +205,13 @@ fn input_specs(g: &Graph) -> Result<Vec<TensorSpec>, String> {
     Ok(specs)
 }
 
+/// Fuses and lowers one concrete graph (already differentiated and simplified) to a phase named
+/// `name`: what `plan` does per phase after autodiff. Its `inputs` are left empty.
+pub fn lower_graph(g: &Graph, name: &str) -> Result<PhaseProgram, PlanError> {
+    let partition = fuse::partition(g);
+    lower(g, &partition, name).map_err(|message| PlanError::Phase { phase: name.into(), message })
+}
+
 /// Lowers a simplified, partitioned graph to steps with slots assigned by liveness.
 fn lower(g: &Graph, part: &Partition, name: &str) -> Result<PhaseProgram, String> {
     let live: Vec<NodeId> = g.live_nodes();
@@ -227,13 +236,16 @@ fn lower(g: &Graph, part: &Partition, name: &str) -> Result<PhaseProgram, String
         primitive_ops: 0,
         kernels: part.kernel_count(g),
     };
-    // Which nodes are read from outside their fused group (so the group must write them).
+    // Which nodes are read from outside their fused group (so the group must write them). A
+    // group's reduction reads its input inside the group's kernel.
     let mut read_outside = vec![false; g.len()];
     for &n in &live {
         for i in g.inputs(n) {
-            if part.roles[i.index()] != part.roles[n.index()]
-                || !matches!(part.roles[n.index()], Role::Fused(_))
-            {
+            let inside = match (part.roles[i.index()], part.roles[n.index()]) {
+                (Role::Fused(a), Role::Fused(b) | Role::Reduced(b)) => a == b,
+                _ => false,
+            };
+            if !inside {
                 read_outside[i.index()] = true;
             }
         }
@@ -283,6 +295,8 @@ fn lower(g: &Graph, part: &Partition, name: &str) -> Result<PhaseProgram, String
                 phase.steps.push(Step::Op { prim: node.prim.clone(), inputs: ins, output: v });
                 operand.insert(n, Operand::Value(v));
             }
+            // Emitted with its group, whose first member comes earlier.
+            Role::Reduced(_) => {}
             Role::Fused(k) => {
                 if !emitted_groups.insert(k) {
                     continue;
@@ -335,7 +349,27 @@ fn lower(g: &Graph, part: &Partition, name: &str) -> Result<PhaseProgram, String
                     }
                 }
                 let shape = concrete(members[0])?;
-                phase.steps.push(Step::Fused { shape, inputs, instrs, outputs });
+                let reduces: Vec<NodeId> =
+                    part.reductions(k).into_iter().filter(|r| is_live[r.index()]).collect();
+                let step = if reduces.is_empty() {
+                    Step::Fused { shape, inputs, instrs, outputs }
+                } else {
+                    let mut axes = Vec::new();
+                    let mut reductions = Vec::new();
+                    for r in reduces {
+                        let Prim::Reduce { op, axes: a } = &g.node(r).prim else {
+                            return Err("a fused reduction that is not a reduce".into());
+                        };
+                        let x = g.inputs(r).first().copied().ok_or("a reduce without an input")?;
+                        let arg = *reg.get(&x).ok_or("a fused reduction's input is not in its group")?;
+                        let output = new_value(&mut phase, r, false)?;
+                        operand.insert(r, Operand::Value(output));
+                        axes.clone_from(a);
+                        reductions.push(FusedReduction { op: *op, arg, output });
+                    }
+                    Step::FusedReduce { shape, inputs, instrs, outputs, axes, reductions }
+                };
+                phase.steps.push(step);
             }
         }
     }
@@ -362,7 +396,9 @@ fn assign_slots(phase: &mut PhaseProgram) {
     let mut last_use = vec![0usize; n];
     let reads = |step: &Step| -> Vec<usize> {
         let ops: Vec<Operand> = match step {
-            Step::Fused { inputs, .. } | Step::Op { inputs, .. } => inputs.clone(),
+            Step::Fused { inputs, .. } | Step::FusedReduce { inputs, .. } | Step::Op { inputs, .. } => {
+                inputs.clone()
+            }
             Step::View { input, .. } => vec![*input],
             Step::Release { .. } => vec![],
         };
@@ -386,6 +422,9 @@ fn assign_slots(phase: &mut PhaseProgram) {
     for (s, step) in old.into_iter().enumerate() {
         let defined: Vec<usize> = match &step {
             Step::Fused { outputs, .. } => outputs.iter().map(|(_, v)| *v).collect(),
+            Step::FusedReduce { outputs, reductions, .. } => {
+                outputs.iter().map(|(_, v)| *v).chain(reductions.iter().map(|r| r.output)).collect()
+            }
             Step::Op { output, .. } => vec![*output],
             Step::View { .. } | Step::Release { .. } => vec![],
         };

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::prim::{DType, Prim};
+use crate::prim::{DType, Prim, ReduceOp};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Program {
@@ -63,10 +63,30 @@ pub struct FusedInstr {
     pub args: Vec<usize>,
 }
 
+/// A reduction a fused kernel folds its register `arg` into: value `output` is `op` of the
+/// register over the step's axes, kept with extent 1 (the `Reduce` primitive's rule).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FusedReduction {
+    pub op: ReduceOp,
+    pub arg: usize,
+    pub output: usize,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Step {
-    /// One fused element-wise kernel over `shape`.
+    /// One fused element-wise kernel over `shape`; `outputs` are `(register, value)` pairs.
     Fused { shape: Vec<usize>, inputs: Vec<Operand>, instrs: Vec<FusedInstr>, outputs: Vec<(usize, usize)> },
+    /// One kernel that evaluates a fused element-wise program over `shape` (the reductions'
+    /// prologue) and reduces some of its registers over `axes` as it goes: reduced registers
+    /// never go to memory. `outputs` are the registers that are also written, as in `Fused`.
+    FusedReduce {
+        shape: Vec<usize>,
+        inputs: Vec<Operand>,
+        instrs: Vec<FusedInstr>,
+        outputs: Vec<(usize, usize)>,
+        axes: Vec<usize>,
+        reductions: Vec<FusedReduction>,
+    },
     /// One library kernel computing value `output`.
     Op { prim: Prim, inputs: Vec<Operand>, output: usize },
     /// Value `output` is `input` with another shape (no kernel, no copy).
@@ -136,22 +156,30 @@ impl PhaseProgram {
             let v = |o: &Operand| operand_text(o);
             match step {
                 Step::Fused { shape, inputs, instrs, outputs } => {
-                    let ins: Vec<String> = inputs.iter().map(v).collect();
-                    let body: Vec<String> = instrs
+                    let _ = writeln!(out, "  {}", fused_text(shape, inputs, instrs, outputs));
+                }
+                Step::FusedReduce { shape, inputs, instrs, outputs, axes, reductions } => {
+                    let folds: Vec<String> = reductions
                         .iter()
-                        .enumerate()
-                        .map(|(k, ins_)| {
-                            let args: Vec<String> = ins_.args.iter().map(|a| format!("r{a}")).collect();
-                            format!("r{} = {}({})", inputs.len() + k, ins_.prim, args.join(", "))
+                        .map(|r| {
+                            let val = &phase.values[r.output];
+                            let prim = Prim::Reduce { op: r.op, axes: axes.clone() };
+                            format!(
+                                "%{} = {prim}(r{}) : {}{:?} @slot{}",
+                                r.output,
+                                r.arg,
+                                val.dtype,
+                                val.shape,
+                                val.slot.map_or("-".into(), |s| s.to_string())
+                            )
                         })
                         .collect();
-                    let outs: Vec<String> = outputs.iter().map(|(r, val)| format!("%{val} = r{r}")).collect();
+                    let sep = if outputs.is_empty() { "" } else { ", " };
                     let _ = writeln!(
                         out,
-                        "  fused {shape:?} ({}) {{ {} }} -> {}",
-                        ins.join(", "),
-                        body.join("; "),
-                        outs.join(", ")
+                        "  {}{sep}{}",
+                        fused_text(shape, inputs, instrs, outputs),
+                        folds.join(", ")
                     );
                 }
                 Step::Op { prim, inputs, output } => {
@@ -182,6 +210,26 @@ impl PhaseProgram {
         out.push_str("}\n");
         out
     }
+}
+
+/// `fused [shape] (inputs) { r2 = add(r0, r1); ... } -> %5 = r2`: a fused kernel's program.
+fn fused_text(
+    shape: &[usize],
+    inputs: &[Operand],
+    instrs: &[FusedInstr],
+    outputs: &[(usize, usize)],
+) -> String {
+    let ins: Vec<String> = inputs.iter().map(operand_text).collect();
+    let body: Vec<String> = instrs
+        .iter()
+        .enumerate()
+        .map(|(k, ins_)| {
+            let args: Vec<String> = ins_.args.iter().map(|a| format!("r{a}")).collect();
+            format!("r{} = {}({})", inputs.len() + k, ins_.prim, args.join(", "))
+        })
+        .collect();
+    let outs: Vec<String> = outputs.iter().map(|(r, val)| format!("%{val} = r{r}")).collect();
+    format!("fused {shape:?} ({}) {{ {} }} -> {}", ins.join(", "), body.join("; "), outs.join(", "))
 }
 
 fn operand_text(o: &Operand) -> String {

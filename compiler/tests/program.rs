@@ -121,8 +121,16 @@ fn fused_kernels_bind_a_bounded_number_of_buffers() {
         let (program, _) = plan::plan(&checked(&name), Some(3)).unwrap();
         for phase in &program.phases {
             for step in &phase.steps {
-                if let genc_compiler::program::Step::Fused { inputs, outputs, .. } = step {
-                    let bound = inputs.len() + outputs.len();
+                use genc_compiler::program::Step;
+                // A fused reduction also binds its results and their parameters.
+                let bound = match step {
+                    Step::Fused { inputs, outputs, .. } => Some(inputs.len() + outputs.len()),
+                    Step::FusedReduce { inputs, outputs, reductions, .. } => {
+                        Some(inputs.len() + outputs.len() + reductions.len() + 1)
+                    }
+                    Step::Op { .. } | Step::View { .. } | Step::Release { .. } => None,
+                };
+                if let Some(bound) = bound {
                     assert!(
                         bound <= genc_compiler::fuse::MAX_FUSED_BUFFERS,
                         "{name} / {}: {bound}",

@@ -2,16 +2,18 @@
 //!
 //! Prints matmul GFLOP/s (512³, 1024³, the DCGAN shape 12544x1024x128) for each matmul path,
 //! forward and backward times of the DCGAN-28 convolution layers at batch 64, the fused
-//! element-wise `tanh(a*b+c)` bandwidth on 16M floats, and the cost of one kernel launch.
+//! element-wise `tanh(a*b+c)` bandwidth on 16M floats, reductions with a fused element-wise
+//! prologue against the same work in two kernels, and the cost of one kernel launch.
 //! Each figure is the median of several repetitions, each ending with a device sync;
 //! the first call (which compiles the kernel) is not timed. `BENCH_QUICK=1` runs fewer reps.
 
 use std::time::Instant;
 
-use genc_compiler::prim::{BinaryOp, ConvGeometry, DType, Prim, UnaryOp};
+use genc_compiler::prim::{BinaryOp, ConvGeometry, DType, Prim, ReduceOp, UnaryOp};
 use genc_runtime::device::{Device, DeviceChoice, DeviceTensor};
 use genc_runtime::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};
 use genc_runtime::kernels::matmul::{MatmulPath, matmul};
+use genc_runtime::kernels::reduce::{FusedReduce, Reduction, run_fused_reduce};
 use genc_runtime::kernels::{self, Leaves};
 
 fn fail(e: impl std::fmt::Display) -> ! {
@@ -55,6 +57,17 @@ fn random(device: &Device, shape: &[usize], stream: u32) -> DeviceTensor {
     let leaves = Leaves { seed: 1, ..Leaves::default() };
     let prim = Prim::Random { dist: genc_compiler::prim::Distribution::Uniform, stream };
     kernels::eval(device, &prim, &[], shape, DType::F32, &leaves).unwrap_or_else(|e| fail(e))
+}
+
+/// A fused reduction to time: `(a - b)^2` (`square`) or `a * b` over `shape` (`b` has shape
+/// `other`, broadcast), reduced over `axes`, the element value also written when `write`.
+struct ReduceCase {
+    what: &'static str,
+    shape: &'static [usize],
+    other: &'static [usize],
+    axes: &'static [usize],
+    square: bool,
+    write: bool,
 }
 
 fn main() {
@@ -179,6 +192,67 @@ fn main() {
             run(Prim::Unary(UnaryOp::Tanh), &[&s]);
         });
         println!("unfused (3 kernels): {:.2} ms", s3 * 1e3);
+    }
+
+    if only.is_empty() || only == "reduce" {
+        // Batch-norm variance, a bias gradient, a loss mean.
+        let cases = [
+            ReduceCase {
+                what: "sum((x - m)^2) over 0,2,3 of [128, 256, 7, 7]",
+                shape: &[128, 256, 7, 7],
+                other: &[1, 256, 1, 1],
+                axes: &[0, 2, 3],
+                square: true,
+                write: false,
+            },
+            ReduceCase {
+                what: "sum(a * b) over 0 of [100, 784], a * b written",
+                shape: &[100, 784],
+                other: &[100, 784],
+                axes: &[0],
+                square: false,
+                write: true,
+            },
+            ReduceCase {
+                what: "mean((a - b)^2) over all of [100, 784]",
+                shape: &[100, 784],
+                other: &[100, 784],
+                axes: &[0, 1],
+                square: true,
+                write: false,
+            },
+        ];
+        for ReduceCase { what, shape, other, axes, square, write } in cases {
+            let (a, b) = (random(&device, shape, 9), random(&device, other, 10));
+            let instrs = if square {
+                vec![Instr { op: EwOp::Sub, a: 0, b: 1, c: 0 }, Instr { op: EwOp::Mul, a: 2, b: 2, c: 0 }]
+            } else {
+                vec![Instr { op: EwOp::Mul, a: 0, b: 1, c: 0 }]
+            };
+            let last = 1 + instrs.len();
+            let written = if write { vec![last] } else { vec![] };
+            let op = if what.starts_with("mean") { ReduceOp::Mean } else { ReduceOp::Sum };
+            let mut out_shape = shape.to_vec();
+            for &ax in axes {
+                out_shape[ax] = 1;
+            }
+            let two = FusedProgram { n_inputs: 2, instrs: instrs.clone(), outputs: vec![last] };
+            let unfused = time(&device, || {
+                let outs =
+                    run_fused(&device, &two, &[&a, &b], shape, &[DType::F32]).unwrap_or_else(|e| fail(e));
+                let prim = Prim::Reduce { op, axes: axes.to_vec() };
+                kernels::eval(&device, &prim, &[&outs[0]], &out_shape, DType::F32, &leaves)
+                    .unwrap_or_else(|e| fail(e));
+            });
+            let one = FusedProgram { n_inputs: 2, instrs, outputs: written.clone() };
+            let reductions = [Reduction { arg: last, op, dtype: DType::F32 }];
+            let spec = FusedReduce { program: &one, axes, reductions: &reductions };
+            let dtypes = vec![DType::F32; written.len()];
+            let fused = time(&device, || {
+                run_fused_reduce(&device, &spec, &[&a, &b], shape, &dtypes).unwrap_or_else(|e| fail(e));
+            });
+            println!("{what}: fused {:.3} ms, two kernels {:.3} ms", fused * 1e3, unfused * 1e3);
+        }
     }
 
     if only.is_empty() || only == "launch" {

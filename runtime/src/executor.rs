@@ -9,6 +9,7 @@ use genc_compiler::program::{FusedInstr, Operand, PhaseProgram, Step};
 
 use crate::device::{Device, DeviceError, DeviceTensor};
 use crate::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};
+use crate::kernels::reduce::{FusedReduce, Reduction, run_fused_reduce};
 use crate::kernels::{self, Leaves, binary_op, unary_op};
 
 /// Where a non-finite number first appeared in a phase ([`LoadedPhase::first_non_finite`]).
@@ -107,6 +108,16 @@ impl LoadedPhase {
                     let ops: Vec<String> = instrs.iter().map(|i| i.prim.to_string()).collect();
                     return format!("fused kernel [{}]", ops.join(", "));
                 }
+                Step::FusedReduce { instrs, outputs, axes, reductions, .. }
+                    if reductions.iter().any(|r| r.output == v) || outputs.iter().any(|(_, o)| *o == v) =>
+                {
+                    let ops: Vec<String> = instrs.iter().map(|i| i.prim.to_string()).collect();
+                    let folds: Vec<String> = reductions
+                        .iter()
+                        .map(|r| Prim::Reduce { op: r.op, axes: axes.clone() }.to_string())
+                        .collect();
+                    return format!("fused kernel [{}] |> {}", ops.join(", "), folds.join(", "));
+                }
                 _ => {}
             }
         }
@@ -141,13 +152,38 @@ impl LoadedPhase {
                 Step::Fused { shape, inputs, instrs, outputs } => {
                     let args = self.operands(inputs, &values, leaves)?;
                     let refs: Vec<&DeviceTensor> = args.iter().collect();
-                    let program = fused_program(phase, inputs.len(), instrs, outputs)?;
+                    let regs: Vec<usize> = outputs.iter().map(|(r, _)| *r).collect();
+                    let program = fused_program(phase, inputs.len(), instrs, &regs)?;
                     let dtypes: Vec<DType> = outputs.iter().map(|(_, v)| phase.values[*v].dtype).collect();
                     let results = run_fused(device, &program, &refs, shape, &dtypes)?;
                     for ((_, v), t) in outputs.iter().zip(results) {
                         values[*v] = Some(t);
                     }
                     outputs.iter().map(|(_, v)| *v).collect()
+                }
+                Step::FusedReduce { shape, inputs, instrs, outputs, axes, reductions } => {
+                    let args = self.operands(inputs, &values, leaves)?;
+                    let refs: Vec<&DeviceTensor> = args.iter().collect();
+                    // The reduced registers are the program's last outputs, split off again.
+                    let regs: Vec<usize> =
+                        outputs.iter().map(|(r, _)| *r).chain(reductions.iter().map(|r| r.arg)).collect();
+                    let mut program = fused_program(phase, inputs.len(), instrs, &regs)?;
+                    let args = program.outputs.split_off(outputs.len());
+                    let folds: Vec<Reduction> = reductions
+                        .iter()
+                        .zip(args)
+                        .map(|(r, arg)| Reduction { arg, op: r.op, dtype: phase.values[r.output].dtype })
+                        .collect();
+                    let dtypes: Vec<DType> = outputs.iter().map(|(_, v)| phase.values[*v].dtype).collect();
+                    let spec = FusedReduce { program: &program, axes, reductions: &folds };
+                    let (results, reduced) = run_fused_reduce(device, &spec, &refs, shape, &dtypes)?;
+                    for ((_, v), t) in outputs.iter().zip(results) {
+                        values[*v] = Some(t);
+                    }
+                    for (r, t) in reductions.iter().zip(reduced) {
+                        values[r.output] = Some(t);
+                    }
+                    outputs.iter().map(|(_, v)| *v).chain(reductions.iter().map(|r| r.output)).collect()
                 }
                 Step::Release { values: dead } => {
                     for &v in dead {
@@ -199,13 +235,14 @@ impl LoadedPhase {
     }
 }
 
-/// Translates a planned fused group into the kernel's register program. Casts to f32 and
+/// Translates a planned fused group into the kernel's register program whose outputs are the
+/// planned registers `outputs`. Casts to f32 and
 /// same-type casts are free (every dtype is stored as f32): they alias their argument.
 fn fused_program(
     phase: &PhaseProgram,
     n_inputs: usize,
     instrs: &[FusedInstr],
-    outputs: &[(usize, usize)],
+    outputs: &[usize],
 ) -> Result<FusedProgram, DeviceError> {
     // Planned register -> kernel register.
     let mut reg: Vec<usize> = (0..n_inputs).collect();
@@ -241,7 +278,7 @@ fn fused_program(
     }
     let outputs = outputs
         .iter()
-        .map(|(r, _)| reg.get(*r).copied().ok_or_else(|| malformed(phase, "a fused output is missing")))
+        .map(|r| reg.get(*r).copied().ok_or_else(|| malformed(phase, "a fused output is missing")))
         .collect::<Result<_, _>>()?;
     Ok(FusedProgram { n_inputs, instrs: out, outputs })
 }

@@ -385,6 +385,103 @@ fn reductions_match_the_interpreter() {
     }
 }
 
+/// Reductions fused behind an element-wise program (`(a - m) * s` reduced with each op and
+/// `a - m` summed in the same pass, `a - m` also written) equal the program's ops and then the
+/// reductions on the interpreter: several axis sets (leading, trailing, split, all, two-stage
+/// rows), a broadcast `m` and `s`, contiguous and strided inputs, zero-size shapes.
+#[test]
+fn fused_reductions_equal_the_program_then_the_reduction() {
+    use ReduceOp::*;
+    use genc_runtime::kernels::elementwise::{EwOp, FusedProgram, Instr};
+    use genc_runtime::kernels::reduce::{FusedReduce, Reduction, run_fused_reduce};
+    let mut rng = Rng(11);
+    let cases: &[(&[usize], &[usize])] = &[
+        (&[3, 4, 5], &[1]),
+        (&[3, 4, 5], &[0, 2]),
+        (&[3, 4, 5], &[0, 1, 2]),
+        (&[6, 7], &[0]),
+        (&[6, 7], &[1]),
+        (&[2, 3, 4, 5], &[1, 3]),
+        (&[1], &[0]),
+        (&[0, 3], &[1]),
+        (&[3, 0], &[1]),
+        (&[2, 20000], &[1]),
+        (&[40, 1, 300], &[0, 2]),
+    ];
+    let program = FusedProgram {
+        n_inputs: 3,
+        instrs: vec![Instr { op: EwOp::Sub, a: 0, b: 1, c: 0 }, Instr { op: EwOp::Mul, a: 3, b: 2, c: 0 }],
+        outputs: vec![3],
+    };
+    let l = interp::Leaves::default();
+    for op in [Sum, Mean, Max, Min, Prod, ArgMax, ArgMin] {
+        for (case, (shape, axes)) in cases.iter().enumerate() {
+            if matches!(op, ArgMax | ArgMin) && axes.len() != 1 {
+                continue;
+            }
+            if matches!(op, Max | Min | ArgMax | ArgMin | Mean) && axes.iter().any(|&a| shape[a] == 0) {
+                continue; // no identity (the interpreter rejects these)
+            }
+            let ev = |p: Prim, ins: &[&Value], dtype: DType, out: &[usize]| {
+                interp::eval(&p, ins, out, dtype, &l).unwrap_or_else(|e| panic!("{p}: {e}"))
+            };
+            let mut m_shape = shape.to_vec();
+            m_shape[0] = 1;
+            let ones = vec![1; shape.len()];
+            let constant = |x: f64| Value { dtype: DType::F32, shape: ones.clone(), data: vec![x] };
+            let (a, m, s) = if matches!(op, ArgMax | ArgMin | Max | Min) {
+                // Integer values keep ties: the first index must win.
+                (i32v(&mut rng, shape, -3, 3), i32v(&mut rng, &m_shape, -1, 1), constant(2.0))
+            } else if op == Prod {
+                let a = f32v(&mut rng, shape, 0.9, 1.1);
+                (a, f32v(&mut rng, &m_shape, -0.05, 0.05), constant(1.0))
+            } else {
+                (
+                    f32v(&mut rng, shape, -1.0, 1.0),
+                    f32v(&mut rng, &m_shape, -1.0, 1.0),
+                    f32v(&mut rng, &ones, 0.5, 2.0),
+                )
+            };
+            let (a, m) = (Value { dtype: DType::F32, ..a }, Value { dtype: DType::F32, ..m });
+            let diff = ev(
+                Prim::Binary(BinaryOp::Sub),
+                &[&a, &ev(Prim::Broadcast, &[&m], DType::F32, shape)],
+                DType::F32,
+                shape,
+            );
+            let y = ev(
+                Prim::Binary(BinaryOp::Mul),
+                &[&diff, &ev(Prim::Broadcast, &[&s], DType::F32, shape)],
+                DType::F32,
+                shape,
+            );
+            let mut out: Vec<usize> = shape.to_vec();
+            for &ax in axes.iter() {
+                out[ax] = 1;
+            }
+            let dtype = if matches!(op, ArgMax | ArgMin) { DType::I32 } else { DType::F32 };
+            let want = ev(Prim::Reduce { op, axes: axes.to_vec() }, &[&y], dtype, &out);
+            let len: usize = axes.iter().map(|&ax| shape[ax]).product();
+            let tol = if matches!(op, Sum | Mean | Prod) { reduce_tol(&y, len) } else { EXACT };
+            let strided = case % 2 == 1;
+            let (ta, tm, ts) = (upload(&a, strided), upload(&m, strided), upload(&s, false));
+            let reductions =
+                [Reduction { arg: 4, op, dtype }, Reduction { arg: 3, op: Sum, dtype: DType::F32 }];
+            let spec = FusedReduce { program: &program, axes, reductions: &reductions };
+            let (outs, reduced) = run_fused_reduce(device(), &spec, &[&ta, &tm, &ts], shape, &[DType::F32])
+                .unwrap_or_else(|e| panic!("{e}"));
+            let what = format!("fused {op:?} over {axes:?} of {shape:?} (strided: {strided})");
+            let got = reduced[0].to_value(device()).unwrap_or_else(|e| panic!("{e}"));
+            compare(&what, &got, &want, tol);
+            let diff_sum = ev(Prim::Reduce { op: Sum, axes: axes.to_vec() }, &[&diff], DType::F32, &out);
+            let got = reduced[1].to_value(device()).unwrap_or_else(|e| panic!("{e}"));
+            compare(&format!("{what}: sum of a - m beside it"), &got, &diff_sum, reduce_tol(&diff, len));
+            let written = outs[0].to_value(device()).unwrap_or_else(|e| panic!("{e}"));
+            compare(&format!("{what}: written a - m"), &written, &diff, ARITH);
+        }
+    }
+}
+
 #[test]
 fn scans_match_the_interpreter() {
     let mut rng = Rng(6);

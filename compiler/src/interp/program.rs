@@ -3,7 +3,8 @@
 //! reuse: a value read after another value took over its slot is an error.
 
 use super::{ErrorKind, EvalError, Leaves, Value, eval};
-use crate::program::{Operand, PhaseProgram, Step};
+use crate::prim::{DType, Prim};
+use crate::program::{FusedInstr, Operand, PhaseProgram, Step};
 
 fn malformed(message: impl Into<String>) -> EvalError {
     EvalError { op: "program".into(), kind: ErrorKind::Malformed(message.into()) }
@@ -89,41 +90,87 @@ pub fn run_phase_observed(
                 values[*output] = Some(v);
             }
             Step::Fused { shape, inputs, instrs, outputs } => {
-                let mut regs: Vec<Value> = Vec::with_capacity(inputs.len() + instrs.len());
-                for o in inputs {
-                    let v = read(o, &values, &holder, &root)?;
-                    // Inputs are read broadcast to the kernel's shape.
-                    let v = if v.shape == *shape {
-                        v
-                    } else {
-                        let lifted = lift(&v, shape.len());
-                        eval(&crate::prim::Prim::Broadcast, &[&lifted], shape, v.dtype, &no_leaves)?
-                    };
-                    regs.push(v);
-                }
-                for (i, ins) in instrs.iter().enumerate() {
-                    let args: Vec<&Value> = ins.args.iter().map(|&a| &regs[a]).collect();
-                    let dtype = match &ins.prim {
-                        crate::prim::Prim::Binary(op) if op.is_comparison() => crate::prim::DType::Bool,
-                        crate::prim::Prim::Cast { to } => *to,
-                        crate::prim::Prim::Select => args.get(1).map_or(ins.dtype, |a| a.dtype),
-                        _ => ins.dtype,
-                    };
-                    let mut v = eval(&ins.prim, &args, shape, dtype, &no_leaves)?;
-                    observe(InstrAt { step: s, instr: i }, &args, &mut v);
-                    regs.push(v);
-                }
+                let args: Vec<Value> =
+                    inputs.iter().map(|o| read(o, &values, &holder, &root)).collect::<Result<_, _>>()?;
+                let regs = registers(shape, args, instrs, &mut |i, a, v| {
+                    observe(InstrAt { step: s, instr: i }, a, v)
+                })?;
                 for &(r, out) in outputs {
                     if let Some(slot) = phase.values[out].slot {
                         holder[slot] = Some(out);
                     }
-                    values[out] = Some(regs[r].clone());
+                    values[out] = Some(register(&regs, r)?);
+                }
+            }
+            Step::FusedReduce { shape, inputs, instrs, outputs, axes, reductions } => {
+                let args: Vec<Value> =
+                    inputs.iter().map(|o| read(o, &values, &holder, &root)).collect::<Result<_, _>>()?;
+                let regs = registers(shape, args, instrs, &mut |i, a, v| {
+                    observe(InstrAt { step: s, instr: i }, a, v)
+                })?;
+                for &(r, out) in outputs {
+                    if let Some(slot) = phase.values[out].slot {
+                        holder[slot] = Some(out);
+                    }
+                    values[out] = Some(register(&regs, r)?);
+                }
+                // Reductions read registers, not values: their inputs never have a slot.
+                for red in reductions {
+                    let spec = &phase.values[red.output];
+                    let prim = Prim::Reduce { op: red.op, axes: axes.clone() };
+                    let v = eval(&prim, &[&register(&regs, red.arg)?], &spec.shape, spec.dtype, &no_leaves)?;
+                    if let Some(slot) = spec.slot {
+                        holder[slot] = Some(red.output);
+                    }
+                    values[red.output] = Some(v);
                 }
             }
             Step::Release { .. } => {}
         }
     }
     phase.outputs.iter().map(|(name, o)| Ok((name.clone(), read(o, &values, &holder, &root)?))).collect()
+}
+
+/// The registers of a fused program over `shape`: the inputs read broadcast to the kernel's
+/// shape, then one register per instruction, each shown to `observe` (by its index).
+fn registers(
+    shape: &[usize],
+    inputs: Vec<Value>,
+    instrs: &[FusedInstr],
+    observe: &mut dyn FnMut(usize, &[&Value], &mut Value),
+) -> Result<Vec<Value>, EvalError> {
+    let none = Leaves::default();
+    let mut regs: Vec<Value> = Vec::with_capacity(inputs.len() + instrs.len());
+    for v in inputs {
+        let v = if v.shape == shape {
+            v
+        } else {
+            let lifted = lift(&v, shape.len());
+            eval(&Prim::Broadcast, &[&lifted], shape, v.dtype, &none)?
+        };
+        regs.push(v);
+    }
+    for (i, ins) in instrs.iter().enumerate() {
+        let args: Vec<&Value> = ins
+            .args
+            .iter()
+            .map(|&a| regs.get(a).ok_or_else(|| malformed(format!("no register r{a}"))))
+            .collect::<Result<_, _>>()?;
+        let dtype = match &ins.prim {
+            Prim::Binary(op) if op.is_comparison() => DType::Bool,
+            Prim::Cast { to } => *to,
+            Prim::Select => args.get(1).map_or(ins.dtype, |a| a.dtype),
+            _ => ins.dtype,
+        };
+        let mut v = eval(&ins.prim, &args, shape, dtype, &none)?;
+        observe(i, &args, &mut v);
+        regs.push(v);
+    }
+    Ok(regs)
+}
+
+fn register(regs: &[Value], r: usize) -> Result<Value, EvalError> {
+    regs.get(r).cloned().ok_or_else(|| malformed(format!("no register r{r}")))
 }
 
 /// Inserts leading extent-1 axes up to `rank`.

@@ -191,7 +191,7 @@ fn pow_real<F: Float, N: Size>(a: Vector<F, N>, b: Vector<F, N>, runtime_zero: V
 
 /// Applies instruction `j` and the ones after it (comptime recursion: unrolled at expansion).
 #[cube]
-fn exec_from<F: Float, N: Size>(
+pub(crate) fn exec_from<F: Float, N: Size>(
     regs: &mut Sequence<Vector<F, N>>,
     runtime_zero: Vector<F, N>,
     #[comptime] instrs: Sequence<Instr>,

@@ -42,7 +42,11 @@ pub fn with_decisions(phase: &PhaseProgram) -> (PhaseProgram, Vec<InstrAt>) {
     let mut p = phase.clone();
     let mut at = Vec::new();
     for (s, step) in p.steps.iter_mut().enumerate() {
-        let Step::Fused { shape, inputs, instrs, outputs } = step else { continue };
+        let (shape, inputs, instrs, outputs) = match step {
+            Step::Fused { shape, inputs, instrs, outputs }
+            | Step::FusedReduce { shape, inputs, instrs, outputs, .. } => (shape, inputs, instrs, outputs),
+            Step::Op { .. } | Step::View { .. } | Step::Release { .. } => continue,
+        };
         for (i, ins) in instrs.iter().enumerate() {
             if !is_decision(&ins.prim) {
                 continue;

@@ -8,7 +8,7 @@
 
 use genc_compiler::interp::{self, Value};
 use genc_compiler::plan;
-use genc_compiler::program::{ConstSpec, Operand, PhaseProgram, Step, TensorSpec, ValueSpec};
+use genc_compiler::program::{ConstSpec, FusedReduction, Operand, PhaseProgram, Step, TensorSpec, ValueSpec};
 use genc_runtime::executor::LoadedPhase;
 use genc_runtime::kernels::Leaves;
 
@@ -60,6 +60,9 @@ fn isolate(phase: &PhaseProgram, step: &Step) -> Option<Isolated> {
     let (inputs, outs): (&[Operand], Vec<usize>) = match step {
         Step::Op { inputs, output, .. } => (inputs, vec![*output]),
         Step::Fused { inputs, outputs, .. } => (inputs, outputs.iter().map(|(_, v)| *v).collect()),
+        Step::FusedReduce { inputs, outputs, reductions, .. } => {
+            (inputs, outputs.iter().map(|(_, v)| *v).chain(reductions.iter().map(|r| r.output)).collect())
+        }
         Step::View { .. } | Step::Release { .. } => return None,
     };
     let mut feeds: Vec<Operand> = Vec::new();
@@ -88,6 +91,18 @@ fn isolate(phase: &PhaseProgram, step: &Step) -> Option<Isolated> {
             inputs: new_inputs,
             instrs: instrs.clone(),
             outputs: outputs.iter().enumerate().map(|(k, (r, _))| (*r, k)).collect(),
+        },
+        Step::FusedReduce { shape, instrs, outputs, axes, reductions, .. } => Step::FusedReduce {
+            shape: shape.clone(),
+            inputs: new_inputs,
+            instrs: instrs.clone(),
+            outputs: outputs.iter().enumerate().map(|(k, (r, _))| (*r, k)).collect(),
+            axes: axes.clone(),
+            reductions: reductions
+                .iter()
+                .enumerate()
+                .map(|(j, r)| FusedReduction { output: outputs.len() + j, ..r.clone() })
+                .collect(),
         },
         Step::View { .. } | Step::Release { .. } => return None,
     };
@@ -306,6 +321,9 @@ fn defines(step: &Step, v: usize) -> bool {
     match step {
         Step::Op { output, .. } | Step::View { output, .. } => *output == v,
         Step::Fused { outputs, .. } => outputs.iter().any(|(_, o)| *o == v),
+        Step::FusedReduce { outputs, reductions, .. } => {
+            outputs.iter().any(|(_, o)| *o == v) || reductions.iter().any(|r| r.output == v)
+        }
         Step::Release { .. } => false,
     }
 }
