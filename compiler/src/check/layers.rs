@@ -277,8 +277,20 @@ impl<'a> Checker<'a> {
         if !bias {
             return Ok(y);
         }
+        self.channel_bias(&lname, y, out, bound, span)
+    }
+
+    /// `y + bias`, one bias per channel (axis 1 of an N×C×H×W image), initialised U(±bound).
+    fn channel_bias(
+        &mut self,
+        lname: &str,
+        y: NodeId,
+        out: Dim,
+        bound: f64,
+        span: Span,
+    ) -> Result<NodeId, ()> {
         let b = self.param(
-            &lname,
+            lname,
             "bias",
             std::slice::from_ref(&out),
             Init::Uniform { bound },
@@ -343,16 +355,7 @@ impl<'a> Checker<'a> {
         if !bias {
             return Ok(y);
         }
-        let b = self.param(
-            &lname,
-            "bias",
-            std::slice::from_ref(&out),
-            Init::Uniform { bound },
-            Kind::Trainable,
-            span,
-        )?;
-        let b = self.reshape(b, vec![Dim::constant(1), out, Dim::constant(1), Dim::constant(1)], span)?;
-        self.binary(BinaryOp::Add, y, b, span)
+        self.channel_bias(&lname, y, out, bound, span)
     }
 
     /// Batch norm (statistics over every axis but channels, with running-statistics buffers),

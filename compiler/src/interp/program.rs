@@ -89,7 +89,8 @@ pub fn run_phase_observed(
                 }
                 values[*output] = Some(v);
             }
-            Step::Fused { shape, inputs, instrs, outputs } => {
+            Step::Fused { shape, inputs, instrs, outputs }
+            | Step::FusedReduce { shape, inputs, instrs, outputs, .. } => {
                 let args: Vec<Value> =
                     inputs.iter().map(|o| read(o, &values, &holder, &root)).collect::<Result<_, _>>()?;
                 let regs = registers(shape, args, instrs, &mut |i, a, v| {
@@ -101,19 +102,7 @@ pub fn run_phase_observed(
                     }
                     values[out] = Some(register(&regs, r)?);
                 }
-            }
-            Step::FusedReduce { shape, inputs, instrs, outputs, axes, reductions } => {
-                let args: Vec<Value> =
-                    inputs.iter().map(|o| read(o, &values, &holder, &root)).collect::<Result<_, _>>()?;
-                let regs = registers(shape, args, instrs, &mut |i, a, v| {
-                    observe(InstrAt { step: s, instr: i }, a, v)
-                })?;
-                for &(r, out) in outputs {
-                    if let Some(slot) = phase.values[out].slot {
-                        holder[slot] = Some(out);
-                    }
-                    values[out] = Some(register(&regs, r)?);
-                }
+                let Step::FusedReduce { axes, reductions, .. } = step else { continue };
                 // Reductions read registers, not values: their inputs never have a slot.
                 for red in reductions {
                     let spec = &phase.values[red.output];
