@@ -28,6 +28,9 @@ pub enum AdError {
 
 type Res<T> = Result<T, AdError>;
 
+/// The `origin` of every node differentiation creates: the backward pass.
+pub const ORIGIN: &str = "grad";
+
 /// Appends to `g` the gradient of the scalar `output` with respect to each node of `wrt`.
 /// A node the output does not depend on gets a zero gradient.
 pub fn grad(g: &mut Graph, output: NodeId, wrt: &[NodeId]) -> Res<Vec<NodeId>> {
@@ -157,13 +160,13 @@ impl Builder<'_> {
         let types: Vec<&TensorType> = inputs.iter().map(|&i| self.g.ty(i)).collect();
         let ty = shape_rules::infer(&prim, &types, declared.as_ref())
             .map_err(|e| AdError::Internal(format!("{prim}: {}", e.message)))?;
-        let node = Node { prim, ty, span: self.span, origin: "grad".into() };
+        let node = Node { prim, ty, span: self.span, origin: ORIGIN.into() };
         Ok(self.g.add(node, inputs))
     }
 
     fn fill(&mut self, value: f64, ty: TensorType) -> NodeId {
         let node =
-            Node { prim: Prim::Fill { value: F64(value) }, ty, span: self.span, origin: "grad".into() };
+            Node { prim: Prim::Fill { value: F64(value) }, ty, span: self.span, origin: ORIGIN.into() };
         self.g.add(node, &[])
     }
 
@@ -500,7 +503,7 @@ impl Builder<'_> {
                                 prim: Prim::Iota { axis: 0 },
                                 ty: idx_ty,
                                 span: self.span,
-                                origin: "grad".into(),
+                                origin: ORIGIN.into(),
                             },
                             &[],
                         );

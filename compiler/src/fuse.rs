@@ -11,8 +11,10 @@
 //! over a whole convolution backward (the tinygrad #16228 failure mode).
 //!
 //! A node joins its producer's group only if every other input it reads from outside the group
-//! was computed before the group began (node order is topological), so no group ever waits on
-//! a kernel that itself waits on the group.
+//! was computed before the group began (node order is topological) or is a leaf, a constant or
+//! a view of one, so no group ever waits on a kernel that itself waits on the group. A node of
+//! the backward pass (made by autodiff) does not join a group of the forward pass: it would
+//! only make the forward kernel write a derivative early and keep it alive until the backward.
 //!
 //! **Bounded bindings.** A device binds a limited number of buffers to one kernel (lavapipe
 //! and Metal about 31), so a group that would read and write more than
@@ -32,6 +34,15 @@
 //! they change no group: a reduce's result is not a member, and nothing that reads it can join
 //! the group (that would be a reduce-then-broadcast inside one kernel, which this kernel does
 //! not do).
+//!
+//! **Matmul and convolution epilogues.** A `MatMul` or `Conv2d` whose result feeds a group of
+//! its own shape (and no reductions) becomes that group's head (`Role::Head`): the library's
+//! tiled matmul evaluates the group's program on each accumulator before storing it, so a
+//! dense or conv layer's bias and activation cost no launch and no round trip of the
+//! pre-activation through memory. The op's result is still written if something outside the
+//! group reads it (an activation's backward). The op now runs where the group runs, later
+//! than its own place, so it becomes a head only if everything else that reads it runs after
+//! that.
 
 use std::collections::HashSet;
 
@@ -58,6 +69,9 @@ pub enum Role {
     Fused(usize),
     /// A reduction that group `n` feeds, computed by the group's kernel (its prologue).
     Reduced(usize),
+    /// A matmul or convolution whose result group `n` takes as its first register: the
+    /// group is the op's epilogue, one kernel.
+    Head(usize),
     /// A kernel of its own.
     Kernel,
 }
@@ -86,12 +100,29 @@ pub fn partition(g: &Graph) -> Partition {
             Prim::Reshape => Role::View,
             prim if fusible(prim) => {
                 let inputs = g.inputs(n);
+                // Leaves, constants and their views exist before any kernel runs.
+                let ready = |q: NodeId| {
+                    let mut q = q;
+                    loop {
+                        match roles[q.index()] {
+                            Role::Leaf | Role::Constant => return true,
+                            Role::View => q = g.inputs(q)[0],
+                            _ => return false,
+                        }
+                    }
+                };
+                // Backward work stays out of forward kernels: a derivative computed there would
+                // be written by the forward pass and held until the backward reads it.
+                let backward = node.origin == crate::autodiff::ORIGIN;
                 let join = inputs.iter().find_map(|&p| match roles[p.index()] {
-                    Role::Fused(k) if groups[k].0 == node.ty.shape => {
+                    Role::Fused(k)
+                        if groups[k].0 == node.ty.shape
+                            && (!backward || g.node(NodeId::new(groups[k].1)).origin == node.origin) =>
+                    {
                         let start = groups[k].1;
                         let ok = inputs.iter().all(|&q| match roles[q.index()] {
                             Role::Fused(j) if j == k => true,
-                            _ => q.index() < start,
+                            _ => q.index() < start || ready(q),
                         });
                         ok.then_some(k)
                     }
@@ -112,7 +143,13 @@ pub fn partition(g: &Graph) -> Partition {
     let mut partition = Partition { roles, groups: groups.len() };
     partition.split_wide_groups(g);
     partition.attach_reductions(g);
+    partition.attach_epilogues(g);
     partition
+}
+
+/// True for the library kernels that store through an epilogue (their tiled matmul does).
+fn takes_epilogue(prim: &Prim) -> bool {
+    matches!(prim, Prim::MatMul { .. } | Prim::Conv2d(_))
 }
 
 /// Whether a reduction over `axes` can join a group's `(axes, count)` reductions: they share
@@ -203,7 +240,12 @@ impl Partition {
             let group = match g.inputs(n).as_slice() {
                 [x] => match self.roles[x.index()] {
                     Role::Fused(k) => Some(k),
-                    Role::Leaf | Role::Constant | Role::View | Role::Reduced(_) | Role::Kernel => None,
+                    Role::Leaf
+                    | Role::Constant
+                    | Role::View
+                    | Role::Reduced(_)
+                    | Role::Head(_)
+                    | Role::Kernel => None,
                 },
                 _ => None,
             };
@@ -223,6 +265,64 @@ impl Partition {
 }
 
 impl Partition {
+    /// Makes each live matmul or convolution the head of the first group of its shape that
+    /// reads it, when that group has no head and no reductions, the kernel stays within
+    /// [`MAX_FUSED_BUFFERS`], and every other reader of the op runs after the group begins
+    /// (the op moves there). Runs after the groups and their reductions are settled.
+    fn attach_epilogues(&mut self, g: &Graph) {
+        let live = g.live_nodes();
+        let readers = Readers::new(g, &live);
+        let mut kernels: Vec<HashSet<NodeId>> = vec![HashSet::new(); self.groups];
+        let mut start = vec![usize::MAX; self.groups];
+        let mut taken = vec![false; self.groups];
+        for &n in &live {
+            match self.roles[n.index()] {
+                Role::Fused(k) => {
+                    kernels[k].insert(n);
+                    start[k] = start[k].min(n.index());
+                }
+                Role::Reduced(k) => taken[k] = true,
+                _ => {}
+            }
+        }
+        for &n in &live {
+            if self.roles[n.index()] != Role::Kernel
+                || !takes_epilogue(&g.node(n).prim)
+                || g.ty(n).dtype != crate::prim::DType::F32
+            {
+                continue;
+            }
+            let shape = &g.ty(n).shape;
+            let group = readers.of[n.index()]
+                .iter()
+                .filter_map(|r| match self.roles[r.index()] {
+                    Role::Fused(k) if !taken[k] => Some(k),
+                    _ => None,
+                })
+                .filter(|&k| kernels[k].iter().next().is_some_and(|&m| g.ty(m).shape == *shape))
+                .min_by_key(|&k| start[k]);
+            let Some(k) = group else { continue };
+            // Where each reader runs: a group member (or head, or fold) with its group.
+            let runs_at = |r: NodeId| match self.roles[r.index()] {
+                Role::Fused(j) | Role::Head(j) | Role::Reduced(j) => start[j],
+                _ => r.index(),
+            };
+            let late = readers.of[n.index()]
+                .iter()
+                .all(|&r| self.roles[r.index()] == Role::Fused(k) || runs_at(r) > start[k]);
+            if !late {
+                continue;
+            }
+            kernels[k].insert(n);
+            if readers.bindings(g, &kernels[k]) + 1 > MAX_FUSED_BUFFERS {
+                kernels[k].remove(&n);
+                continue;
+            }
+            taken[k] = true;
+            self.roles[n.index()] = Role::Head(k);
+        }
+    }
+
     /// Kernel launches: fused groups plus library kernels (views and constants are free).
     pub fn kernel_count(&self, g: &Graph) -> usize {
         let live = g.live_nodes();
@@ -235,7 +335,7 @@ impl Partition {
                 }
                 Role::Kernel => kernels += 1,
                 // Computed by its group's kernel.
-                Role::Reduced(_) | Role::Leaf | Role::Constant | Role::View => {}
+                Role::Reduced(_) | Role::Head(_) | Role::Leaf | Role::Constant | Role::View => {}
             }
         }
         groups.len() + kernels
@@ -249,6 +349,11 @@ impl Partition {
             .filter(|(_, r)| **r == Role::Reduced(k))
             .map(|(i, _)| NodeId::new(i))
             .collect()
+    }
+
+    /// The matmul or convolution group `k` is the epilogue of, if any.
+    pub fn head(&self, k: usize) -> Option<NodeId> {
+        self.roles.iter().position(|r| *r == Role::Head(k)).map(NodeId::new)
     }
 
     /// The members of group `k`, in order.
@@ -288,7 +393,13 @@ impl Partition {
                         .collect();
                     let tail =
                         if folds.is_empty() { String::new() } else { format!(" |> {}", folds.join(", ")) };
-                    let _ = writeln!(out, "  k{kernel} fused {} [{}]{tail}", g.node(n).ty, ops.join(", "));
+                    let head = self
+                        .head(k)
+                        .filter(|h| live.contains(h))
+                        .map(|h| format!("{} -> {} => ", g.node(h).prim, g.node(h).ty))
+                        .unwrap_or_default();
+                    let _ =
+                        writeln!(out, "  k{kernel} {head}fused {} [{}]{tail}", g.node(n).ty, ops.join(", "));
                     kernel += 1;
                 }
                 Role::Kernel => {

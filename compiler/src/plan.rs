@@ -169,7 +169,7 @@ fn add(g: &mut Graph, a: NodeId, b: NodeId) -> NodeId {
         prim: Prim::Binary(crate::prim::BinaryOp::Add),
         ty: g.ty(a).clone(),
         span: g.node(a).span,
-        origin: "grad".into(),
+        origin: autodiff::ORIGIN.into(),
     };
     g.add(node, &[a, b])
 }
@@ -242,7 +242,9 @@ fn lower(g: &Graph, part: &Partition, name: &str) -> Result<PhaseProgram, String
     for &n in &live {
         for i in g.inputs(n) {
             let inside = match (part.roles[i.index()], part.roles[n.index()]) {
-                (Role::Fused(a), Role::Fused(b) | Role::Reduced(b)) => a == b,
+                (Role::Fused(a), Role::Fused(b) | Role::Reduced(b)) | (Role::Head(a), Role::Fused(b)) => {
+                    a == b
+                }
                 _ => false,
             };
             if !inside {
@@ -264,10 +266,19 @@ fn lower(g: &Graph, part: &Partition, name: &str) -> Result<PhaseProgram, String
         });
         Ok(phase.values.len() - 1)
     };
+    // Leaves, constants and views of them first: a fused group may read one that comes after
+    // its first member.
+    let mut early_views = std::collections::HashSet::new();
     for &n in &live {
         let node = g.node(n);
-        let ins: Vec<Operand> = g.inputs(n).iter().filter_map(|i| operand.get(i).copied()).collect();
         match part.roles[n.index()] {
+            Role::View => {
+                let Some(&input) = g.inputs(n).first().and_then(|i| operand.get(i)) else { continue };
+                let v = new_value(&mut phase, n, true)?;
+                phase.steps.push(Step::View { input, output: v });
+                operand.insert(n, Operand::Value(v));
+                early_views.insert(n);
+            }
             Role::Leaf => {
                 let o = match node.prim {
                     Prim::Input { index } => Operand::Input(index),
@@ -285,6 +296,15 @@ fn lower(g: &Graph, part: &Partition, name: &str) -> Result<PhaseProgram, String
                 });
                 operand.insert(n, Operand::Const(phase.constants.len() - 1));
             }
+            _ => {}
+        }
+    }
+    for &n in &live {
+        let node = g.node(n);
+        let ins: Vec<Operand> = g.inputs(n).iter().filter_map(|i| operand.get(i).copied()).collect();
+        match part.roles[n.index()] {
+            Role::Leaf | Role::Constant => {}
+            Role::View if early_views.contains(&n) => {}
             Role::View => {
                 let v = new_value(&mut phase, n, true)?;
                 phase.steps.push(Step::View { input: ins[0], output: v });
@@ -295,20 +315,28 @@ fn lower(g: &Graph, part: &Partition, name: &str) -> Result<PhaseProgram, String
                 phase.steps.push(Step::Op { prim: node.prim.clone(), inputs: ins, output: v });
                 operand.insert(n, Operand::Value(v));
             }
-            // Emitted with its group, whose first member comes earlier.
-            Role::Reduced(_) => {}
+            // Emitted with its group, whose first member comes later (a head) or earlier.
+            Role::Reduced(_) | Role::Head(_) => {}
             Role::Fused(k) => {
                 if !emitted_groups.insert(k) {
                     continue;
                 }
                 let members: Vec<NodeId> =
                     part.members(k).into_iter().filter(|m| is_live[m.index()]).collect();
+                let head = part.head(k).filter(|h| is_live[h.index()]);
                 let mut inputs: Vec<Operand> = Vec::new();
                 let mut reg: HashMap<NodeId, usize> = HashMap::new();
-                // External operands first: they are the kernel's input registers.
+                // An epilogue's op result is register 0; the external operands follow.
+                let first_input = match head {
+                    Some(h) => {
+                        reg.insert(h, 0);
+                        1
+                    }
+                    None => 0,
+                };
                 for &m in &members {
                     for i in g.inputs(m) {
-                        if part.roles[i.index()] == Role::Fused(k) {
+                        if part.roles[i.index()] == Role::Fused(k) || Some(i) == head {
                             continue;
                         }
                         let o = *operand.get(&i).ok_or("a fused input was not computed first")?;
@@ -317,8 +345,9 @@ fn lower(g: &Graph, part: &Partition, name: &str) -> Result<PhaseProgram, String
                         }
                     }
                 }
-                let input_reg =
-                    |o: &Operand, inputs: &[Operand]| inputs.iter().position(|x| x == o).unwrap_or(0);
+                let input_reg = |o: &Operand, inputs: &[Operand]| {
+                    first_input + inputs.iter().position(|x| x == o).unwrap_or(0)
+                };
                 let mut instrs: Vec<FusedInstr> = Vec::new();
                 for &m in &members {
                     let args: Vec<usize> = g
@@ -335,13 +364,13 @@ fn lower(g: &Graph, part: &Partition, name: &str) -> Result<PhaseProgram, String
                         prim => {
                             let dtype = g.inputs(m).last().map_or(DType::F32, |&i| g.ty(i).dtype);
                             instrs.push(FusedInstr { prim: prim.clone(), dtype, args });
-                            inputs.len() + instrs.len() - 1
+                            first_input + inputs.len() + instrs.len() - 1
                         }
                     };
                     reg.insert(m, r);
                 }
                 let mut outputs = Vec::new();
-                for &m in &members {
+                for &m in head.iter().chain(&members) {
                     if read_outside[m.index()] {
                         let v = new_value(&mut phase, m, false)?;
                         outputs.push((reg[&m], v));
@@ -351,7 +380,23 @@ fn lower(g: &Graph, part: &Partition, name: &str) -> Result<PhaseProgram, String
                 let shape = concrete(members[0])?;
                 let reduces: Vec<NodeId> =
                     part.reductions(k).into_iter().filter(|r| is_live[r.index()]).collect();
-                let step = if reduces.is_empty() {
+                let step = if let Some(h) = head {
+                    let op_inputs: Vec<Operand> = g
+                        .inputs(h)
+                        .iter()
+                        .map(|i| {
+                            operand.get(i).copied().ok_or("an epilogue's op input was not computed first")
+                        })
+                        .collect::<Result<_, _>>()?;
+                    Step::OpEpilogue {
+                        prim: g.node(h).prim.clone(),
+                        op_inputs,
+                        shape,
+                        inputs,
+                        instrs,
+                        outputs,
+                    }
+                } else if reduces.is_empty() {
                     Step::Fused { shape, inputs, instrs, outputs }
                 } else {
                     let mut axes = Vec::new();
@@ -399,6 +444,7 @@ fn assign_slots(phase: &mut PhaseProgram) {
             Step::Fused { inputs, .. } | Step::FusedReduce { inputs, .. } | Step::Op { inputs, .. } => {
                 inputs.clone()
             }
+            Step::OpEpilogue { op_inputs, inputs, .. } => op_inputs.iter().chain(inputs).copied().collect(),
             Step::View { input, .. } => vec![*input],
             Step::Release { .. } => vec![],
         };
@@ -421,7 +467,9 @@ fn assign_slots(phase: &mut PhaseProgram) {
     let old = std::mem::take(&mut phase.steps);
     for (s, step) in old.into_iter().enumerate() {
         let defined: Vec<usize> = match &step {
-            Step::Fused { outputs, .. } => outputs.iter().map(|(_, v)| *v).collect(),
+            Step::Fused { outputs, .. } | Step::OpEpilogue { outputs, .. } => {
+                outputs.iter().map(|(_, v)| *v).collect()
+            }
             Step::FusedReduce { outputs, reductions, .. } => {
                 outputs.iter().map(|(_, v)| *v).chain(reductions.iter().map(|r| r.output)).collect()
             }

@@ -87,6 +87,19 @@ pub enum Step {
         axes: Vec<usize>,
         reductions: Vec<FusedReduction>,
     },
+    /// A library kernel (`MatMul`, `Conv2d`) whose result, element by element, goes through a
+    /// fused program before it is stored: register 0 is the op's result over `shape`,
+    /// registers `1..=inputs.len()` are `inputs`, each instruction appends one. `outputs` are
+    /// `(register, value)` pairs as in `Fused`; the op's own result is written only if one of
+    /// them names register 0.
+    OpEpilogue {
+        prim: Prim,
+        op_inputs: Vec<Operand>,
+        shape: Vec<usize>,
+        inputs: Vec<Operand>,
+        instrs: Vec<FusedInstr>,
+        outputs: Vec<(usize, usize)>,
+    },
     /// One library kernel computing value `output`.
     Op { prim: Prim, inputs: Vec<Operand>, output: usize },
     /// Value `output` is `input` with another shape (no kernel, no copy).
@@ -182,6 +195,11 @@ impl PhaseProgram {
                         folds.join(", ")
                     );
                 }
+                Step::OpEpilogue { prim, op_inputs, shape, inputs, instrs, outputs } => {
+                    let ops: Vec<String> = op_inputs.iter().map(v).collect();
+                    let head = format!("{prim}({})", ops.join(", "));
+                    let _ = writeln!(out, "  {}", epilogue_text(&head, shape, inputs, instrs, outputs));
+                }
                 Step::Op { prim, inputs, output } => {
                     let ins: Vec<String> = inputs.iter().map(v).collect();
                     let val = &phase.values[*output];
@@ -220,12 +238,35 @@ fn fused_text(
     outputs: &[(usize, usize)],
 ) -> String {
     let ins: Vec<String> = inputs.iter().map(operand_text).collect();
+    program_text(shape, &ins, instrs, outputs)
+}
+
+/// `fused [shape] (matmul(%1, param[0]), param[1]) { r2 = add(r0, r1) } -> %5 = r2`: an
+/// epilogue, its op's result in register 0.
+fn epilogue_text(
+    head: &str,
+    shape: &[usize],
+    inputs: &[Operand],
+    instrs: &[FusedInstr],
+    outputs: &[(usize, usize)],
+) -> String {
+    let ins: Vec<String> = std::iter::once(head.to_string()).chain(inputs.iter().map(operand_text)).collect();
+    program_text(shape, &ins, instrs, outputs)
+}
+
+/// A register program whose input registers are shown as `ins`.
+fn program_text(
+    shape: &[usize],
+    ins: &[String],
+    instrs: &[FusedInstr],
+    outputs: &[(usize, usize)],
+) -> String {
     let body: Vec<String> = instrs
         .iter()
         .enumerate()
         .map(|(k, ins_)| {
             let args: Vec<String> = ins_.args.iter().map(|a| format!("r{a}")).collect();
-            format!("r{} = {}({})", inputs.len() + k, ins_.prim, args.join(", "))
+            format!("r{} = {}({})", ins.len() + k, ins_.prim, args.join(", "))
         })
         .collect();
     let outs: Vec<String> = outputs.iter().map(|(r, val)| format!("%{val} = r{r}")).collect();

@@ -128,6 +128,10 @@ fn fused_kernels_bind_a_bounded_number_of_buffers() {
                     Step::FusedReduce { inputs, outputs, reductions, .. } => {
                         Some(inputs.len() + outputs.len() + reductions.len() + 1)
                     }
+                    // An epilogue binds its op's inputs and the launch info too.
+                    Step::OpEpilogue { op_inputs, inputs, outputs, .. } => {
+                        Some(op_inputs.len() + inputs.len() + outputs.len() + 1)
+                    }
                     Step::Op { .. } | Step::View { .. } | Step::Release { .. } => None,
                 };
                 if let Some(bound) = bound {

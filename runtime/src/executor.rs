@@ -108,6 +108,10 @@ impl LoadedPhase {
                     let ops: Vec<String> = instrs.iter().map(|i| i.prim.to_string()).collect();
                     return format!("fused kernel [{}]", ops.join(", "));
                 }
+                Step::OpEpilogue { prim, instrs, outputs, .. } if outputs.iter().any(|(_, o)| *o == v) => {
+                    let ops: Vec<String> = instrs.iter().map(|i| i.prim.to_string()).collect();
+                    return format!("{prim} with the epilogue [{}]", ops.join(", "));
+                }
                 Step::FusedReduce { instrs, outputs, axes, reductions, .. }
                     if reductions.iter().any(|r| r.output == v) || outputs.iter().any(|(_, o)| *o == v) =>
                 {
@@ -156,6 +160,23 @@ impl LoadedPhase {
                     let program = fused_program(phase, inputs.len(), instrs, &regs)?;
                     let dtypes: Vec<DType> = outputs.iter().map(|(_, v)| phase.values[*v].dtype).collect();
                     let results = run_fused(device, &program, &refs, shape, &dtypes)?;
+                    for ((_, v), t) in outputs.iter().zip(results) {
+                        values[*v] = Some(t);
+                    }
+                    outputs.iter().map(|(_, v)| *v).collect()
+                }
+                Step::OpEpilogue { prim, op_inputs, shape, inputs, instrs, outputs } => {
+                    let ops = self.operands(op_inputs, &values, leaves)?;
+                    let op_refs: Vec<&DeviceTensor> = ops.iter().collect();
+                    let args = self.operands(inputs, &values, leaves)?;
+                    let refs: Vec<&DeviceTensor> = args.iter().collect();
+                    let regs: Vec<usize> = outputs.iter().map(|(r, _)| *r).collect();
+                    // Register 0, the op's result, is one more input to the program.
+                    let program = fused_program(phase, 1 + inputs.len(), instrs, &regs)?;
+                    let dtypes: Vec<DType> = outputs.iter().map(|(_, v)| phase.values[*v].dtype).collect();
+                    let results = kernels::eval_epilogue(
+                        device, prim, &op_refs, shape, program, &refs, &dtypes, leaves,
+                    )?;
                     for ((_, v), t) in outputs.iter().zip(results) {
                         values[*v] = Some(t);
                     }

@@ -652,6 +652,114 @@ fn check_convolutions(dev: &Device, rng: &mut Rng) {
     }
 }
 
+/// `bias_add -> relu -> * y`, and `relu's input > op result`, as an epilogue of `prim`:
+/// register 0 the op's result, 1 the bias, 2 a tensor of the output's shape.
+fn epilogue_program() -> kernels::elementwise::FusedProgram {
+    use kernels::elementwise::{EwOp, FusedProgram, Instr};
+    let instr = |op, a, b| Instr { op, a, b, c: 0 };
+    FusedProgram {
+        n_inputs: 3,
+        instrs: vec![
+            instr(EwOp::Add, 0, 1),
+            instr(EwOp::Relu, 3, 3),
+            instr(EwOp::Mul, 4, 2),
+            instr(EwOp::Gt, 3, 0),
+        ],
+        // The activation into the op's own buffer, then the op's result, the product and
+        // the comparison.
+        outputs: vec![4, 0, 5, 6],
+    }
+}
+
+/// What [`epilogue_program`] computes, on the interpreter.
+fn epilogue_reference(op: &Value, bias: &Value, y: &Value) -> Vec<Value> {
+    let none = interp::Leaves::default();
+    let shape = op.shape.clone();
+    let mut lifted = bias.clone();
+    lifted.shape = [vec![1; shape.len() - bias.shape.len()], bias.shape.clone()].concat();
+    let run = |prim: Prim, args: &[&Value], dtype: DType| {
+        interp::eval(&prim, args, &shape, dtype, &none).unwrap_or_else(|e| panic!("{prim}: {e}"))
+    };
+    let b = run(Prim::Broadcast, &[&lifted], DType::F32);
+    // The device rounds the op's result to f32 before the program reads it.
+    let op32 = Value { data: op.data.iter().map(|&x| x as f32 as f64).collect(), ..op.clone() };
+    let pre = run(Prim::Binary(BinaryOp::Add), &[&op32, &b], DType::F32);
+    let pre = Value { data: pre.data.iter().map(|&x| x as f32 as f64).collect(), ..pre };
+    let act = run(Prim::Unary(UnaryOp::Relu), &[&pre], DType::F32);
+    let prod = run(Prim::Binary(BinaryOp::Mul), &[&act, y], DType::F32);
+    let gt = run(Prim::Binary(BinaryOp::Gt), &[&pre, &op32], DType::Bool);
+    vec![act, op32, prod, gt]
+}
+
+/// Runs `prim` with [`epilogue_program`] on `dev` (inputs contiguous and strided) and checks
+/// every output against the op then the program on the interpreter.
+fn check_epilogue(dev: &Device, prim: &Prim, args: &[Value], bias: &Value, shape: &[usize], tol: Tol) {
+    let refs: Vec<&Value> = args.iter().collect();
+    let op = interp::eval(prim, &refs, shape, DType::F32, &interp::Leaves::default())
+        .unwrap_or_else(|e| panic!("{prim}: {e}"));
+    let y = f32v(&mut Rng(21), shape, -1.0, 1.0);
+    let want = epilogue_reference(&op, bias, &y);
+    let dtypes = [DType::F32, DType::F32, DType::F32, DType::Bool];
+    for strided in [false, true] {
+        let ts: Vec<DeviceTensor> = args.iter().map(|v| upload(v, strided)).collect();
+        let trefs: Vec<&DeviceTensor> = ts.iter().collect();
+        let (b, yt) = (upload(bias, false), upload(&y, strided));
+        let got = kernels::eval_epilogue(
+            dev,
+            prim,
+            &trefs,
+            shape,
+            epilogue_program(),
+            &[&b, &yt],
+            &dtypes,
+            &Leaves::default(),
+        )
+        .unwrap_or_else(|e| panic!("{prim} with an epilogue: {e}"));
+        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+            let g = g.to_value(dev).unwrap_or_else(|e| panic!("{e}"));
+            // The comparison decides on values within rounding of each other.
+            let tol = if k == 3 { EXACT } else { tol };
+            compare(&format!("{prim} epilogue output {k} (strided: {strided})"), &g, w, tol);
+        }
+    }
+}
+
+/// Matmul and convolution store through an element-wise epilogue (bias, activation, several
+/// outputs, strided and broadcast inputs): each output equals the op followed by the program.
+#[test]
+fn matmul_and_conv_epilogues_equal_the_op_then_the_program() {
+    let mut rng = Rng(20);
+    for (batch, m, k, n) in [(0, 5, 7, 3), (0, 70, 33, 130), (2, 9, 11, 6), (0, 4, 0, 3), (0, 0, 3, 5)] {
+        for (ta, tb) in [(false, false), (true, true)] {
+            let lead: Vec<usize> = if batch > 0 { vec![batch] } else { vec![] };
+            let sa = [lead.clone(), if ta { vec![k, m] } else { vec![m, k] }].concat();
+            let sb = [lead.clone(), if tb { vec![n, k] } else { vec![k, n] }].concat();
+            let so = [lead, vec![m, n]].concat();
+            let (a, b) = (f32v(&mut rng, &sa, -1.0, 1.0), f32v(&mut rng, &sb, -1.0, 1.0));
+            let bias = f32v(&mut rng, &[n], -1.0, 1.0);
+            let tol = Tol { atol: 1e-5 * (k as f64 + 1.0), rtol: 1e-5 };
+            let prim = Prim::MatMul { transpose_a: ta, transpose_b: tb };
+            check_epilogue(device(), &prim, &[a, b], &bias, &so, tol);
+        }
+    }
+    // Convolutions, also with the batch sliced (one image, then a few, per matmul).
+    for scratch in [None, Some(1), Some(6000)] {
+        let dev = scratch.map(|s| device().with_scratch_bytes(s));
+        let dev = dev.as_ref().unwrap_or(device());
+        for (nb, ci, h, co, kk, s, p, g) in
+            [(2, 3, 9, 4, 3, 1, 1, 1), (5, 4, 7, 6, 3, 2, 1, 2), (3, 2, 5, 3, 1, 1, 0, 1)]
+        {
+            let geo = ConvGeometry { stride: [s, s], pad: [p, p], dilation: [1, 1], groups: g };
+            let o = conv_out(h, kk, s, p, 1);
+            let x = f32v(&mut rng, &[nb, ci, h, h], -1.0, 1.0);
+            let wt = f32v(&mut rng, &[co, ci / g, kk, kk], -1.0, 1.0);
+            let bias = f32v(&mut rng, &[co, 1, 1], -1.0, 1.0);
+            let tol = Tol { atol: 1e-5 * ((ci / g * kk * kk) as f64 + 1.0), rtol: 1e-5 };
+            check_epilogue(dev, &Prim::Conv2d(geo), &[x, wt], &bias, &[nb, co, o, o], tol);
+        }
+    }
+}
+
 #[test]
 fn pooling_and_upsampling_match_the_interpreter() {
     let mut rng = Rng(10);

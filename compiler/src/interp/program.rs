@@ -90,9 +90,19 @@ pub fn run_phase_observed(
                 values[*output] = Some(v);
             }
             Step::Fused { shape, inputs, instrs, outputs }
-            | Step::FusedReduce { shape, inputs, instrs, outputs, .. } => {
-                let args: Vec<Value> =
+            | Step::FusedReduce { shape, inputs, instrs, outputs, .. }
+            | Step::OpEpilogue { shape, inputs, instrs, outputs, .. } => {
+                let mut args: Vec<Value> =
                     inputs.iter().map(|o| read(o, &values, &holder, &root)).collect::<Result<_, _>>()?;
+                // An epilogue's op result is its register 0.
+                if let Step::OpEpilogue { prim, op_inputs, .. } = step {
+                    let ops: Vec<Value> = op_inputs
+                        .iter()
+                        .map(|o| read(o, &values, &holder, &root))
+                        .collect::<Result<_, _>>()?;
+                    let refs: Vec<&Value> = ops.iter().collect();
+                    args.insert(0, eval(prim, &refs, shape, DType::F32, leaves)?);
+                }
                 let regs = registers(shape, args, instrs, &mut |i, a, v| {
                     observe(InstrAt { step: s, instr: i }, a, v)
                 })?;

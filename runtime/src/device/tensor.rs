@@ -149,10 +149,13 @@ impl DeviceTensor {
         v
     }
 
-    /// A view that repeats extent-1 axes up to `shape` (same rank). No copy.
+    /// A view with `shape` that repeats extent-1 axes and missing leading axes (numpy's rule;
+    /// a bias `[C]` against `[N, C]`). No copy.
     pub fn broadcast_to(&self, shape: &[usize]) -> DeviceTensor {
-        let strides =
-            self.shape.iter().zip(&self.strides).zip(shape).map(|((&d, &s), &o)| if d == o { s } else { 0 });
+        let lift = shape.len().saturating_sub(self.shape.len());
+        let dims = std::iter::repeat_n((1, 0), lift)
+            .chain(self.shape.iter().copied().zip(self.strides.iter().copied()));
+        let strides = dims.zip(shape).map(|((d, s), &o)| if d == o { s } else { 0 });
         DeviceTensor { strides: strides.collect(), shape: shape.to_vec(), ..self.clone() }
     }
 

@@ -22,7 +22,7 @@ use cubecl::prelude::*;
 use genc_compiler::prim::{ConvGeometry, PoolKind, UpsampleMode, Window};
 
 use super::elementwise::{self, EwOp, FusedProgram, Instr};
-use super::matmul::MatLayout;
+use super::matmul::{Epilogue, MatLayout};
 use super::{cube_launch_dims, fast_div, info_arg, magic, matmul, movement};
 use crate::device::{Device, DeviceError, DeviceTensor};
 
@@ -130,20 +130,35 @@ pub fn conv2d(
     g: &ConvGeometry,
     out_shape: &[usize],
 ) -> Result<DeviceTensor, DeviceError> {
+    let mut outs = conv2d_with(device, x, w, g, out_shape, &Epilogue::store(x.dtype))?;
+    outs.pop().ok_or_else(|| DeviceError::Kernel { op: "conv2d".into(), reason: "no output".into() })
+}
+
+/// [`conv2d`] storing through `epi` (the matmul's epilogue, at each element's NCHW
+/// position): returns the epilogue's outputs, the convolution's slot first.
+pub fn conv2d_with(
+    device: &Device,
+    x: &DeviceTensor,
+    w: &DeviceTensor,
+    g: &ConvGeometry,
+    out_shape: &[usize],
+    epi: &Epilogue,
+) -> Result<Vec<DeviceTensor>, DeviceError> {
     let [nb, cout, oh, ow] = [out_shape[0], out_shape[1], out_shape[2], out_shape[3]];
+    let outs: Vec<DeviceTensor> =
+        epi.dtypes.iter().map(|&dt| DeviceTensor::empty(device, dt, out_shape)).collect::<Result<_, _>>()?;
     if out_shape.iter().product::<usize>() == 0 {
-        return DeviceTensor::empty(device, x.dtype, out_shape);
+        return Ok(outs);
     }
     let groups = g.groups;
     let (kh, kw) = (w.shape[2], w.shape[3]);
     let kg = w.shape[1] * kh * kw;
     if kg == 0 {
-        return super::generate::fill(device, x.dtype, out_shape, 0.0);
+        return epi.apply(device, super::generate::fill(device, x.dtype, out_shape, 0.0)?);
     }
     let ohw = oh * ow;
     let w = movement::contiguous(device, w)?;
     let cg = cout / groups;
-    let out = DeviceTensor::empty(device, x.dtype, out_shape)?;
     let al = MatLayout { offset: w.offset, batch: cg * kg, rows: kg, cols: 1, split: None };
     for (n0, len) in slices(nb, images_per_slice(device, groups * kg * ohw)) {
         let col = im2col(device, &x.sliced(0, n0, 1, len), [kh, kw], g, [oh, ow])?;
@@ -157,16 +172,17 @@ pub fn conv2d(
             cols: 1,
             split: Some((ohw, cout * ohw)),
         };
-        matmul::matmul_into(
+        matmul::matmul_into_with(
             device,
             (&w, al),
             (&col, bl),
-            (&out, cl),
+            (&outs, cl),
             [groups, cg, kg, p],
             matmul::default_path(),
+            epi,
         )?;
     }
-    Ok(out)
+    Ok(outs)
 }
 
 /// How many images one slice of a batch takes when each needs `per_image` scratch elements,

@@ -14,8 +14,10 @@
 
 use cubecl::prelude::*;
 
-use super::{info_arg, movement};
+use super::elementwise::{FusedProgram, Instr, exec_from};
+use super::{info_arg, movement, strided_at};
 use crate::device::{Device, DeviceError, DeviceTensor};
+use genc_compiler::prim::DType;
 
 /// Comptime shape of the tiled kernel.
 #[derive(CubeType, Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -42,10 +44,40 @@ fn cube_side() -> usize {
         .unwrap_or(8)
 }
 
+/// The comptime key of a store: the epilogue program and how its inputs are read.
+#[derive(CubeType, Clone, Debug, Hash, PartialEq, Eq)]
+pub struct StoreConfig {
+    instrs: Sequence<Instr>,
+    /// The register each output takes: `outs[0]` is C.
+    outputs: Sequence<usize>,
+    /// Per input: a contiguous tensor of C's shape, read at the element's own position.
+    contiguous: Sequence<bool>,
+    /// C's rank, for the strided inputs' index arithmetic.
+    rank: usize,
+    /// No program: each element goes straight to C.
+    plain: bool,
+}
+
+/// Where the epilogue's part of `info` starts: C's shape triples, then per input its offset
+/// and strides.
+const EPILOGUE_INFO: usize = 18;
+
 /// info = [M, N, K, a_off, a_sb, a_sm, a_sk, b_off, b_sb, b_sk, b_sn, c_sb, c_sm, b_inner,
-/// b_outer_stride, c_inner, c_outer_stride, c_off]; C's column stride is 1.
+/// b_outer_stride, c_inner, c_outer_stride, c_off, then the epilogue's: C's shape triples,
+/// per strided input: offset, strides]; C's column stride is 1. Each finished element goes
+/// through the store program (register 0 the element, then `inputs` at its position) into
+/// `outs`, at the element's address in C (which is its position in C's shape whenever the
+/// program has inputs or more than one output: C is then a whole fresh tensor).
 #[cube(launch_unchecked)]
-fn tiled_matmul_kernel<F: Float>(a: &[F], b: &[F], c: &mut [F], info: &[u32], #[comptime] cfg: TileConfig) {
+fn tiled_matmul_kernel<F: Float, N: Size>(
+    a: &[F],
+    b: &[F],
+    inputs: &Sequence<Box<[F]>>,
+    outs: &mut Sequence<Box<[F]>>,
+    info: &[u32],
+    #[comptime] cfg: TileConfig,
+    #[comptime] store: StoreConfig,
+) {
     let m = usize::cast_from(info[0]);
     let n = usize::cast_from(info[1]);
     let kk = usize::cast_from(info[2]);
@@ -107,24 +139,82 @@ fn tiled_matmul_kernel<F: Float>(a: &[F], b: &[F], c: &mut [F], info: &[u32], #[
     }
     let c_base = usize::cast_from(info[17]) + batch * usize::cast_from(info[11]);
     let c_sm = usize::cast_from(info[12]);
-    #[unroll]
-    for i in 0..cfg.tm {
-        let r = row0 + i * cfg.side;
+    if comptime!(store.plain) {
+        let c = outs.index_mut(0);
         #[unroll]
-        for j in 0..cfg.tn {
-            let col = col0 + j * cfg.side;
+        for i in 0..cfg.tm {
+            let r = row0 + i * cfg.side;
+            #[unroll]
+            for j in 0..cfg.tn {
+                let col = col0 + j * cfg.side;
+                if r < m && col < n {
+                    c[c_address(r, col, c_base, c_sm, info, cfg.c_split)] = acc.index(i).index(j).read();
+                }
+            }
+        }
+    } else {
+        // One copy of the program in a loop over the tile (unrolled per element, a 32 x 16
+        // tile made shaders that took lavapipe minutes to compile).
+        let elems = comptime!(cfg.tm * cfg.tn);
+        let mut tile = Array::<F>::new(elems);
+        #[unroll]
+        for i in 0..cfg.tm {
+            #[unroll]
+            for j in 0..cfg.tn {
+                tile[i * cfg.tn + j] = acc.index(i).index(j).read();
+            }
+        }
+        // info[0] < 2^31, so this is 0 at run time but not a constant.
+        let runtime_zero = Vector::<F, N>::new(F::cast_from(info[0] >> 31u32));
+        for t in 0..elems {
+            let r = row0 + (t / cfg.tn) * cfg.side;
+            let col = col0 + (t % cfg.tn) * cfg.side;
             if r < m && col < n {
-                if cfg.c_split {
-                    let inner = usize::cast_from(info[15]);
-                    let outer = col / inner;
-                    let at = c_base + r * c_sm + outer * usize::cast_from(info[16]) + (col - outer * inner);
-                    c[at] = acc.index(i).index(j).read();
-                } else {
-                    c[c_base + r * c_sm + col] = acc.index(i).index(j).read();
+                let at = c_address(r, col, c_base, c_sm, info, cfg.c_split);
+                let mut regs = Sequence::<Vector<F, N>>::new();
+                regs.push(Vector::<F, N>::new(tile[t]));
+                let rank = comptime!(store.rank);
+                #[unroll]
+                for e in 0..inputs.len() {
+                    let input = inputs.index(e);
+                    if comptime!(*store.contiguous.index(e)) {
+                        regs.push(Vector::<F, N>::new(input[at]));
+                    } else {
+                        let base = EPILOGUE_INFO + 3 * rank + e * (rank + 1);
+                        let pos =
+                            strided_at(at, info, EPILOGUE_INFO, base + 1, usize::cast_from(info[base]), rank);
+                        regs.push(Vector::<F, N>::new(input[pos]));
+                    }
+                }
+                exec_from::<F, N>(&mut regs, runtime_zero, store.instrs.clone(), 0usize);
+                #[unroll]
+                for o in 0..outs.len() {
+                    let reg = comptime!(*store.outputs.index(o));
+                    let out = outs.index_mut(o);
+                    out[at] = regs.index(reg).extract(0usize);
                 }
             }
         }
     }
+}
+
+/// Where C's element `(r, col)` of the current batch lies (see `tiled_matmul_kernel`'s info).
+#[cube]
+fn c_address(
+    r: usize,
+    col: usize,
+    c_base: usize,
+    c_sm: usize,
+    info: &[u32],
+    #[comptime] c_split: bool,
+) -> usize {
+    let mut at = c_base + r * c_sm + col;
+    if c_split {
+        let inner = usize::cast_from(info[15]);
+        let outer = col / inner;
+        at = c_base + r * c_sm + outer * usize::cast_from(info[16]) + (col - outer * inner);
+    }
+    at
 }
 
 /// Which implementation multiplies.
@@ -194,6 +284,53 @@ fn as_batched(t: &DeviceTensor) -> Option<([usize; 3], [usize; 3])> {
     Some(([batch, rows, cols], [sbatch, srow, scol]))
 }
 
+/// What the tiled kernel does with each finished element of C: a fused program whose
+/// register 0 is the element and registers `1..=inputs.len()` the inputs at its position; its
+/// outputs are stored, the first into C. [`Epilogue::store`] stores the element as it is.
+#[derive(Clone, Debug)]
+pub struct Epilogue {
+    pub program: FusedProgram,
+    /// Tensors broadcastable to C's shape.
+    pub inputs: Vec<DeviceTensor>,
+    /// One per program output.
+    pub dtypes: Vec<DType>,
+}
+
+impl Epilogue {
+    /// The plain store.
+    pub fn store(dtype: DType) -> Epilogue {
+        Epilogue {
+            program: FusedProgram { n_inputs: 1, instrs: Vec::new(), outputs: vec![0] },
+            inputs: Vec::new(),
+            dtypes: vec![dtype],
+        }
+    }
+
+    fn is_store(&self) -> bool {
+        self.program.instrs.is_empty() && self.program.outputs == [0]
+    }
+
+    /// The buffers a matmul with this epilogue binds: A, B, the inputs, the outputs, the info.
+    pub fn bindings(&self) -> usize {
+        3 + self.inputs.len() + self.program.outputs.len()
+    }
+
+    /// The program run after the fact on a finished C, for the paths that store plainly.
+    pub fn apply(&self, device: &Device, c: DeviceTensor) -> Result<Vec<DeviceTensor>, DeviceError> {
+        if self.is_store() {
+            return Ok(vec![c]);
+        }
+        let shape = c.shape.clone();
+        let ins: Vec<&DeviceTensor> = std::iter::once(&c).chain(&self.inputs).collect();
+        super::elementwise::run_fused(device, &self.program, &ins, &shape, &self.dtypes)
+    }
+
+    /// Fresh tensors of `shape` for the outputs after C.
+    fn extra_outputs(&self, device: &Device, shape: &[usize]) -> Result<Vec<DeviceTensor>, DeviceError> {
+        self.dtypes.iter().skip(1).map(|&dt| DeviceTensor::empty(device, dt, shape)).collect()
+    }
+}
+
 /// `a [.., M, K] @ b [.., K, N]` (transposes already applied as views), batch axes equal.
 pub fn matmul(
     device: &Device,
@@ -202,14 +339,30 @@ pub fn matmul(
     out_shape: &[usize],
     path: MatmulPath,
 ) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, a.dtype, out_shape)?;
+    let mut outs = matmul_with(device, a, b, out_shape, path, &Epilogue::store(a.dtype))?;
+    outs.pop().ok_or_else(|| DeviceError::Kernel { op: "matmul".into(), reason: "no output".into() })
+}
+
+/// [`matmul`] storing through `epi`: returns the epilogue's outputs, C's first. The cubek path
+/// stores plainly and runs the epilogue as a kernel of its own.
+pub fn matmul_with(
+    device: &Device,
+    a: &DeviceTensor,
+    b: &DeviceTensor,
+    out_shape: &[usize],
+    path: MatmulPath,
+    epi: &Epilogue,
+) -> Result<Vec<DeviceTensor>, DeviceError> {
+    let dtype = epi.dtypes.first().copied().unwrap_or(a.dtype);
+    let out = DeviceTensor::empty(device, dtype, out_shape)?;
     if out.numel() == 0 {
-        return Ok(out);
+        let extra = epi.extra_outputs(device, out_shape)?;
+        return Ok(std::iter::once(out).chain(extra).collect());
     }
     let r = a.shape.len();
     let kk = a.shape[r - 1];
     if kk == 0 {
-        return super::generate::fill(device, a.dtype, out_shape, 0.0);
+        return epi.apply(device, super::generate::fill(device, a.dtype, out_shape, 0.0)?);
     }
     let a = match as_batched(a) {
         Some(_) => a.clone(),
@@ -225,13 +378,15 @@ pub fn matmul(
     let [batch, m, _] = ash;
     let n = bsh[2];
     if path == MatmulPath::Cubek && a.offset == 0 && b.offset == 0 {
-        return cubek_matmul(device, &a, &b, ash, ast, bsh, bst, out);
+        let c = cubek_matmul(device, &a, &b, ash, ast, bsh, bst, out)?;
+        return epi.apply(device, c);
     }
     let al = MatLayout { offset: a.offset, batch: ast[0], rows: ast[1], cols: ast[2], split: None };
     let bl = MatLayout { offset: b.offset, batch: bst[0], rows: bst[1], cols: bst[2], split: None };
     let cl = MatLayout { offset: 0, batch: m * n, rows: n, cols: 1, split: None };
-    matmul_into(device, (&a, al), (&b, bl), (&out, cl), [batch, m, kk, n], path)?;
-    Ok(out)
+    let outs: Vec<DeviceTensor> = std::iter::once(out).chain(epi.extra_outputs(device, out_shape)?).collect();
+    matmul_into_with(device, (&a, al), (&b, bl), (&outs, cl), [batch, m, kk, n], path, epi)?;
+    Ok(outs)
 }
 
 /// How a batch of matrices lies in a buffer: element `(t, r, c)` is at
@@ -250,12 +405,31 @@ pub struct MatLayout {
 /// A may not split its columns; C's column stride must be 1.
 pub fn matmul_into(
     device: &Device,
-    (a, al): (&DeviceTensor, MatLayout),
-    (b, bl): (&DeviceTensor, MatLayout),
+    a: (&DeviceTensor, MatLayout),
+    b: (&DeviceTensor, MatLayout),
     (c, cl): (&DeviceTensor, MatLayout),
     dims: [usize; 4],
     path: MatmulPath,
 ) -> Result<(), DeviceError> {
+    let outs = [c.clone()];
+    matmul_into_with(device, a, b, (&outs, cl), dims, path, &Epilogue::store(c.dtype))
+}
+
+/// [`matmul_into`] storing through `epi` into `outs` (C first). With a non-trivial epilogue
+/// every output is a whole fresh tensor of `epi`'s shape (C's), and `cl` addresses C's
+/// elements at their positions in it.
+pub fn matmul_into_with(
+    device: &Device,
+    (a, al): (&DeviceTensor, MatLayout),
+    (b, bl): (&DeviceTensor, MatLayout),
+    (outs, cl): (&[DeviceTensor], MatLayout),
+    dims: [usize; 4],
+    path: MatmulPath,
+    epi: &Epilogue,
+) -> Result<(), DeviceError> {
+    let c = outs
+        .first()
+        .ok_or_else(|| DeviceError::Kernel { op: "matmul".into(), reason: "no output".into() })?;
     let [batch, m, kk, n] = dims;
     if batch * m * n == 0 {
         return Ok(());
@@ -290,6 +464,7 @@ pub fn matmul_into(
         cl.offset,
     ]
     .map(|v| v as u32);
+    let (info, store) = store_config(&info, epi, &c.shape);
     let side = cube_side();
     let cfg = TileConfig {
         tm,
@@ -303,22 +478,53 @@ pub fn matmul_into(
     let dim = CubeDim::new_2d(side as u32, side as u32);
     let (ah, al_) = super::buffer_of(a)?;
     let (bh, bl_) = super::buffer_of(b)?;
-    let (ch, cl_) = super::buffer_of(c)?;
+    let inputs: Vec<DeviceTensor> = epi.inputs.iter().map(|t| t.broadcast_to(&c.shape)).collect();
     // SAFETY: loads clamp rows to m - 1 and columns to n - 1 and k < K, which the layouts map
-    // inside their buffers; stores are guarded by r < m and col < n.
+    // inside their buffers; stores are guarded by r < m and col < n, and go to the same
+    // position of every output, each at least as large as C; an epilogue input is read at
+    // that position (contiguous inputs of C's shape) or through its strides at the position's
+    // coordinates in C's shape, inside the view.
     unsafe {
         tiled_matmul_kernel::launch_unchecked::<f32>(
             device.client(),
             count,
             dim,
+            1,
             BufferArg::from_raw_parts(ah, al_),
             BufferArg::from_raw_parts(bh, bl_),
-            BufferArg::from_raw_parts(ch, cl_),
+            super::buffers_arg(&inputs)?,
+            super::buffers_arg(outs)?,
             info_arg(device, &info),
             cfg,
+            store,
         );
     }
     Ok(())
+}
+
+/// The store program's comptime key, and `info` extended with C's shape and the strided
+/// inputs' offsets and strides.
+fn store_config(info: &[u32], epi: &Epilogue, c_shape: &[usize]) -> (Vec<u32>, StoreConfig) {
+    let mut info = info.to_vec();
+    let mut contiguous = Sequence::new();
+    let views: Vec<DeviceTensor> = epi.inputs.iter().map(|t| t.broadcast_to(c_shape)).collect();
+    let rank = if views.iter().all(DeviceTensor::is_contiguous) { 0 } else { c_shape.len() };
+    info.extend(super::shape_info(&c_shape[..rank]));
+    for v in &views {
+        contiguous.push(v.is_contiguous());
+        info.push(v.offset as u32);
+        // A broadcast view has C's rank, so each input's block is `rank + 1` long.
+        info.extend(v.strides.iter().take(rank).map(|&s| s as u32));
+    }
+    let mut instrs = Sequence::new();
+    for &instr in &epi.program.instrs {
+        instrs.push(instr);
+    }
+    let mut outputs = Sequence::new();
+    for &r in &epi.program.outputs {
+        outputs.push(r);
+    }
+    (info, StoreConfig { instrs, outputs, contiguous, rank, plain: epi.is_store() })
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -127,18 +127,8 @@ pub fn eval(
         Prim::Gather { axis } => movement::gather(device, arg(0)?, arg(1)?, *axis, out_shape),
         Prim::ScatterAdd { axis } => movement::scatter_add(device, arg(0)?, arg(1)?, *axis, out_shape),
         Prim::MatMul { transpose_a, transpose_b } => {
-            let t = |x: &DeviceTensor, flag: bool| {
-                if flag {
-                    let r = x.shape.len();
-                    let mut perm: Vec<usize> = (0..r).collect();
-                    perm.swap(r - 2, r - 1);
-                    x.permuted(&perm)
-                } else {
-                    x.clone()
-                }
-            };
-            let a = t(arg(0)?, *transpose_a);
-            let b = t(arg(1)?, *transpose_b);
+            let a = transposed(arg(0)?, *transpose_a);
+            let b = transposed(arg(1)?, *transpose_b);
             matmul::matmul(device, &a, &b, out_shape, matmul::default_path())
         }
         Prim::Conv2d(g) => conv::conv2d(device, arg(0)?, arg(1)?, g, out_shape),
@@ -150,6 +140,49 @@ pub fn eval(
         Prim::Pool2dGrad { kind, window } => conv::pool2d_grad(device, arg(0)?, arg(1)?, *kind, window),
         Prim::Upsample { mode, scale } => conv::upsample(device, arg(0)?, *mode, *scale, out_shape),
         Prim::UpsampleGrad { mode, scale } => conv::upsample_grad(device, arg(0)?, *mode, *scale, out_shape),
+    }
+}
+
+/// `x` with its last two axes swapped when `flag` is set (a view).
+fn transposed(x: &DeviceTensor, flag: bool) -> DeviceTensor {
+    if !flag {
+        return x.clone();
+    }
+    let r = x.shape.len();
+    let mut perm: Vec<usize> = (0..r).collect();
+    perm.swap(r - 2, r - 1);
+    x.permuted(&perm)
+}
+
+/// Runs a library op whose result goes through `program` before it is stored (a
+/// `Step::OpEpilogue`): register 0 is the op's result over `shape`, `inputs` follow; returns
+/// one tensor per program output, with `dtypes`. `MatMul` and `Conv2d` run the program in
+/// their tiled matmul's store; any other op (or a kernel past the device's binding limit)
+/// runs, and the program follows as a fused kernel of its own.
+#[allow(clippy::too_many_arguments)]
+pub fn eval_epilogue(
+    device: &Device,
+    prim: &Prim,
+    op_inputs: &[&DeviceTensor],
+    shape: &[usize],
+    program: FusedProgram,
+    inputs: &[&DeviceTensor],
+    dtypes: &[DType],
+    leaves: &Leaves,
+) -> Result<Vec<DeviceTensor>, DeviceError> {
+    let epi = matmul::Epilogue {
+        program,
+        inputs: inputs.iter().map(|&t| t.clone()).collect(),
+        dtypes: dtypes.to_vec(),
+    };
+    let fits = epi.bindings() <= device.info().max_kernel_buffers as usize;
+    match (prim, op_inputs) {
+        (Prim::MatMul { transpose_a, transpose_b }, [a, b]) if fits => {
+            let (a, b) = (transposed(a, *transpose_a), transposed(b, *transpose_b));
+            matmul::matmul_with(device, &a, &b, shape, matmul::default_path(), &epi)
+        }
+        (Prim::Conv2d(g), [x, w]) if fits => conv::conv2d_with(device, x, w, g, shape, &epi),
+        _ => epi.apply(device, eval(device, prim, op_inputs, shape, DType::F32, leaves)?),
     }
 }
 
@@ -204,6 +237,20 @@ pub fn binary_op(op: BinaryOp, dtype: DType) -> EwOp {
 /// Whether `ReduceOp` yields indices (its output dtype is i32).
 pub fn reduce_gives_index(op: ReduceOp) -> bool {
     matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin)
+}
+
+/// Tensors' buffers as a sequence argument.
+#[allow(unsafe_code)]
+pub(crate) fn buffers_arg<T: LaunchArg<RuntimeArg = BufferArg>>(
+    ts: &[DeviceTensor],
+) -> Result<SequenceArg<T>, DeviceError> {
+    let mut seq = SequenceArg::new();
+    for t in ts {
+        let (handle, n) = buffer_of(t)?;
+        // SAFETY: `n` is the buffer's size in f32 elements.
+        seq.push(unsafe { BufferArg::from_raw_parts(handle, n) });
+    }
+    Ok(seq)
 }
 
 /// The cube count and dim for `units` independent units (256 per cube, 2-D counts when the

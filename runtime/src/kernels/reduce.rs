@@ -482,7 +482,7 @@ pub fn run_fused_reduce(
             .map(|r| super::generate::fill(device, r.dtype, &out_shape, identity(r.op)));
         return Ok((outs, filled.collect::<Result<_, _>>()?));
     }
-    let views: Vec<DeviceTensor> = inputs.iter().map(|t| broadcast_view(t, shape)).collect();
+    let views: Vec<DeviceTensor> = inputs.iter().map(|t| t.broadcast_to(shape)).collect();
     let buffers: Vec<&DeviceTensor> = views.iter().chain(&outs).collect();
     let strides: Vec<Vec<usize>> = buffers.iter().map(|b| b.strides.clone()).collect();
     let space = row_space(shape, spec.axes, &strides);
@@ -519,9 +519,9 @@ pub fn run_fused_reduce(
             count,
             dim,
             1,
-            buffers_arg(&views)?,
-            buffers_arg(&outs)?,
-            buffers_arg(&firsts)?,
+            super::buffers_arg(&views)?,
+            super::buffers_arg(&outs)?,
+            super::buffers_arg(&firsts)?,
             super::params_arg(device, &params),
             info_arg(device, &info),
             config,
@@ -533,19 +533,6 @@ pub fn run_fused_reduce(
         }
     }
     Ok((outs, results))
-}
-
-/// Tensors' buffers as a sequence argument.
-fn buffers_arg<T: LaunchArg<RuntimeArg = BufferArg>>(
-    ts: &[DeviceTensor],
-) -> Result<SequenceArg<T>, DeviceError> {
-    let mut seq = SequenceArg::new();
-    for t in ts {
-        let (handle, n) = super::buffer_of(t)?;
-        // SAFETY: `n` is the buffer's size in f32 elements.
-        seq.push(unsafe { BufferArg::from_raw_parts(handle, n) });
-    }
-    Ok(seq)
 }
 
 /// The comptime key of a fused reduction over `space`.
@@ -580,15 +567,6 @@ fn fused_reduce_config(
         outer: space.outer.len(),
         inner: space.inner.len(),
     }
-}
-
-/// `t` viewed with `shape`: missing leading axes and extent-1 axes repeat (stride 0).
-fn broadcast_view(t: &DeviceTensor, shape: &[usize]) -> DeviceTensor {
-    let lift = shape.len().saturating_sub(t.shape.len());
-    let mut lifted = t.clone();
-    lifted.shape = std::iter::repeat_n(1, lift).chain(t.shape.iter().copied()).collect();
-    lifted.strides = std::iter::repeat_n(0, lift).chain(t.strides.iter().copied()).collect();
-    lifted.broadcast_to(shape)
 }
 
 #[cfg(test)]

@@ -42,9 +42,15 @@ pub fn with_decisions(phase: &PhaseProgram) -> (PhaseProgram, Vec<InstrAt>) {
     let mut p = phase.clone();
     let mut at = Vec::new();
     for (s, step) in p.steps.iter_mut().enumerate() {
-        let (shape, inputs, instrs, outputs) = match step {
+        // The first instruction's register: an epilogue's op result comes before its inputs.
+        let (shape, first, instrs, outputs) = match step {
             Step::Fused { shape, inputs, instrs, outputs }
-            | Step::FusedReduce { shape, inputs, instrs, outputs, .. } => (shape, inputs, instrs, outputs),
+            | Step::FusedReduce { shape, inputs, instrs, outputs, .. } => {
+                (shape, inputs.len(), instrs, outputs)
+            }
+            Step::OpEpilogue { shape, inputs, instrs, outputs, .. } => {
+                (shape, 1 + inputs.len(), instrs, outputs)
+            }
             Step::Op { .. } | Step::View { .. } | Step::Release { .. } => continue,
         };
         for (i, ins) in instrs.iter().enumerate() {
@@ -57,7 +63,7 @@ pub fn with_decisions(phase: &PhaseProgram) -> (PhaseProgram, Vec<InstrAt>) {
             let origin = format!("decision {s}.{i}");
             p.values.push(ValueSpec { dtype, shape: shape.clone(), slot, origin });
             let v = p.values.len() - 1;
-            outputs.push((inputs.len() + i, v));
+            outputs.push((first + i, v));
             p.outputs.push((format!("decision {s}.{i}"), Operand::Value(v)));
             at.push(InstrAt { step: s, instr: i });
         }

@@ -57,8 +57,13 @@ struct Isolated {
 }
 
 fn isolate(phase: &PhaseProgram, step: &Step) -> Option<Isolated> {
+    let epilogue_inputs: Vec<Operand>;
     let (inputs, outs): (&[Operand], Vec<usize>) = match step {
         Step::Op { inputs, output, .. } => (inputs, vec![*output]),
+        Step::OpEpilogue { op_inputs, inputs, outputs, .. } => {
+            epilogue_inputs = op_inputs.iter().chain(inputs).copied().collect();
+            (&epilogue_inputs, outputs.iter().map(|(_, v)| *v).collect())
+        }
         Step::Fused { inputs, outputs, .. } => (inputs, outputs.iter().map(|(_, v)| *v).collect()),
         Step::FusedReduce { inputs, outputs, reductions, .. } => {
             (inputs, outputs.iter().map(|(_, v)| *v).chain(reductions.iter().map(|r| r.output)).collect())
@@ -86,6 +91,18 @@ fn isolate(phase: &PhaseProgram, step: &Step) -> Option<Isolated> {
         .collect();
     let step = match step {
         Step::Op { prim, .. } => Step::Op { prim: prim.clone(), inputs: new_inputs, output: 0 },
+        Step::OpEpilogue { prim, op_inputs, shape, instrs, outputs, .. } => {
+            let mut op_ins = new_inputs;
+            let inputs = op_ins.split_off(op_inputs.len());
+            Step::OpEpilogue {
+                prim: prim.clone(),
+                op_inputs: op_ins,
+                shape: shape.clone(),
+                inputs,
+                instrs: instrs.clone(),
+                outputs: outputs.iter().enumerate().map(|(k, (r, _))| (*r, k)).collect(),
+            }
+        }
         Step::Fused { shape, instrs, outputs, .. } => Step::Fused {
             shape: shape.clone(),
             inputs: new_inputs,
@@ -320,7 +337,9 @@ fn print_worst_kernels(phase: &PhaseProgram, host: &HostLeaves, exact: &[Option<
 fn defines(step: &Step, v: usize) -> bool {
     match step {
         Step::Op { output, .. } | Step::View { output, .. } => *output == v,
-        Step::Fused { outputs, .. } => outputs.iter().any(|(_, o)| *o == v),
+        Step::Fused { outputs, .. } | Step::OpEpilogue { outputs, .. } => {
+            outputs.iter().any(|(_, o)| *o == v)
+        }
         Step::FusedReduce { outputs, reductions, .. } => {
             outputs.iter().any(|(_, o)| *o == v) || reductions.iter().any(|r| r.output == v)
         }
