@@ -397,7 +397,7 @@ fn lower(g: &Graph, part: &Partition, name: &str) -> Result<PhaseProgram, String
                         outputs,
                     }
                 } else if reduces.is_empty() {
-                    Step::Fused { shape, inputs, instrs, outputs }
+                    Step::Fused { shape, inputs, instrs, outputs, in_place: Vec::new() }
                 } else {
                     let mut axes = Vec::new();
                     let mut reductions = Vec::new();
@@ -465,7 +465,42 @@ fn assign_slots(phase: &mut PhaseProgram) {
     let (mut live_bytes, mut peak) = (0u64, 0u64);
     let mut steps = Vec::with_capacity(phase.steps.len());
     let old = std::mem::take(&mut phase.steps);
-    for (s, step) in old.into_iter().enumerate() {
+    // Roots whose memory an output took over: their release frees nothing.
+    let mut taken_over = std::collections::HashSet::new();
+    for (s, mut step) in old.into_iter().enumerate() {
+        // An element-wise kernel may write an output over an input that dies here and that it
+        // reads at the output's own positions (same shape, so no broadcast).
+        let mut reusable: Vec<(usize, usize)> = Vec::new();
+        if let Step::Fused { shape, inputs, .. } = &step {
+            for (i, o) in inputs.iter().enumerate() {
+                let Operand::Value(v) = *o else { continue };
+                let r = root[v];
+                let fresh = !reusable.iter().any(|&(_, q)| q == r) && !taken_over.contains(&r);
+                if fresh
+                    && last_use[r] == s
+                    && phase.values[v].shape == *shape
+                    && phase.values[r].slot.is_some()
+                {
+                    reusable.push((i, r));
+                }
+            }
+        }
+        let mut in_place = Vec::new();
+        if let Step::Fused { outputs, .. } = &step {
+            for (k, &(_, v)) in outputs.iter().enumerate() {
+                let size = bytes(&phase.values[v]);
+                let fits = reusable.iter().position(|&(_, r)| bytes(&phase.values[r]) == size);
+                if let Some(p) = fits {
+                    let (i, r) = reusable.swap_remove(p);
+                    phase.values[v].slot = phase.values[r].slot;
+                    taken_over.insert(r);
+                    in_place.push((k, i));
+                }
+            }
+        }
+        if let Step::Fused { in_place: slot, .. } = &mut step {
+            slot.clone_from(&in_place);
+        }
         let defined: Vec<usize> = match &step {
             Step::Fused { outputs, .. } | Step::OpEpilogue { outputs, .. } => {
                 outputs.iter().map(|(_, v)| *v).collect()
@@ -478,6 +513,16 @@ fn assign_slots(phase: &mut PhaseProgram) {
         };
         for v in defined {
             let size = bytes(&phase.values[v]);
+            if in_place
+                .iter()
+                .any(|&(k, _)| matches!(&step, Step::Fused { outputs, .. } if outputs[k].1 == v))
+            {
+                // Written over a dying input: no new memory. It still dies when unread.
+                if last_use[v] == 0 {
+                    last_use[v] = s;
+                }
+                continue;
+            }
             let slot = match free.iter().position(|&f| phase.slots[f] == size) {
                 Some(k) => free.swap_remove(k),
                 None => {
@@ -501,6 +546,9 @@ fn assign_slots(phase: &mut PhaseProgram) {
         dead.dedup();
         if !dead.is_empty() {
             for &v in &dead {
+                if taken_over.contains(&v) {
+                    continue;
+                }
                 if let Some(slot) = phase.values[v].slot {
                     free.push(slot);
                     live_bytes -= phase.slots[slot];

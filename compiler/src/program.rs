@@ -75,7 +75,17 @@ pub struct FusedReduction {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Step {
     /// One fused element-wise kernel over `shape`; `outputs` are `(register, value)` pairs.
-    Fused { shape: Vec<usize>, inputs: Vec<Operand>, instrs: Vec<FusedInstr>, outputs: Vec<(usize, usize)> },
+    /// `in_place` pairs `(output, input)` (indices into `outputs` and `inputs`): that output
+    /// is written over that input's memory, which dies here and is read only at the
+    /// positions being written.
+    Fused {
+        shape: Vec<usize>,
+        inputs: Vec<Operand>,
+        instrs: Vec<FusedInstr>,
+        outputs: Vec<(usize, usize)>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        in_place: Vec<(usize, usize)>,
+    },
     /// One kernel that evaluates a fused element-wise program over `shape` (the reductions'
     /// prologue) and reduces some of its registers over `axes` as it goes: reduced registers
     /// never go to memory. `outputs` are the registers that are also written, as in `Fused`.
@@ -168,8 +178,17 @@ impl PhaseProgram {
         for step in &phase.steps {
             let v = |o: &Operand| operand_text(o);
             match step {
-                Step::Fused { shape, inputs, instrs, outputs } => {
-                    let _ = writeln!(out, "  {}", fused_text(shape, inputs, instrs, outputs));
+                Step::Fused { shape, inputs, instrs, outputs, in_place } => {
+                    let over: Vec<String> = in_place
+                        .iter()
+                        .map(|&(o, i)| format!("%{} over {}", outputs[o].1, operand_text(&inputs[i])))
+                        .collect();
+                    let note = if over.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  // in place: {}", over.join(", "))
+                    };
+                    let _ = writeln!(out, "  {}{note}", fused_text(shape, inputs, instrs, outputs));
                 }
                 Step::FusedReduce { shape, inputs, instrs, outputs, axes, reductions } => {
                     let folds: Vec<String> = reductions

@@ -8,7 +8,7 @@ use genc_compiler::prim::{DType, Prim};
 use genc_compiler::program::{FusedInstr, Operand, PhaseProgram, Step};
 
 use crate::device::{Device, DeviceError, DeviceTensor};
-use crate::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};
+use crate::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused_in_place};
 use crate::kernels::reduce::{FusedReduce, Reduction, run_fused_reduce};
 use crate::kernels::{self, Leaves, binary_op, unary_op};
 
@@ -153,13 +153,13 @@ impl LoadedPhase {
                     values[*output] = Some(x.reshaped(device, &phase.values[*output].shape)?);
                     vec![]
                 }
-                Step::Fused { shape, inputs, instrs, outputs } => {
+                Step::Fused { shape, inputs, instrs, outputs, in_place } => {
                     let args = self.operands(inputs, &values, leaves)?;
                     let refs: Vec<&DeviceTensor> = args.iter().collect();
                     let regs: Vec<usize> = outputs.iter().map(|(r, _)| *r).collect();
                     let program = fused_program(phase, inputs.len(), instrs, &regs)?;
                     let dtypes: Vec<DType> = outputs.iter().map(|(_, v)| phase.values[*v].dtype).collect();
-                    let results = run_fused(device, &program, &refs, shape, &dtypes)?;
+                    let results = run_fused_in_place(device, &program, &refs, shape, &dtypes, in_place)?;
                     for ((_, v), t) in outputs.iter().zip(results) {
                         values[*v] = Some(t);
                     }

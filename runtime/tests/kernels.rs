@@ -760,6 +760,52 @@ fn matmul_and_conv_epilogues_equal_the_op_then_the_program() {
     }
 }
 
+/// A fused kernel writing its output over a dying input (the planner's in-place update)
+/// gives the same result as a fresh output, vectorised or strided, and really reuses the
+/// input's buffer; an input it cannot take over (a broadcast view) gets a fresh output.
+#[test]
+fn in_place_fused_kernels_equal_fresh_ones() {
+    use kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused, run_fused_in_place};
+    let dev = device();
+    let mut rng = Rng(30);
+    // r3 = x * y + x: output 0 over x (input 0), output 1 (x > y) fresh.
+    let program = FusedProgram {
+        n_inputs: 2,
+        instrs: vec![
+            Instr { op: EwOp::Mul, a: 0, b: 1, c: 0 },
+            Instr { op: EwOp::Add, a: 2, b: 0, c: 0 },
+            Instr { op: EwOp::Gt, a: 0, b: 1, c: 0 },
+        ],
+        outputs: vec![3, 4],
+    };
+    for (shape, strided_y) in [(vec![64, 33], false), (vec![7, 5, 3], true), (vec![4096], false)] {
+        let x = f32v(&mut rng, &shape, -2.0, 2.0);
+        let y = f32v(&mut rng, &shape, -2.0, 2.0);
+        let dtypes = [DType::F32, DType::Bool];
+        let (xt, yt) = (upload(&x, false), upload(&y, strided_y));
+        let fresh = run_fused(dev, &program, &[&xt, &yt], &shape, &dtypes).unwrap_or_else(|e| panic!("{e}"));
+        let xt2 = upload(&x, false);
+        let over = run_fused_in_place(dev, &program, &[&xt2, &yt], &shape, &dtypes, &[(0, 0)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Output 0 took over x's buffer: x now reads as the output.
+        let x_after = xt2.to_value(dev).unwrap();
+        let out0 = Value { dtype: DType::F32, ..fresh[0].to_value(dev).unwrap() };
+        compare("x's buffer holds output 0", &x_after, &out0, EXACT);
+        for (a, b) in fresh.iter().zip(&over) {
+            let (a, b) = (a.to_value(dev).unwrap(), b.to_value(dev).unwrap());
+            compare("in place", &b, &a, EXACT);
+        }
+    }
+    // A broadcast input cannot hold the output.
+    let x = f32v(&mut rng, &[1, 8], -1.0, 1.0);
+    let y = f32v(&mut rng, &[4, 8], -1.0, 1.0);
+    let (xt, yt) = (upload(&x, false), upload(&y, false));
+    let out = run_fused_in_place(dev, &program, &[&xt, &yt], &[4, 8], &[DType::F32, DType::Bool], &[(0, 0)])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out[0].shape, [4, 8]);
+    compare("the broadcast input is untouched", &xt.to_value(dev).unwrap(), &x, EXACT);
+}
+
 #[test]
 fn pooling_and_upsampling_match_the_interpreter() {
     let mut rng = Rng(10);

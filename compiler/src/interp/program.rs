@@ -89,7 +89,7 @@ pub fn run_phase_observed(
                 }
                 values[*output] = Some(v);
             }
-            Step::Fused { shape, inputs, instrs, outputs }
+            Step::Fused { shape, inputs, instrs, outputs, .. }
             | Step::FusedReduce { shape, inputs, instrs, outputs, .. }
             | Step::OpEpilogue { shape, inputs, instrs, outputs, .. } => {
                 let mut args: Vec<Value> =

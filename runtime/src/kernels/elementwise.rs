@@ -250,6 +250,21 @@ pub fn run_fused(
     out_shape: &[usize],
     out_dtypes: &[DType],
 ) -> Result<Vec<DeviceTensor>, DeviceError> {
+    run_fused_in_place(device, program, inputs, out_shape, out_dtypes, &[])
+}
+
+/// [`run_fused`] writing output `o` over input `i`'s buffer for each `(o, i)` of `in_place`
+/// (the planner's in-place updates): each unit reads its element of the input before it
+/// writes the same element of the output. An input that is not a whole contiguous tensor of
+/// the output's shape gets a fresh output instead.
+pub fn run_fused_in_place(
+    device: &Device,
+    program: &FusedProgram,
+    inputs: &[&DeviceTensor],
+    out_shape: &[usize],
+    out_dtypes: &[DType],
+    in_place: &[(usize, usize)],
+) -> Result<Vec<DeviceTensor>, DeviceError> {
     // The inputs, the outputs and the launch info are bound; past the device's limit the
     // pipeline would be refused at launch and surface as a vague read failure later.
     let bound = inputs.len() + out_dtypes.len() + 1;
@@ -260,8 +275,19 @@ pub fn run_fused(
             reason: format!("it binds {bound} buffers; this device allows {limit} per kernel"),
         });
     }
-    let outs: Vec<DeviceTensor> =
-        out_dtypes.iter().map(|&dt| DeviceTensor::empty(device, dt, out_shape)).collect::<Result<_, _>>()?;
+    let reused = |o: usize| {
+        let (_, i) = in_place.iter().find(|&&(k, _)| k == o)?;
+        let t = inputs.get(*i)?;
+        (t.shape == out_shape && t.is_contiguous() && t.handle.is_some()).then(|| (*t).clone())
+    };
+    let outs: Vec<DeviceTensor> = out_dtypes
+        .iter()
+        .enumerate()
+        .map(|(o, &dt)| match reused(o) {
+            Some(t) => Ok(DeviceTensor { dtype: dt, ..t }),
+            None => DeviceTensor::empty(device, dt, out_shape),
+        })
+        .collect::<Result<_, _>>()?;
     let n: usize = out_shape.iter().product();
     if n == 0 {
         return Ok(outs);

@@ -44,7 +44,7 @@ pub fn with_decisions(phase: &PhaseProgram) -> (PhaseProgram, Vec<InstrAt>) {
     for (s, step) in p.steps.iter_mut().enumerate() {
         // The first instruction's register: an epilogue's op result comes before its inputs.
         let (shape, first, instrs, outputs) = match step {
-            Step::Fused { shape, inputs, instrs, outputs }
+            Step::Fused { shape, inputs, instrs, outputs, .. }
             | Step::FusedReduce { shape, inputs, instrs, outputs, .. } => {
                 (shape, inputs.len(), instrs, outputs)
             }

@@ -103,11 +103,12 @@ fn isolate(phase: &PhaseProgram, step: &Step) -> Option<Isolated> {
                 outputs: outputs.iter().enumerate().map(|(k, (r, _))| (*r, k)).collect(),
             }
         }
-        Step::Fused { shape, instrs, outputs, .. } => Step::Fused {
+        Step::Fused { shape, instrs, outputs, in_place, .. } => Step::Fused {
             shape: shape.clone(),
             inputs: new_inputs,
             instrs: instrs.clone(),
             outputs: outputs.iter().enumerate().map(|(k, (r, _))| (*r, k)).collect(),
+            in_place: in_place.clone(),
         },
         Step::FusedReduce { shape, instrs, outputs, axes, reductions, .. } => Step::FusedReduce {
             shape: shape.clone(),
