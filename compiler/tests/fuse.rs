@@ -1,5 +1,6 @@
-//! Reduction prologue fusion on small hand-built graphs: which reduces join their producer's
-//! kernel, what that kernel still writes, and that the planned steps compute what the graph
+//! Fusion on small hand-built graphs: which reduces join their producer's
+//! kernel, which matmuls take their consumers as an epilogue, what each kernel still writes,
+//! that backward work stays out of forward kernels, and that the planned steps compute what the graph
 //! computes on the reference interpreter.
 
 #![allow(clippy::unwrap_used)]
@@ -152,4 +153,115 @@ fn a_reduce_of_a_library_kernel_stays_a_kernel() {
     let part = fuse::partition(&g);
     assert_eq!(part.roles[s.index()], Role::Kernel);
     planned_steps_match(&g);
+}
+
+/// `x` [4, 6] @ `w` [6, 5] + `b` [1, 5] then tanh (inputs 0, 1, 2): a dense layer.
+fn dense() -> (Graph, NodeId, NodeId) {
+    let mut g = Graph { input_names: vec!["x".into(), "w".into(), "b".into()], ..Graph::default() };
+    let x = node(&mut g, Prim::Input { index: 0 }, &[4, 6], &[]);
+    let w = node(&mut g, Prim::Input { index: 1 }, &[6, 5], &[]);
+    let b = node(&mut g, Prim::Input { index: 2 }, &[1, 5], &[]);
+    let z = node(&mut g, Prim::MatMul { transpose_a: false, transpose_b: false }, &[4, 5], &[x, w]);
+    let bb = node(&mut g, Prim::Broadcast, &[4, 5], &[b]);
+    let pre = node(&mut g, Prim::Binary(BinaryOp::Add), &[4, 5], &[z, bb]);
+    let h = node(&mut g, Prim::Unary(UnaryOp::Tanh), &[4, 5], &[pre]);
+    (g, z, h)
+}
+
+/// Plans `g` and checks it against the graph on the interpreter, with dense-layer inputs.
+fn dense_steps_match(g: &Graph) -> Vec<Step> {
+    let phase = genc_compiler::plan::lower_graph(g, "test").unwrap();
+    let ramp = |n: usize, scale: f64| (0..n).map(|i| (i as f64 * 0.37).sin() * scale).collect::<Vec<_>>();
+    let inputs = [
+        Value::f32(&[4, 6], &ramp(24, 1.0)).unwrap(),
+        Value::f32(&[6, 5], &ramp(30, 0.5)).unwrap(),
+        Value::f32(&[1, 5], &ramp(5, 0.1)).unwrap(),
+    ];
+    let leaves = Leaves { seed: 1, inputs: &inputs, params: &[], buffers: &[] };
+    let want = interp::eval_outputs(g, &leaves).unwrap();
+    let got = interp::run_phase(&phase, &leaves).unwrap();
+    for (w, (name, h)) in want.iter().zip(&got) {
+        assert_eq!(w.shape, h.shape, "{name}");
+        for (a, b) in w.data.iter().zip(&h.data) {
+            assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()), "{name}: {a} vs {b}");
+        }
+    }
+    phase.steps
+}
+
+/// A dense layer is one kernel: the bias and activation are the matmul's epilogue, and the
+/// matmul's own result is not written when nothing else reads it.
+#[test]
+fn a_dense_layer_is_one_kernel() {
+    let (mut g, z, h) = dense();
+    output(&mut g, "h", h);
+    let part = fuse::partition(&g);
+    assert!(matches!(part.roles[z.index()], Role::Head(_)));
+    assert_eq!(part.kernel_count(&g), 1);
+    let steps = dense_steps_match(&g);
+    let epilogues: Vec<&Step> = steps.iter().filter(|s| matches!(s, Step::OpEpilogue { .. })).collect();
+    assert_eq!(epilogues.len(), 1);
+    let Step::OpEpilogue { outputs, .. } = epilogues[0] else { unreachable!() };
+    assert!(outputs.iter().all(|&(r, _)| r != 0), "the pre-bias product is not written");
+}
+
+/// The epilogue also writes the op's result when a later kernel reads it.
+#[test]
+fn an_epilogue_writes_the_op_result_read_elsewhere() {
+    let (mut g, z, h) = dense();
+    let s = reduce(&mut g, ReduceOp::Sum, &[0, 1], z);
+    output(&mut g, "h", h);
+    output(&mut g, "s", s);
+    let part = fuse::partition(&g);
+    assert!(matches!(part.roles[z.index()], Role::Head(_)));
+    let steps = dense_steps_match(&g);
+    let Some(Step::OpEpilogue { outputs, .. }) = steps.iter().find(|s| matches!(s, Step::OpEpilogue { .. }))
+    else {
+        panic!("no epilogue")
+    };
+    assert!(outputs.iter().any(|&(r, _)| r == 0));
+}
+
+/// An op read by a kernel that runs before its group would begin stays a kernel of its own:
+/// as a head it would run only when the group does.
+#[test]
+fn an_op_read_before_its_group_begins_is_not_a_head() {
+    let mut g = Graph { input_names: vec!["x".into(), "w".into(), "b".into()], ..Graph::default() };
+    let x = node(&mut g, Prim::Input { index: 0 }, &[4, 6], &[]);
+    let w = node(&mut g, Prim::Input { index: 1 }, &[6, 5], &[]);
+    let b = node(&mut g, Prim::Input { index: 2 }, &[1, 5], &[]);
+    let z = node(&mut g, Prim::MatMul { transpose_a: false, transpose_b: false }, &[4, 5], &[x, w]);
+    // A reduction of z, then a group that reads z and that reduction: it begins after both.
+    let s = reduce(&mut g, ReduceOp::Sum, &[0], z);
+    let sb = node(&mut g, Prim::Broadcast, &[4, 5], &[s]);
+    let bb = node(&mut g, Prim::Broadcast, &[4, 5], &[b]);
+    let d = node(&mut g, Prim::Binary(BinaryOp::Sub), &[4, 5], &[z, sb]);
+    let e = node(&mut g, Prim::Binary(BinaryOp::Add), &[4, 5], &[d, bb]);
+    output(&mut g, "e", e);
+    let part = fuse::partition(&g);
+    assert_eq!(part.roles[z.index()], Role::Kernel);
+    dense_steps_match(&g);
+}
+
+/// A node of the backward pass does not join a forward group: `1 - tanh(x)^2` is computed by
+/// the backward kernel that needs it, not written by the forward one.
+#[test]
+fn backward_nodes_stay_out_of_forward_groups() {
+    let (mut g, _, h) = dense();
+    let grad = |g: &mut Graph, prim: Prim, inputs: &[NodeId]| {
+        let ty = g.ty(inputs[0]).clone();
+        g.add(
+            Node { prim, ty, span: Default::default(), origin: genc_compiler::autodiff::ORIGIN.into() },
+            inputs,
+        )
+    };
+    let sq = grad(&mut g, Prim::Binary(BinaryOp::Mul), &[h, h]);
+    output(&mut g, "h", h);
+    output(&mut g, "sq", sq);
+    let part = fuse::partition(&g);
+    let (Role::Fused(fwd), Role::Fused(bwd)) = (part.roles[h.index()], part.roles[sq.index()]) else {
+        panic!("{:?} {:?}", part.roles[h.index()], part.roles[sq.index()])
+    };
+    assert_ne!(fwd, bwd);
+    dense_steps_match(&g);
 }

@@ -788,11 +788,11 @@ fn in_place_fused_kernels_equal_fresh_ones() {
         let over = run_fused_in_place(dev, &program, &[&xt2, &yt], &shape, &dtypes, &[(0, 0)])
             .unwrap_or_else(|e| panic!("{e}"));
         // Output 0 took over x's buffer: x now reads as the output.
-        let x_after = xt2.to_value(dev).unwrap();
-        let out0 = Value { dtype: DType::F32, ..fresh[0].to_value(dev).unwrap() };
+        let x_after = xt2.to_value(dev).expect("read back");
+        let out0 = Value { dtype: DType::F32, ..fresh[0].to_value(dev).expect("read back") };
         compare("x's buffer holds output 0", &x_after, &out0, EXACT);
         for (a, b) in fresh.iter().zip(&over) {
-            let (a, b) = (a.to_value(dev).unwrap(), b.to_value(dev).unwrap());
+            let (a, b) = (a.to_value(dev).expect("read back"), b.to_value(dev).expect("read back"));
             compare("in place", &b, &a, EXACT);
         }
     }
@@ -803,7 +803,7 @@ fn in_place_fused_kernels_equal_fresh_ones() {
     let out = run_fused_in_place(dev, &program, &[&xt, &yt], &[4, 8], &[DType::F32, DType::Bool], &[(0, 0)])
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out[0].shape, [4, 8]);
-    compare("the broadcast input is untouched", &xt.to_value(dev).unwrap(), &x, EXACT);
+    compare("the broadcast input is untouched", &xt.to_value(dev).expect("read back"), &x, EXACT);
 }
 
 #[test]
