@@ -1,6 +1,6 @@
-//! Fusion on small hand-built graphs: which reduces join their producer's
-//! kernel, which matmuls take their consumers as an epilogue, what each kernel still writes,
-//! that backward work stays out of forward kernels, and that the planned steps compute what the graph
+//! Fusion on small hand-built graphs: which reduces join their producer's kernel, which
+//! matmuls take their consumers as an epilogue, what each kernel still writes, that backward
+//! work stays out of forward kernels, and that the planned steps compute what the graph
 //! computes on the reference interpreter.
 
 #![allow(clippy::unwrap_used)]
