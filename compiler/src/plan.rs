@@ -476,17 +476,14 @@ fn assign_slots(phase: &mut PhaseProgram) {
                 let Operand::Value(v) = *o else { continue };
                 let r = root[v];
                 let fresh = !reusable.iter().any(|&(_, q)| q == r) && !taken_over.contains(&r);
-                if fresh
-                    && last_use[r] == s
-                    && phase.values[v].shape == *shape
-                    && phase.values[r].slot.is_some()
-                {
+                if fresh && last_use[r] == s && phase.values[v].shape == *shape {
                     reusable.push((i, r));
                 }
             }
         }
-        let mut in_place = Vec::new();
-        if let Step::Fused { outputs, .. } = &step {
+        // The outputs that take over an input's slot.
+        let mut over = Vec::new();
+        if let Step::Fused { outputs, in_place, .. } = &mut step {
             for (k, &(_, v)) in outputs.iter().enumerate() {
                 let size = bytes(&phase.values[v]);
                 let fits = reusable.iter().position(|&(_, r)| bytes(&phase.values[r]) == size);
@@ -495,11 +492,9 @@ fn assign_slots(phase: &mut PhaseProgram) {
                     phase.values[v].slot = phase.values[r].slot;
                     taken_over.insert(r);
                     in_place.push((k, i));
+                    over.push(v);
                 }
             }
-        }
-        if let Step::Fused { in_place: slot, .. } = &mut step {
-            slot.clone_from(&in_place);
         }
         let defined: Vec<usize> = match &step {
             Step::Fused { outputs, .. } | Step::OpEpilogue { outputs, .. } => {
@@ -513,10 +508,7 @@ fn assign_slots(phase: &mut PhaseProgram) {
         };
         for v in defined {
             let size = bytes(&phase.values[v]);
-            if in_place
-                .iter()
-                .any(|&(k, _)| matches!(&step, Step::Fused { outputs, .. } if outputs[k].1 == v))
-            {
+            if over.contains(&v) {
                 // Written over a dying input: no new memory. It still dies when unread.
                 if last_use[v] == 0 {
                     last_use[v] = s;

@@ -54,14 +54,12 @@ impl DeviceTensor {
     /// fit one buffer of the device (CubeCL would accept it and fail at the next read).
     pub fn empty(device: &Device, dtype: DType, shape: &[usize]) -> Result<DeviceTensor, DeviceError> {
         let n = fits(device, shape)?;
-        let handle = (n > 0).then(|| device.client().empty(n * 4));
-        Ok(DeviceTensor {
-            dtype,
-            shape: shape.to_vec(),
-            strides: contiguous_strides(shape),
-            offset: 0,
-            handle,
-        })
+        Ok(Self::whole(dtype, shape, (n > 0).then(|| device.client().empty(n * 4))))
+    }
+
+    /// A contiguous tensor that is all of `handle`'s buffer.
+    fn whole(dtype: DType, shape: &[usize], handle: Option<Handle>) -> DeviceTensor {
+        DeviceTensor { dtype, shape: shape.to_vec(), strides: contiguous_strides(shape), offset: 0, handle }
     }
 
     /// Uploads row-major host data (converted to f32).
@@ -84,13 +82,7 @@ impl DeviceTensor {
     ) -> Result<DeviceTensor, DeviceError> {
         fits(device, shape)?;
         let handle = (!data.is_empty()).then(|| device.client().create_from_slice(bytes_of(data)));
-        Ok(DeviceTensor {
-            dtype,
-            shape: shape.to_vec(),
-            strides: contiguous_strides(shape),
-            offset: 0,
-            handle,
-        })
+        Ok(Self::whole(dtype, shape, handle))
     }
 
     /// Downloads the view's elements in row-major order.

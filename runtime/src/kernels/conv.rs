@@ -145,10 +145,8 @@ pub fn conv2d_with(
     epi: &Epilogue,
 ) -> Result<Vec<DeviceTensor>, DeviceError> {
     let [nb, cout, oh, ow] = [out_shape[0], out_shape[1], out_shape[2], out_shape[3]];
-    let outs: Vec<DeviceTensor> =
-        epi.dtypes.iter().map(|&dt| DeviceTensor::empty(device, dt, out_shape)).collect::<Result<_, _>>()?;
     if out_shape.iter().product::<usize>() == 0 {
-        return Ok(outs);
+        return epi.outputs(device, out_shape);
     }
     let groups = g.groups;
     let (kh, kw) = (w.shape[2], w.shape[3]);
@@ -156,6 +154,7 @@ pub fn conv2d_with(
     if kg == 0 {
         return epi.apply(device, super::generate::fill(device, x.dtype, out_shape, 0.0)?);
     }
+    let outs = epi.outputs(device, out_shape)?;
     let ohw = oh * ow;
     let w = movement::contiguous(device, w)?;
     let cg = cout / groups;

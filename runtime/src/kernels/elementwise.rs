@@ -327,19 +327,6 @@ pub fn run_fused_in_place(
         strided: !contiguous,
     };
     let client = device.client();
-    let mut in_args = SequenceArg::new();
-    for v in &views {
-        let handle = v.handle.clone().ok_or_else(|| missing_buffer("fused input"))?;
-        let len = (handle.size() / 4) as usize;
-        // SAFETY: `len` is the buffer's size in f32 elements.
-        in_args.push(unsafe { BufferArg::from_raw_parts(handle, len) });
-    }
-    let mut out_args = SequenceArg::new();
-    for o in &outs {
-        let handle = o.handle.clone().ok_or_else(|| missing_buffer("fused output"))?;
-        // SAFETY: a fresh output of `n` f32 elements.
-        out_args.push(unsafe { BufferArg::from_raw_parts(handle, n) });
-    }
     let (count, dim) = cube_launch_dims(client, n / vector);
     // SAFETY: every index the kernel computes is below `n` (outputs, contiguous inputs of `n`
     // elements) or is a strided offset inside its input view, which the shapes and strides of
@@ -350,15 +337,11 @@ pub fn run_fused_in_place(
             count,
             dim,
             vector,
-            in_args,
-            out_args,
+            super::buffers_arg(&views)?,
+            super::buffers_arg(&outs)?,
             info_arg(device, &info),
             config,
         );
     }
     Ok(outs)
-}
-
-fn missing_buffer(what: &str) -> DeviceError {
-    DeviceError::Kernel { op: what.into(), reason: "a non-empty tensor has no buffer".into() }
 }

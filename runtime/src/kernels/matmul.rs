@@ -325,9 +325,9 @@ impl Epilogue {
         super::elementwise::run_fused(device, &self.program, &ins, &shape, &self.dtypes)
     }
 
-    /// Fresh tensors of `shape` for the outputs after C.
-    fn extra_outputs(&self, device: &Device, shape: &[usize]) -> Result<Vec<DeviceTensor>, DeviceError> {
-        self.dtypes.iter().skip(1).map(|&dt| DeviceTensor::empty(device, dt, shape)).collect()
+    /// Fresh tensors of `shape` for the outputs, C first.
+    pub fn outputs(&self, device: &Device, shape: &[usize]) -> Result<Vec<DeviceTensor>, DeviceError> {
+        self.dtypes.iter().map(|&dt| DeviceTensor::empty(device, dt, shape)).collect()
     }
 }
 
@@ -353,11 +353,8 @@ pub fn matmul_with(
     path: MatmulPath,
     epi: &Epilogue,
 ) -> Result<Vec<DeviceTensor>, DeviceError> {
-    let dtype = epi.dtypes.first().copied().unwrap_or(a.dtype);
-    let out = DeviceTensor::empty(device, dtype, out_shape)?;
-    if out.numel() == 0 {
-        let extra = epi.extra_outputs(device, out_shape)?;
-        return Ok(std::iter::once(out).chain(extra).collect());
+    if out_shape.iter().product::<usize>() == 0 {
+        return epi.outputs(device, out_shape);
     }
     let r = a.shape.len();
     let kk = a.shape[r - 1];
@@ -378,13 +375,14 @@ pub fn matmul_with(
     let [batch, m, _] = ash;
     let n = bsh[2];
     if path == MatmulPath::Cubek && a.offset == 0 && b.offset == 0 {
+        let out = DeviceTensor::empty(device, a.dtype, out_shape)?;
         let c = cubek_matmul(device, &a, &b, ash, ast, bsh, bst, out)?;
         return epi.apply(device, c);
     }
     let al = MatLayout { offset: a.offset, batch: ast[0], rows: ast[1], cols: ast[2], split: None };
     let bl = MatLayout { offset: b.offset, batch: bst[0], rows: bst[1], cols: bst[2], split: None };
     let cl = MatLayout { offset: 0, batch: m * n, rows: n, cols: 1, split: None };
-    let outs: Vec<DeviceTensor> = std::iter::once(out).chain(epi.extra_outputs(device, out_shape)?).collect();
+    let outs = epi.outputs(device, out_shape)?;
     matmul_into_with(device, (&a, al), (&b, bl), (&outs, cl), [batch, m, kk, n], path, epi)?;
     Ok(outs)
 }
@@ -464,7 +462,8 @@ pub fn matmul_into_with(
         cl.offset,
     ]
     .map(|v| v as u32);
-    let (info, store) = store_config(&info, epi, &c.shape);
+    let inputs: Vec<DeviceTensor> = epi.inputs.iter().map(|t| t.broadcast_to(&c.shape)).collect();
+    let (info, store) = store_config(&info, epi, &inputs, &c.shape);
     let side = cube_side();
     let cfg = TileConfig {
         tm,
@@ -478,7 +477,6 @@ pub fn matmul_into_with(
     let dim = CubeDim::new_2d(side as u32, side as u32);
     let (ah, al_) = super::buffer_of(a)?;
     let (bh, bl_) = super::buffer_of(b)?;
-    let inputs: Vec<DeviceTensor> = epi.inputs.iter().map(|t| t.broadcast_to(&c.shape)).collect();
     // SAFETY: loads clamp rows to m - 1 and columns to n - 1 and k < K, which the layouts map
     // inside their buffers; stores are guarded by r < m and col < n, and go to the same
     // position of every output, each at least as large as C; an epilogue input is read at
@@ -503,14 +501,18 @@ pub fn matmul_into_with(
 }
 
 /// The store program's comptime key, and `info` extended with C's shape and the strided
-/// inputs' offsets and strides.
-fn store_config(info: &[u32], epi: &Epilogue, c_shape: &[usize]) -> (Vec<u32>, StoreConfig) {
+/// inputs' offsets and strides; `views` are the epilogue's inputs broadcast to C's shape.
+fn store_config(
+    info: &[u32],
+    epi: &Epilogue,
+    views: &[DeviceTensor],
+    c_shape: &[usize],
+) -> (Vec<u32>, StoreConfig) {
     let mut info = info.to_vec();
     let mut contiguous = Sequence::new();
-    let views: Vec<DeviceTensor> = epi.inputs.iter().map(|t| t.broadcast_to(c_shape)).collect();
     let rank = if views.iter().all(DeviceTensor::is_contiguous) { 0 } else { c_shape.len() };
     info.extend(super::shape_info(&c_shape[..rank]));
-    for v in &views {
+    for v in views {
         contiguous.push(v.is_contiguous());
         info.push(v.offset as u32);
         // A broadcast view has C's rank, so each input's block is `rank + 1` long.
