@@ -1,6 +1,12 @@
 """Shared pieces of the PyTorch peers of specs/*.gen: Fashion-MNIST from its IDX files,
 shuffled full batches, and the timing loop that prints one JSON line.
 
+Device: --device cpu (the default) or cuda. On cuda the whole training set is moved to the GPU
+once (not timed) and each batch is an index_select there; every random draw is made on the
+GPU. --compile wraps each phase's forward-and-loss function (and the modules a phase calls
+under torch.no_grad) in torch.compile (--compile-mode, default "default"); the optimizer step
+stays eager. The first calls compile, so give --compile runs more --warmup steps.
+
 Data, as genc's runtime does it (runtime/src/data): u8 pixels / 255 in [0, 1], then mapped to
 the spec's `range: [lo, hi]` as lo + v * (hi - lo); every epoch visits a fresh permutation of
 the training set and only the floor(N / B) full batches are used. The permutation comes from
@@ -8,8 +14,9 @@ numpy's PCG64 seeded with --seed, not genc's SplitMix64, so the batches differ f
 (the work per step does not).
 
 Timing: --warmup steps (default 5) run first and are not timed; then --steps N steps are timed
-with time.perf_counter. Every loss is read back with .item() each step, as genc reads each
-phase's loss back every step.
+with time.perf_counter; on cuda the device is synchronized before the clock is read at both
+ends. Every loss is read back with .item() each step, as genc reads each phase's loss back
+every step. On cuda the JSON also has the peak of torch.cuda.max_memory_allocated (MiB).
 """
 
 import argparse
@@ -54,9 +61,12 @@ def fashion_mnist(split, lo, hi, folder=DEFAULT_DATA):
 
 
 class Batches:
-    """Shuffled full batches forever, epoch after epoch (a fresh batch per call)."""
+    """Shuffled full batches forever, epoch after epoch (a fresh batch per call). With
+    `device`, the data set is moved there once and batches are gathered there."""
 
-    def __init__(self, data, batch, seed):
+    def __init__(self, data, batch, seed, device=None):
+        if device is not None and torch.device(device).type != "cpu":
+            data = data.to(device)
         self.data, self.batch = data, batch
         self.rng = np.random.default_rng(seed)
         self.per_epoch = data.shape[0] // batch
@@ -64,7 +74,7 @@ class Batches:
 
     def next(self):
         if self.k == self.per_epoch:
-            self.order = torch.from_numpy(self.rng.permutation(self.data.shape[0]))
+            self.order = torch.from_numpy(self.rng.permutation(self.data.shape[0])).to(self.data.device)
             self.k = 0
         idx = self.order[self.k * self.batch : (self.k + 1) * self.batch]
         self.k += 1
@@ -114,6 +124,11 @@ def parse_args(description, extra=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=None, help="override the spec's batch size")
     p.add_argument("--data", default=os.environ.get("GENC_DATA", DEFAULT_DATA))
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (default cpu)")
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile each phase's forward and loss"
+    )
+    p.add_argument("--compile-mode", default="default", help="torch.compile mode (default \"default\")")
     args = p.parse_args()
     if args.steps < 1:
         p.error("--steps must be at least 1")
@@ -121,20 +136,40 @@ def parse_args(description, extra=None):
 
 
 def setup(args):
+    """Threads and seeds; returns the torch.device to train on."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: torch.cuda.is_available() is False")
+    return torch.device(args.device)
 
 
-def run(model, args, batch, step):
-    """Runs `step()` (which returns {loss name: float}) warmup + steps times; prints the JSON."""
+def compiled(fn, args):
+    """`fn` (a function or module) through torch.compile when --compile is given, else `fn`."""
+    if not args.compile:
+        return fn
+    return torch.compile(fn, mode=args.compile_mode)
+
+
+def sync(args):
+    if args.device == "cuda":
+        torch.cuda.synchronize()
+
+
+def run(model, args, batch, step, extra=None):
+    """Runs `step()` (which returns {loss name: float}) warmup + steps times; prints the JSON
+    (with `extra`'s keys added)."""
     first = None
+    w0 = time.perf_counter()
     for _ in range(args.warmup):
         losses = step()
         first = first or losses
+    sync(args)
     t0 = time.perf_counter()
     for _ in range(args.steps):
         losses = step()
         first = first or losses
+    sync(args)
     seconds = time.perf_counter() - t0
     out = {
         "model": model,
@@ -147,5 +182,12 @@ def run(model, args, batch, step):
         "threads": args.threads,
         "warmup": args.warmup,
         "torch": torch.__version__,
+        "device": args.device,
+        "compile": args.compile_mode if args.compile else False,
+        "warmup_seconds": round(t0 - w0, 4),
     }
+    if args.device == "cuda":
+        out["gpu"] = torch.cuda.get_device_name()
+        out["max_memory_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    out.update(extra or {})
     print(json.dumps(out), flush=True)

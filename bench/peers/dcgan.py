@@ -1,4 +1,4 @@
-"""PyTorch peer of specs/dcgan.gen: one training step of the spec, timed on the CPU.
+"""PyTorch peer of specs/dcgan.gen: one training step of the spec, timed (CPU or CUDA).
 
 Mirrors (specs/dcgan.gen, ngf = ndf = 64, Z = 100, 28x28x1):
   net G: linear(ngf*4*7*7, bias: false) -> reshape [B, 256, 7, 7] -> batch_norm -> relu
@@ -28,6 +28,7 @@ Deliberate details:
   - Batch norm: batch statistics in training with the running-statistics update (momentum
     0.1, unbiased variance), as genc does; --no-running-stats skips the update.
   - Not timed, as in a genc step: `sample` and `checkpoint` cadences.
+  - --compile compiles each phase's forward and loss, and G for the no_grad fake batch.
 """
 
 import torch
@@ -76,36 +77,47 @@ class D(nn.Module):
 def main():
     args = common.parse_args(__doc__.splitlines()[0], common.running_stats_option)
     running = args.running_stats
-    common.setup(args)
+    dev = common.setup(args)
     batch = args.batch or SPEC_BATCH
-    data = common.Batches(common.fashion_mnist("train", -1.0, 1.0, args.data), batch, args.seed)
-    g, d = common.genc_init_(G(running)), common.genc_init_(D(running))
+    data = common.Batches(common.fashion_mnist("train", -1.0, 1.0, args.data), batch, args.seed, dev)
+    g, d = common.genc_init_(G(running)).to(dev), common.genc_init_(D(running)).to(dev)
     opt_d = torch.optim.Adam(d.parameters(), lr=LR, betas=BETAS)
     opt_g = torch.optim.Adam(g.parameters(), lr=LR, betas=BETAS)
     g_params = list(g.parameters())
-    ones, zeros = torch.ones(batch), torch.zeros(batch)
+    ones, zeros = torch.ones(batch, device=dev), torch.zeros(batch, device=dev)
+
+    def discriminator(x, fake):
+        return F.binary_cross_entropy_with_logits(d(x), ones) + F.binary_cross_entropy_with_logits(
+            d(fake), zeros
+        )
+
+    def generator(z):
+        return F.binary_cross_entropy_with_logits(d(g(z)), ones)
+
+    g_fake = common.compiled(g, args)
+    discriminator = common.compiled(discriminator, args)
+    generator = common.compiled(generator, args)
 
     def step():
         # minimize discriminator(x, 2 * uniform([B, Z]) - 1) with opt_d
         x = data.next()
-        z = 2 * torch.rand(batch, Z) - 1
+        z = 2 * torch.rand(batch, Z, device=dev) - 1
         with torch.no_grad():
-            fake = g(z)
-        loss_d = F.binary_cross_entropy_with_logits(d(x), ones) + F.binary_cross_entropy_with_logits(
-            d(fake), zeros
-        )
+            fake = g_fake(z)
+        loss_d = discriminator(x, fake)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
         # minimize generator(2 * uniform([B, Z]) - 1) with opt_g
-        z = 2 * torch.rand(batch, Z) - 1
-        loss_g = F.binary_cross_entropy_with_logits(d(g(z)), ones)
+        z = 2 * torch.rand(batch, Z, device=dev) - 1
+        loss_g = generator(z)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward(inputs=g_params)
         opt_g.step()
         return {"discriminator": loss_d.item(), "generator": loss_g.item()}
 
-    common.run("dcgan", args, batch, step)
+    counts = {"G": sum(p.numel() for p in g.parameters()), "D": sum(p.numel() for p in d.parameters())}
+    common.run("dcgan", args, batch, step, {"params": counts})
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""PyTorch peer of specs/vae.gen: one training step of the spec, timed on the CPU.
+"""PyTorch peer of specs/vae.gen: one training step of the spec, timed (CPU or CUDA).
 
 Mirrors (specs/vae.gen):
   dims ... N = 500, Z = 20                 -> sizes below
@@ -18,6 +18,7 @@ Deliberate details:
     -mean(y log(max(p, 1e-12)) + (1 - y) log(max(1 - p, 1e-12))). F.binary_cross_entropy clamps
     the logs at -100 instead; the values differ only when p saturates, the cost is the same order.
   - Not timed, as in a genc step: the `eval`, `sample` and `checkpoint` cadences.
+  - --compile compiles neg_elbo's forward and loss (eps is drawn outside, eagerly).
 """
 
 import torch
@@ -65,27 +66,33 @@ def kl_normal(mu, logvar):
 
 def main():
     args = common.parse_args(__doc__.splitlines()[0])
-    common.setup(args)
+    dev = common.setup(args)
     batch = args.batch or SPEC_BATCH
-    data = common.Batches(common.fashion_mnist("train", 0.0, 1.0, args.data), batch, args.seed)
-    enc, dec = common.genc_init_(Enc()), common.genc_init_(Dec())
+    data = common.Batches(common.fashion_mnist("train", 0.0, 1.0, args.data), batch, args.seed, dev)
+    enc, dec = common.genc_init_(Enc()).to(dev), common.genc_init_(Dec()).to(dev)
     opt = torch.optim.Adagrad(list(enc.parameters()) + list(dec.parameters()), lr=LR)
 
-    def step():
-        x = data.next()
+    def neg_elbo(x, eps):
         mu, logvar = enc(x)
-        eps = torch.randn(x.shape[0], Z)
         z = mu + torch.exp(0.5 * logvar) * eps
         x_hat = dec(z)
         rec = bce(x_hat, x) * (C * H * W)
         kl = kl_normal(mu, logvar).mean()
-        loss = rec + kl
+        return rec + kl, rec, kl
+
+    neg_elbo = common.compiled(neg_elbo, args)
+
+    def step():
+        x = data.next()
+        eps = torch.randn(x.shape[0], Z, device=dev)
+        loss, rec, kl = neg_elbo(x, eps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         return {"neg_elbo": loss.item(), "reconstruction": rec.item(), "kl_divergence": kl.item()}
 
-    common.run("vae", args, batch, step)
+    n_params = sum(p.numel() for p in list(enc.parameters()) + list(dec.parameters()))
+    common.run("vae", args, batch, step, {"params": n_params})
 
 
 if __name__ == "__main__":

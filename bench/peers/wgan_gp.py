@@ -1,4 +1,4 @@
-"""PyTorch peer of specs/wgan_gp.gen: one training step of the spec, timed on the CPU.
+"""PyTorch peer of specs/wgan_gp.gen: one training step of the spec, timed (CPU or CUDA).
 
 Mirrors (specs/wgan_gp.gen, nf = 64, Z = 128, lambda = 10, n_critic = 5, 28x28x1):
   net G: linear(4*nf*7*7) (bias) -> reshape [B, 256, 7, 7] -> batch_norm -> relu
@@ -33,6 +33,10 @@ Deliberate details:
     --no-running-stats skips the update.
   - Reported losses, like genc's metrics, average the five critic runs of the last step.
   - Not timed, as in a genc step: `sample` and `checkpoint` cadences.
+  - --compile compiles G for the no_grad fake batch, the critic's Wasserstein term
+    mean(D(x)) - mean(D(fake)) and the whole generator phase. The gradient penalty stays eager:
+    torch.compile's AOTAutograd does not support double backward, and the penalty's gradient
+    (create_graph) is differentiated again by the critic's update.
 """
 
 import torch
@@ -85,24 +89,34 @@ class D(nn.Module):
 
 def main():
     args = common.parse_args(__doc__.splitlines()[0], common.running_stats_option)
-    common.setup(args)
+    dev = common.setup(args)
     batch = args.batch or SPEC_BATCH
-    data = common.Batches(common.fashion_mnist("train", -1.0, 1.0, args.data), batch, args.seed)
-    g, d = common.genc_init_(G(args.running_stats)), common.genc_init_(D())
+    data = common.Batches(common.fashion_mnist("train", -1.0, 1.0, args.data), batch, args.seed, dev)
+    g, d = common.genc_init_(G(args.running_stats)).to(dev), common.genc_init_(D()).to(dev)
     opt_d = torch.optim.Adam(d.parameters(), lr=LR, betas=BETAS)
     opt_g = torch.optim.Adam(g.parameters(), lr=LR, betas=BETAS)
     d_params, g_params = list(d.parameters()), list(g.parameters())
 
+    def wasserstein(x, fake):
+        return d(x).mean() - d(fake).mean()
+
+    def generator(z):
+        return -d(g(z)).mean()
+
+    g_fake = common.compiled(g, args)
+    wasserstein = common.compiled(wasserstein, args)
+    generator = common.compiled(generator, args)
+
     def critic_phase():
         x = data.next()
-        z = torch.randn(batch, Z)
+        z = torch.randn(batch, Z, device=dev)
         with torch.no_grad():
-            fake = g(z)
-        eps = torch.rand(batch, 1, 1, 1)
+            fake = g_fake(z)
+        eps = torch.rand(batch, 1, 1, 1, device=dev)
         x_hat = (eps * x + (1 - eps) * fake).requires_grad_(True)
         (grad,) = torch.autograd.grad(d(x_hat).sum(), x_hat, create_graph=True)
         gp = ((torch.linalg.vector_norm(grad, dim=(1, 2, 3)) - 1) ** 2).mean()
-        w = d(x).mean() - d(fake).mean()
+        w = wasserstein(x, fake)
         loss = -w + LAMBDA * gp
         opt_d.zero_grad(set_to_none=True)
         loss.backward(inputs=d_params)
@@ -113,15 +127,16 @@ def main():
         sums = [0.0, 0.0, 0.0]
         for _ in range(N_CRITIC):
             sums = [s + v for s, v in zip(sums, critic_phase())]
-        z = torch.randn(batch, Z)
-        loss_g = -d(g(z)).mean()
+        z = torch.randn(batch, Z, device=dev)
+        loss_g = generator(z)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward(inputs=g_params)
         opt_g.step()
         critic, wdist, gp = (s / N_CRITIC for s in sums)
         return {"critic": critic, "wdist": wdist, "gradient_penalty": gp, "generator": loss_g.item()}
 
-    common.run("wgan_gp", args, batch, step)
+    counts = {"G": sum(p.numel() for p in g.parameters()), "D": sum(p.numel() for p in d.parameters())}
+    common.run("wgan_gp", args, batch, step, {"params": counts})
 
 
 if __name__ == "__main__":
