@@ -70,9 +70,10 @@ enum Command {
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
     },
-    /// List the Vulkan adapters and open the one `--device` picks.
+    /// List the Vulkan adapters and open the device `--device` picks.
     Devices {
-        /// `auto` (best available), `gpu` (hardware only) or `cpu` (lavapipe).
+        /// `auto` (a GPU when there is one, else the host CPU), `gpu` (hardware only), `cpu`
+        /// (genc's own CPU kernels) or `vulkan-cpu` (the GPU kernels on lavapipe).
         #[arg(long, default_value = "auto")]
         device: genc_runtime::device::DeviceChoice,
     },

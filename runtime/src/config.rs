@@ -11,7 +11,7 @@
 //! batch: 64                   # the batch size
 //! seed: 1
 //! out: runs/dcgan-lr2e-4      # the run folder
-//! device: auto                # auto | gpu | cpu
+//! device: auto                # auto | gpu | cpu | vulkan-cpu
 //! log_every: 50               # cadences: a number of steps, or "N steps" / "N epochs"
 //! sample_every: 500
 //! eval_every: 1 epoch
@@ -259,7 +259,7 @@ impl<'de> Deserialize<'de> for Every {
     }
 }
 
-/// `device` as its text (`auto`, `gpu`, `cpu`).
+/// `device` as its text (`auto`, `gpu`, `cpu`, `vulkan-cpu`).
 mod device_choice {
     use super::*;
 
@@ -441,11 +441,9 @@ impl RunConfig {
             "batch" => self.batch = Some(number("the batch size")?),
             "seed" => self.seed = Some(number("a seed")?),
             "device" => {
-                self.device = Some(
-                    value
-                        .parse()
-                        .map_err(|m: String| err(m, "write `device=auto`, `gpu` or `cpu`".into()))?,
-                )
+                self.device = Some(value.parse().map_err(|m: String| {
+                    err(m, "write `device=auto`, `gpu`, `cpu` or `vulkan-cpu`".into())
+                })?)
             }
             "log_every" => self.log_every = Some(every()?),
             "sample_every" => self.sample_every = Some(every()?),
@@ -544,7 +542,7 @@ fn value_help(message: &str) -> String {
     let key = message.split(':').next().unwrap_or("").trim();
     match key {
         "steps" | "epochs" | "batch" | "seed" => format!("`{key}` takes a whole number, e.g. `{key}: 100`"),
-        "device" => "`device` is `auto`, `gpu` or `cpu`".into(),
+        "device" => "`device` is `auto`, `gpu`, `cpu` or `vulkan-cpu`".into(),
         "spec" | "data" | "out" => format!("`{key}` takes a path, e.g. `{key}: path/to/it`"),
         "params" => {
             "`params` is a map of names to values: `params:` then `  lr: 1e-3` on the next line".into()

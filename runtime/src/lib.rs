@@ -1,8 +1,9 @@
 //! The genc runtime: the CubeCL device layer, kernels, the executor and the training loop.
 //!
 //! It reads only the compiler's `Program` and knows nothing of the `.gen` syntax.
-//! [`device`] finds and opens a Vulkan device (lavapipe where there is no GPU) and holds
-//! tensors on it; [`kernels`] runs every primitive of `genc_compiler::prim` there.
+//! [`device`] opens a device — a Vulkan adapter through CubeCL (a GPU, or lavapipe) or the
+//! host CPU — and holds tensors on it; [`kernels`] runs every primitive of
+//! `genc_compiler::prim` on a Vulkan device and hands the host's to [`host`].
 
 pub use genc_compiler as compiler;
 
@@ -11,6 +12,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod executor;
+pub mod host;
 pub mod images;
 pub mod kernels;
 pub mod optim;

@@ -179,7 +179,7 @@ impl Optimizer {
                     shape: vec![1; rank],
                     strides: vec![0; rank],
                     offset: i,
-                    handle: scalars.handle.clone(),
+                    buffer: scalars.buffer.clone(),
                 });
             }
             let refs: Vec<&DeviceTensor> = inputs.iter().collect();

@@ -385,7 +385,7 @@ fn scalar_views(device: &Device, values: &[f64], rank: usize) -> Result<Vec<Devi
             shape: vec![1; rank],
             strides: vec![0; rank],
             offset: i,
-            handle: buf.handle.clone(),
+            buffer: buf.buffer.clone(),
         })
         .collect())
 }

@@ -22,7 +22,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::reference::{settle, with_decisions};
-use common::{checked, checked_with, device, leaves, upload};
+use common::{checked, checked_with, device, leaves, on_every_device, upload};
 
 use genc_compiler::check::Checked;
 use genc_compiler::interp::{self, InstrAt, Value};
@@ -117,33 +117,41 @@ fn assert_close(what: &str, want: &Value, have: &Value, atol: f64, rtol: f64) {
 
 #[test]
 fn autoencoders_and_vae() {
-    for name in ["ae", "vae", "sparse_ae", "denoising_ae", "contractive_ae", "stacked_ae"] {
-        device_matches_reference(name);
-    }
+    on_every_device(|| {
+        for name in ["ae", "vae", "sparse_ae", "denoising_ae", "contractive_ae", "stacked_ae"] {
+            device_matches_reference(name);
+        }
+    });
 }
 
 #[test]
 fn gans() {
-    for name in ["gan", "cgan", "wgan", "dcgan", "inpainting"] {
-        device_matches_reference(name);
-    }
+    on_every_device(|| {
+        for name in ["gan", "cgan", "wgan", "dcgan", "inpainting"] {
+            device_matches_reference(name);
+        }
+    });
 }
 
 /// Second order on the device: the critic step differentiates the gradient penalty.
 #[test]
 fn wgan_gp_second_order() {
-    device_matches_reference("wgan_gp");
+    on_every_device(|| {
+        device_matches_reference("wgan_gp");
+    });
 }
 
 /// The specs whose full size takes minutes on a debug-build interpreter, narrower (and with
 /// smaller images where the spec allows): the same layers, losses and phases in seconds.
 #[test]
 fn flow_autoregressive_and_diffusion_specs_at_small_size() {
-    for (name, dims, params) in SMALL {
-        let started = std::time::Instant::now();
-        device_matches(name, &checked_with(name, dims, params), 2e-3);
-        eprintln!("{name}: {:.1} s", started.elapsed().as_secs_f64());
-    }
+    on_every_device(|| {
+        for (name, dims, params) in SMALL {
+            let started = std::time::Instant::now();
+            device_matches(name, &checked_with(name, dims, params), 2e-3);
+            eprintln!("{name}: {:.1} s", started.elapsed().as_secs_f64());
+        }
+    });
 }
 
 type Sizes = (&'static str, &'static [(&'static str, u64)], &'static [(&'static str, &'static str)]);
@@ -161,14 +169,16 @@ const SMALL: [Sizes; 3] = [
 #[test]
 #[ignore]
 fn large_specs() {
-    let only = std::env::var("GENC_TEST_SPEC").ok();
-    for name in ["pix2pix", "pixelcnn", "dcgan64", "srgan", "realnvp", "pixelrnn", "ddpm"] {
-        if only.as_deref().is_some_and(|o| o != name) {
-            continue;
+    on_every_device(|| {
+        let only = std::env::var("GENC_TEST_SPEC").ok();
+        for name in ["pix2pix", "pixelcnn", "dcgan64", "srgan", "realnvp", "pixelrnn", "ddpm"] {
+            if only.as_deref().is_some_and(|o| o != name) {
+                continue;
+            }
+            eprintln!("{name}");
+            device_matches_reference_within(name, 2e-3);
         }
-        eprintln!("{name}");
-        device_matches_reference_within(name, 2e-3);
-    }
+    });
 }
 
 /// A diagnostic, not a check: where does a phase's device run depart from the interpreter?

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::device;
+use common::{device, on_every_device};
 
 use std::collections::BTreeMap;
 
@@ -63,40 +63,42 @@ fn reference(kind: &str, lr: f64, wd: f64, clip: Option<f64>, p: &mut [f64], gra
 
 #[test]
 fn every_optimizer_matches_the_reference_rule() {
-    let p0: Vec<f64> = (0..7).map(|i| (i as f64 - 3.0) * 0.25).collect();
-    let grads: Vec<Vec<f64>> =
-        (0..3).map(|s| (0..7).map(|i| ((i * 7 + s * 3) % 5) as f64 * 0.3 - 0.6).collect()).collect();
-    for kind in ["sgd", "adam", "adamw", "rmsprop", "adagrad"] {
-        for (wd, clip) in [(0.0, None), (0.1, Some(0.5))] {
-            let mut options =
-                vec![("lr", OptionValue::Number(0.05)), ("weight_decay", OptionValue::Number(wd))];
-            if kind == "sgd" {
-                options.push(("momentum", OptionValue::Number(0.9)));
-            }
-            if kind.starts_with("adam") {
-                options.push(("betas", OptionValue::List(vec![0.5, 0.999])));
-            }
-            if let Some(c) = clip {
-                options.push(("grad_clip", OptionValue::Number(c)));
-            }
-            let d = device();
-            let mut opt =
-                Optimizer::new(d, &spec(kind, &options), &[vec![7]]).unwrap_or_else(|e| panic!("{e}"));
-            let to32 = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<_>>();
-            let mut params = vec![
-                DeviceTensor::from_f32(d, DType::F32, &[7], &to32(&p0)).unwrap_or_else(|e| panic!("{e}")),
-            ];
-            for g in &grads {
-                let gt =
-                    DeviceTensor::from_f32(d, DType::F32, &[7], &to32(g)).unwrap_or_else(|e| panic!("{e}"));
-                opt.step(d, &mut params, &[gt], false).unwrap_or_else(|e| panic!("{e}"));
-            }
-            let got = params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
-            let mut want = p0.clone();
-            reference(kind, 0.05, wd, clip, &mut want, &grads);
-            for (a, b) in got.iter().zip(&want) {
-                assert!((a - b).abs() < 1e-5, "{kind} wd={wd} clip={clip:?}: device {a}, reference {b}");
+    on_every_device(|| {
+        let p0: Vec<f64> = (0..7).map(|i| (i as f64 - 3.0) * 0.25).collect();
+        let grads: Vec<Vec<f64>> =
+            (0..3).map(|s| (0..7).map(|i| ((i * 7 + s * 3) % 5) as f64 * 0.3 - 0.6).collect()).collect();
+        for kind in ["sgd", "adam", "adamw", "rmsprop", "adagrad"] {
+            for (wd, clip) in [(0.0, None), (0.1, Some(0.5))] {
+                let mut options =
+                    vec![("lr", OptionValue::Number(0.05)), ("weight_decay", OptionValue::Number(wd))];
+                if kind == "sgd" {
+                    options.push(("momentum", OptionValue::Number(0.9)));
+                }
+                if kind.starts_with("adam") {
+                    options.push(("betas", OptionValue::List(vec![0.5, 0.999])));
+                }
+                if let Some(c) = clip {
+                    options.push(("grad_clip", OptionValue::Number(c)));
+                }
+                let d = device();
+                let mut opt =
+                    Optimizer::new(d, &spec(kind, &options), &[vec![7]]).unwrap_or_else(|e| panic!("{e}"));
+                let to32 = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<_>>();
+                let mut params = vec![
+                    DeviceTensor::from_f32(d, DType::F32, &[7], &to32(&p0)).unwrap_or_else(|e| panic!("{e}")),
+                ];
+                for g in &grads {
+                    let gt = DeviceTensor::from_f32(d, DType::F32, &[7], &to32(g))
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    opt.step(d, &mut params, &[gt], false).unwrap_or_else(|e| panic!("{e}"));
+                }
+                let got = params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
+                let mut want = p0.clone();
+                reference(kind, 0.05, wd, clip, &mut want, &grads);
+                for (a, b) in got.iter().zip(&want) {
+                    assert!((a - b).abs() < 1e-5, "{kind} wd={wd} clip={clip:?}: device {a}, reference {b}");
+                }
             }
         }
-    }
+    });
 }

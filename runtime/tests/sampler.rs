@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::device;
+use common::{device, on_every_device};
 
 use genc_compiler::check::{self, Checked, UnitKind};
 use genc_compiler::interp::{self, Leaves, Value};
@@ -103,28 +103,32 @@ fn device_matches_reference(c: &Checked, name: &str, seed: u64) -> Vec<f64> {
 
 #[test]
 fn a_loop_with_a_branch_an_indexed_assignment_and_draws_matches_on_the_device() {
-    let source = read("../tests/samplers/host_control.gen");
-    let c = called(&source, "walk", 2);
-    let a = device_matches_reference(&c, "walk", 3);
-    let b = device_matches_reference(&c, "walk", 4);
-    assert_ne!(a, b, "another seed draws other samples");
-    let c = called(&source, "count", 2);
-    assert_eq!(device_matches_reference(&c, "count", 0), vec![11.0, 11.0]);
-    let c = called(&source, "draws", 2);
-    let rows = device_matches_reference(&c, "draws", 8);
-    assert_ne!(rows[0..4].to_vec(), rows[4..8].to_vec());
-    assert!(rows.iter().all(|&u| u > 0.0 && u < 1.0), "every iteration drew: {rows:?}");
+    on_every_device(|| {
+        let source = read("../tests/samplers/host_control.gen");
+        let c = called(&source, "walk", 2);
+        let a = device_matches_reference(&c, "walk", 3);
+        let b = device_matches_reference(&c, "walk", 4);
+        assert_ne!(a, b, "another seed draws other samples");
+        let c = called(&source, "count", 2);
+        assert_eq!(device_matches_reference(&c, "count", 0), vec![11.0, 11.0]);
+        let c = called(&source, "draws", 2);
+        let rows = device_matches_reference(&c, "draws", 8);
+        assert_ne!(rows[0..4].to_vec(), rows[4..8].to_vec());
+        assert!(rows.iter().all(|&u| u > 0.0 && u < 1.0), "every iteration drew: {rows:?}");
+    });
 }
 
 #[test]
 fn ddpm_reverse_process_at_small_sizes_matches_on_the_device() {
-    let spec = read("../specs/ddpm.gen");
-    let from = "H = 28, W = 28, T = 1000, F = 64, E = 64";
-    assert!(spec.contains(from));
-    // Without the train block: its data are 28x28 images.
-    let spec = spec.replace(from, "H = 8, W = 8, T = 3, F = 4, E = 8");
-    let spec = spec.split("\ntrain {").next().unwrap_or_default();
-    let c = called(spec, "reverse", 2);
-    let x = device_matches_reference(&c, "reverse", 21);
-    assert_eq!(x.len(), 2 * 8 * 8);
+    on_every_device(|| {
+        let spec = read("../specs/ddpm.gen");
+        let from = "H = 28, W = 28, T = 1000, F = 64, E = 64";
+        assert!(spec.contains(from));
+        // Without the train block: its data are 28x28 images.
+        let spec = spec.replace(from, "H = 8, W = 8, T = 3, F = 4, E = 8");
+        let spec = spec.split("\ntrain {").next().unwrap_or_default();
+        let c = called(spec, "reverse", 2);
+        let x = device_matches_reference(&c, "reverse", 21);
+        assert_eq!(x.len(), 2 * 8 * 8);
+    });
 }

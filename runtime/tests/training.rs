@@ -7,7 +7,7 @@ mod common;
 
 use std::cell::RefCell;
 
-use common::{checked, device};
+use common::{checked, device, on_every_device};
 
 use genc_compiler::interp::{self, Value};
 use genc_compiler::plan;
@@ -52,18 +52,22 @@ fn train(name: &str, batch: usize, steps: usize, range: (f32, f32)) -> Vec<f64> 
 
 #[test]
 fn vae_negative_elbo_falls() {
-    let losses = train("vae", 32, 40, (0.0, 1.0));
-    let first: f64 = losses[..5].iter().sum::<f64>() / 5.0;
-    let last: f64 = losses[35..].iter().sum::<f64>() / 5.0;
-    eprintln!("vae loss: first steps {first:.1}, last steps {last:.1}");
-    assert!(losses.iter().all(|l| l.is_finite()));
-    assert!(last < 0.8 * first, "the negative ELBO should fall: {first} -> {last}");
+    on_every_device(|| {
+        let losses = train("vae", 32, 40, (0.0, 1.0));
+        let first: f64 = losses[..5].iter().sum::<f64>() / 5.0;
+        let last: f64 = losses[35..].iter().sum::<f64>() / 5.0;
+        eprintln!("vae loss: first steps {first:.1}, last steps {last:.1}");
+        assert!(losses.iter().all(|l| l.is_finite()));
+        assert!(last < 0.8 * first, "the negative ELBO should fall: {first} -> {last}");
+    });
 }
 
 #[test]
 fn wgan_gp_trains_with_its_second_order_penalty() {
-    let losses = train("wgan_gp", 8, 1, (-1.0, 1.0));
-    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    on_every_device(|| {
+        let losses = train("wgan_gp", 8, 1, (-1.0, 1.0));
+        assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    });
 }
 
 /// One convolution and a batch norm, nothing random: a step is reproducible on the host.
@@ -97,49 +101,52 @@ fn synthetic(spec: &TensorSpec, call: usize) -> Value {
 
 #[test]
 fn batch_norm_running_statistics_follow_the_batches() {
-    let (ast, errors) = genc_grammar::parse(BATCH_NORM_SPEC);
-    assert!(errors.is_empty(), "{errors:?}");
-    let c = genc_compiler::check::check(&ast, &[]);
-    assert!(c.errors.is_empty(), "{:?}", c.errors);
-    let (program, _) = plan::plan(&c, None).unwrap_or_else(|e| panic!("{e}"));
-    let d = device();
-    let mut trainer = Trainer::new(d, &c, program.clone(), 7).unwrap_or_else(|e| panic!("{e}"));
-    let host = |ts: &[DeviceTensor]| -> Vec<Value> {
-        ts.iter().map(|t| t.to_value(d).unwrap_or_else(|e| panic!("{e}"))).collect()
-    };
-    let (params, buffers) = (host(&trainer.params), host(&trainer.buffers));
-    assert!(buffers[0].data.iter().all(|&m| m == 0.0), "running means start at zero");
-    let fed: RefCell<Vec<Vec<Value>>> = RefCell::new(Vec::new());
-    let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
-        let call = fed.borrow().len();
-        let values: Vec<Value> = phase.inputs.iter().map(|spec| synthetic(spec, call)).collect();
-        let tensors = values
-            .iter()
-            .map(|v| DeviceTensor::from_value(d, v))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        fed.borrow_mut().push(values);
-        Ok(tensors)
-    };
-    let mut step = |trainer: &mut Trainer| trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
-    step(&mut trainer);
-    // Step 1 on the reference interpreter, from the same weights, buffers and batch.
-    let inputs = fed.borrow()[0].clone();
-    let leaves = interp::Leaves { seed: 0, inputs: &inputs, params: &params, buffers: &buffers };
-    let expected = interp::run_phase(&program.phases[0], &leaves).unwrap_or_else(|e| panic!("{e}"));
-    let after_one = host(&trainer.buffers);
-    for (spec, have) in program.buffers.iter().zip(&after_one) {
-        let name = format!("buffer.{}", spec.name);
-        let want = &expected.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no {name}")).1;
-        for (w, h) in want.data.iter().zip(&have.data) {
-            assert!((w - h).abs() <= 1e-5 + 1e-4 * w.abs(), "{name}: device {h}, reference {w}");
+    on_every_device(|| {
+        let (ast, errors) = genc_grammar::parse(BATCH_NORM_SPEC);
+        assert!(errors.is_empty(), "{errors:?}");
+        let c = genc_compiler::check::check(&ast, &[]);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        let (program, _) = plan::plan(&c, None).unwrap_or_else(|e| panic!("{e}"));
+        let d = device();
+        let mut trainer = Trainer::new(d, &c, program.clone(), 7).unwrap_or_else(|e| panic!("{e}"));
+        let host = |ts: &[DeviceTensor]| -> Vec<Value> {
+            ts.iter().map(|t| t.to_value(d).unwrap_or_else(|e| panic!("{e}"))).collect()
+        };
+        let (params, buffers) = (host(&trainer.params), host(&trainer.buffers));
+        assert!(buffers[0].data.iter().all(|&m| m == 0.0), "running means start at zero");
+        let fed: RefCell<Vec<Vec<Value>>> = RefCell::new(Vec::new());
+        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
+            let call = fed.borrow().len();
+            let values: Vec<Value> = phase.inputs.iter().map(|spec| synthetic(spec, call)).collect();
+            let tensors = values
+                .iter()
+                .map(|v| DeviceTensor::from_value(d, v))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            fed.borrow_mut().push(values);
+            Ok(tensors)
+        };
+        let mut step =
+            |trainer: &mut Trainer| trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
+        step(&mut trainer);
+        // Step 1 on the reference interpreter, from the same weights, buffers and batch.
+        let inputs = fed.borrow()[0].clone();
+        let leaves = interp::Leaves { seed: 0, inputs: &inputs, params: &params, buffers: &buffers };
+        let expected = interp::run_phase(&program.phases[0], &leaves).unwrap_or_else(|e| panic!("{e}"));
+        let after_one = host(&trainer.buffers);
+        for (spec, have) in program.buffers.iter().zip(&after_one) {
+            let name = format!("buffer.{}", spec.name);
+            let want = &expected.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no {name}")).1;
+            for (w, h) in want.data.iter().zip(&have.data) {
+                assert!((w - h).abs() <= 1e-5 + 1e-4 * w.abs(), "{name}: device {h}, reference {w}");
+            }
         }
-    }
-    assert!(after_one[0].data.iter().all(|&m| m != 0.0), "running means moved: {:?}", after_one[0].data);
-    step(&mut trainer);
-    step(&mut trainer);
-    let after_three = host(&trainer.buffers);
-    assert_ne!(after_one, after_three, "every step moves the running statistics");
+        assert!(after_one[0].data.iter().all(|&m| m != 0.0), "running means moved: {:?}", after_one[0].data);
+        step(&mut trainer);
+        step(&mut trainer);
+        let after_three = host(&trainer.buffers);
+        assert_ne!(after_one, after_three, "every step moves the running statistics");
+    });
 }
 
 /// Each run of a repeated phase draws its own noise: with SGD at lr 1, the bias-free weight
@@ -174,29 +181,31 @@ train {
 
 #[test]
 fn every_repeat_of_a_phase_draws_fresh_noise() {
-    let (ast, errors) = genc_grammar::parse(REPEAT_SPEC);
-    assert!(errors.is_empty(), "{errors:?}");
-    let c = genc_compiler::check::check(&ast, &[]);
-    assert!(c.errors.is_empty(), "{:?}", c.errors);
-    let (program, _) = plan::plan(&c, Some(16)).unwrap_or_else(|e| panic!("{e}"));
-    let d = device();
-    let mut trainer = Trainer::new(d, &c, program, 3).unwrap_or_else(|e| panic!("{e}"));
-    let before = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
-    let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
-        let halves = |s: &TensorSpec| {
-            DeviceTensor::from_f32(d, s.dtype, &s.shape, &vec![0.5; s.shape.iter().product()])
+    on_every_device(|| {
+        let (ast, errors) = genc_grammar::parse(REPEAT_SPEC);
+        assert!(errors.is_empty(), "{errors:?}");
+        let c = genc_compiler::check::check(&ast, &[]);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        let (program, _) = plan::plan(&c, Some(16)).unwrap_or_else(|e| panic!("{e}"));
+        let d = device();
+        let mut trainer = Trainer::new(d, &c, program, 3).unwrap_or_else(|e| panic!("{e}"));
+        let before = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
+        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
+            let halves = |s: &TensorSpec| {
+                DeviceTensor::from_f32(d, s.dtype, &s.shape, &vec![0.5; s.shape.iter().product()])
+            };
+            phase.inputs.iter().map(halves).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
         };
-        phase.inputs.iter().map(halves).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
-    };
-    let report = trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
-    let after = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
-    let m2 = report.metrics.iter().find(|(n, _)| n == "m2").map(|m| m.1).unwrap_or(f64::NAN);
-    // Per run, d loss / d weight[0] is the batch mean of noise[:, 0]: the weight moved by
-    // the sum of the runs' means.
-    let mean_of_means = (before[0] - after[0]) / 3.0;
-    assert!(
-        m2 - mean_of_means * mean_of_means > 1e-4,
-        "the runs drew the same noise: mean square {m2}, square of the mean {}",
-        mean_of_means * mean_of_means
-    );
+        let report = trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
+        let after = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
+        let m2 = report.metrics.iter().find(|(n, _)| n == "m2").map(|m| m.1).unwrap_or(f64::NAN);
+        // Per run, d loss / d weight[0] is the batch mean of noise[:, 0]: the weight moved by
+        // the sum of the runs' means.
+        let mean_of_means = (before[0] - after[0]) / 3.0;
+        assert!(
+            m2 - mean_of_means * mean_of_means > 1e-4,
+            "the runs drew the same noise: mean square {m2}, square of the mean {}",
+            mean_of_means * mean_of_means
+        );
+    });
 }

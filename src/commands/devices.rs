@@ -1,5 +1,5 @@
-//! `genc devices`: lists the graphics adapters genc can run kernels on and opens the one
-//! `--device` picks, reporting its capabilities.
+//! `genc devices`: lists the graphics adapters genc can run kernels on, then opens the device
+//! `--device` picks (the host CPU needs no adapter) and reports its capabilities.
 
 use genc_runtime::device::{self, Device, DeviceChoice};
 
@@ -7,23 +7,25 @@ use super::Status;
 use crate::report::Reporter;
 
 pub fn run(choice: DeviceChoice, reporter: &Reporter) -> Status {
-    let adapters = match device::probe() {
-        Ok(adapters) => adapters,
+    match device::probe() {
+        Ok(adapters) if adapters.is_empty() => println!("adapters: none"),
+        Ok(adapters) => {
+            println!("adapters:");
+            for adapter in &adapters {
+                let software = if adapter.is_software() { ", software" } else { "" };
+                println!(
+                    "  {} ({}, {}{software}) driver: {}",
+                    adapter.name, adapter.device_type, adapter.backend, adapter.driver
+                );
+            }
+        }
+        // Without Vulkan the host device still works: say why there are no adapters.
+        Err(error) if choice == DeviceChoice::Cpu || choice == DeviceChoice::Auto => {
+            println!("adapters: none ({error})");
+        }
         Err(error) => {
             reporter.emit(&error, "devices", None);
             return Status::Diagnostics;
-        }
-    };
-    if adapters.is_empty() {
-        println!("adapters: none");
-    } else {
-        println!("adapters:");
-        for adapter in &adapters {
-            let software = if adapter.is_software() { ", software" } else { "" };
-            println!(
-                "  {} ({}, {}{software}) driver: {}",
-                adapter.name, adapter.device_type, adapter.backend, adapter.driver
-            );
         }
     }
     match Device::open(choice) {

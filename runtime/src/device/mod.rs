@@ -16,7 +16,9 @@ mod error;
 mod tensor;
 
 pub use error::DeviceError;
-pub use tensor::DeviceTensor;
+pub use tensor::{Buffer, DeviceTensor, contiguous_strides};
+
+use crate::host::HostDevice;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,17 +32,18 @@ use cubecl::server::Handle;
 use cubecl::wgpu::wgpu;
 use cubecl::wgpu::{AutoGraphicsApi, RuntimeOptions, WgpuBackend, WgpuDevice, WgpuDeviceKind};
 
-/// Which device the user asked for (`--device auto|gpu|cpu`).
+/// Which device the user asked for (`--device auto|gpu|cpu|vulkan-cpu`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
-    /// The best adapter there is: a discrete GPU, then an integrated or virtual one, then a
-    /// software (CPU) adapter.
+    /// A hardware GPU when there is one (discrete first), else the host device.
     #[default]
     Auto,
     /// A hardware GPU, or an error.
     Gpu,
-    /// The software Vulkan adapter (Mesa's lavapipe), even when a GPU exists.
+    /// The host device: genc's own CPU kernels ([`crate::host`]).
     Cpu,
+    /// The software Vulkan adapter (Mesa's lavapipe): the GPU kernels run on the CPU.
+    VulkanCpu,
 }
 
 impl FromStr for DeviceChoice {
@@ -50,7 +53,8 @@ impl FromStr for DeviceChoice {
             "auto" => Ok(DeviceChoice::Auto),
             "gpu" => Ok(DeviceChoice::Gpu),
             "cpu" => Ok(DeviceChoice::Cpu),
-            other => Err(format!("unknown device `{other}`; expected auto, gpu or cpu")),
+            "vulkan-cpu" => Ok(DeviceChoice::VulkanCpu),
+            other => Err(format!("unknown device `{other}`; expected auto, gpu, cpu or vulkan-cpu")),
         }
     }
 }
@@ -61,6 +65,7 @@ impl fmt::Display for DeviceChoice {
             DeviceChoice::Auto => "auto",
             DeviceChoice::Gpu => "gpu",
             DeviceChoice::Cpu => "cpu",
+            DeviceChoice::VulkanCpu => "vulkan-cpu",
         })
     }
 }
@@ -75,7 +80,8 @@ pub struct AdapterReport {
     pub device_type: String,
     /// The driver and its version, as the adapter reports them.
     pub driver: String,
-    backend_raw: wgpu::Backend,
+    /// `None` for the host device, which is no adapter.
+    backend_raw: Option<wgpu::Backend>,
     type_raw: wgpu::DeviceType,
 }
 
@@ -190,19 +196,21 @@ fn probe_now() -> Vec<AdapterReport> {
                 }
                 .to_string(),
                 driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
-                backend_raw: info.backend,
+                backend_raw: Some(info.backend),
                 type_raw: info.device_type,
             }
         })
         .collect()
 }
 
-/// Picks the adapter for `choice` from a probe's list.
+/// Picks the Vulkan adapter for `choice` from a probe's list.
 pub fn choose(adapters: &[AdapterReport], choice: DeviceChoice) -> Result<&AdapterReport, DeviceError> {
     let fits = |a: &&AdapterReport| match choice {
         DeviceChoice::Auto => true,
         DeviceChoice::Gpu => !a.is_software(),
-        DeviceChoice::Cpu => a.is_software(),
+        DeviceChoice::VulkanCpu => a.is_software(),
+        // The host device is no adapter.
+        DeviceChoice::Cpu => false,
     };
     adapters.iter().filter(fits).min_by_key(|a| a.rank()).ok_or_else(|| DeviceError::NoAdapter {
         wanted: choice.to_string(),
@@ -210,9 +218,112 @@ pub fn choose(adapters: &[AdapterReport], choice: DeviceChoice) -> Result<&Adapt
     })
 }
 
-/// An opened device: the CubeCL client every kernel launches on.
+/// An opened device: where tensors live and primitives run.
 #[derive(Clone)]
-pub struct Device {
+pub enum Device {
+    /// A Vulkan (Metal, DX12) adapter through CubeCL: a GPU, or lavapipe.
+    Cube(CubeDevice),
+    /// genc's own CPU kernels.
+    Host(HostDevice),
+}
+
+impl Device {
+    /// Opens what `choice` asks for. `auto` takes a hardware GPU when the probe finds one and
+    /// the host device otherwise (also when Vulkan itself is missing).
+    pub fn open(choice: DeviceChoice) -> Result<Device, DeviceError> {
+        match choice {
+            DeviceChoice::Cpu => Ok(Device::Host(HostDevice::new(None)?)),
+            DeviceChoice::Gpu | DeviceChoice::VulkanCpu => Ok(Device::Cube(CubeDevice::open(choice)?)),
+            DeviceChoice::Auto => {
+                let has_gpu = probe().is_ok_and(|adapters| adapters.iter().any(|a| !a.is_software()));
+                if has_gpu {
+                    Ok(Device::Cube(CubeDevice::open(DeviceChoice::Gpu)?))
+                } else {
+                    Ok(Device::Host(HostDevice::new(None)?))
+                }
+            }
+        }
+    }
+
+    /// What the device is and can do.
+    pub fn info(&self) -> DeviceInfo {
+        match self {
+            Device::Cube(d) => d.info().clone(),
+            Device::Host(h) => host_info(h),
+        }
+    }
+
+    /// The most bytes a kernel's scratch buffer may take.
+    pub fn scratch_bytes(&self) -> u64 {
+        match self {
+            Device::Cube(d) => d.scratch_bytes(),
+            Device::Host(h) => h.scratch_bytes(),
+        }
+    }
+
+    /// The same device with another scratch budget: tests use a tiny one to exercise the
+    /// sliced paths on small shapes.
+    pub fn with_scratch_bytes(&self, bytes: u64) -> Device {
+        match self {
+            Device::Cube(d) => Device::Cube(d.with_scratch_bytes(bytes)),
+            Device::Host(h) => Device::Host(h.with_scratch_bytes(bytes)),
+        }
+    }
+
+    /// Waits until every launched kernel has finished (the host device is always done).
+    pub fn sync(&self) -> Result<(), DeviceError> {
+        match self {
+            Device::Cube(d) => d.sync(),
+            Device::Host(_) => Ok(()),
+        }
+    }
+
+    /// A short name for reports: `host`, or the adapter's name.
+    pub fn name(&self) -> String {
+        match self {
+            Device::Cube(d) => d.info().adapter.name.clone(),
+            Device::Host(h) => format!("host CPU ({} threads)", h.threads()),
+        }
+    }
+}
+
+/// The host device's capabilities in the same form as an adapter's.
+fn host_info(h: &HostDevice) -> DeviceInfo {
+    DeviceInfo {
+        adapter: AdapterReport {
+            name: cpu_name(),
+            backend: "host".into(),
+            device_type: "cpu".into(),
+            driver: format!("genc host kernels, {} threads", h.threads()),
+            backend_raw: None,
+            type_raw: wgpu::DeviceType::Cpu,
+        },
+        compiler: "host f32 (gemm, rayon)".into(),
+        f16: false,
+        f32_atomic_add: false,
+        int_atomic_add: false,
+        subgroups: false,
+        max_buffer_bytes: h.limit_bytes(),
+        max_kernel_buffers: u32::MAX,
+    }
+}
+
+/// The CPU's model name, as Linux reports it.
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|name| name.trim().to_string())
+        })
+        .unwrap_or_else(|| "CPU".into())
+}
+
+/// An opened Vulkan (Metal, DX12) device: the CubeCL client every kernel launches on.
+#[derive(Clone)]
+pub struct CubeDevice {
     client: Client,
     info: DeviceInfo,
     /// Launch metadata already on the device, by content: a training step repeats the same
@@ -232,9 +343,9 @@ const METADATA_CACHE: usize = 4096;
 /// Devices already registered with CubeCL in this process (it allows one registration each).
 static OPENED: Mutex<Vec<WgpuDevice>> = Mutex::new(Vec::new());
 
-impl Device {
+impl CubeDevice {
     /// Probes the adapters and opens the one `choice` asks for.
-    pub fn open(choice: DeviceChoice) -> Result<Device, DeviceError> {
+    pub fn open(choice: DeviceChoice) -> Result<CubeDevice, DeviceError> {
         let adapters = probe()?;
         let adapter = choose(&adapters, choice)?.clone();
         let kind = {
@@ -253,8 +364,8 @@ impl Device {
             }
         };
         let backend = match adapter.backend_raw {
-            wgpu::Backend::Metal => WgpuBackend::Metal,
-            wgpu::Backend::Dx12 => WgpuBackend::Dx12,
+            Some(wgpu::Backend::Metal) => WgpuBackend::Metal,
+            Some(wgpu::Backend::Dx12) => WgpuBackend::Dx12,
             _ => WgpuBackend::Vulkan,
         };
         let wgpu_device = WgpuDevice::new(kind).on(backend);
@@ -283,7 +394,7 @@ impl Device {
             adapter,
         };
         let scratch_bytes = SCRATCH_BYTES.min(info.max_buffer_bytes);
-        Ok(Device { client, info, metadata: Arc::default(), scratch_bytes })
+        Ok(CubeDevice { client, info, metadata: Arc::default(), scratch_bytes })
     }
 
     /// A device buffer holding `words`, shared with every launch that passes the same words.
@@ -313,8 +424,8 @@ impl Device {
 
     /// The same device with another scratch budget (capped at the largest buffer): tests use
     /// a tiny one to exercise the sliced paths on small shapes.
-    pub fn with_scratch_bytes(&self, bytes: u64) -> Device {
-        Device { scratch_bytes: bytes.min(self.info.max_buffer_bytes), ..self.clone() }
+    pub fn with_scratch_bytes(&self, bytes: u64) -> CubeDevice {
+        CubeDevice { scratch_bytes: bytes.min(self.info.max_buffer_bytes), ..self.clone() }
     }
 
     pub fn client(&self) -> &Client {

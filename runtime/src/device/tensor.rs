@@ -9,7 +9,15 @@ use cubecl::server::Handle;
 use genc_compiler::interp::Value;
 use genc_compiler::prim::DType;
 
-use super::{Device, DeviceError};
+use super::{CubeDevice, Device, DeviceError};
+use crate::host::HostBuffer;
+
+/// The memory a tensor views: a buffer of a Vulkan device, or of the host device.
+#[derive(Clone, Debug)]
+pub enum Buffer {
+    Cube(Handle),
+    Host(HostBuffer),
+}
 
 /// A tensor on the device. Cloning shares the buffer.
 #[derive(Clone, Debug)]
@@ -21,7 +29,7 @@ pub struct DeviceTensor {
     /// Element offset of the view's first element in the buffer.
     pub offset: usize,
     /// `None` for a zero-size tensor (no buffer is allocated).
-    pub handle: Option<Handle>,
+    pub buffer: Option<Buffer>,
 }
 
 /// Row-major strides of `shape`.
@@ -45,21 +53,36 @@ impl DeviceTensor {
         self.offset == 0 && self.strides_match_contiguous()
     }
 
-    fn strides_match_contiguous(&self) -> bool {
+    /// True when the strides are row-major for the shape (the offset may be anything).
+    pub fn strides_match_contiguous(&self) -> bool {
         let want = contiguous_strides(&self.shape);
         self.shape.iter().zip(self.strides.iter().zip(&want)).all(|(&d, (&s, &w))| d == 1 || s == w)
     }
 
-    /// A fresh, uninitialised row-major tensor, or [`DeviceError::TooLarge`] when it does not
-    /// fit one buffer of the device (CubeCL would accept it and fail at the next read).
+    /// A fresh row-major tensor (uninitialised on a Vulkan device, zeros on the host), or
+    /// [`DeviceError::TooLarge`] when it does not fit one buffer of the device.
     pub fn empty(device: &Device, dtype: DType, shape: &[usize]) -> Result<DeviceTensor, DeviceError> {
-        let n = fits(device, shape)?;
-        Ok(Self::whole(dtype, shape, (n > 0).then(|| device.client().empty(n * 4))))
+        match device {
+            Device::Cube(d) => Self::cube_empty(d, dtype, shape),
+            Device::Host(h) => h.zeros(dtype, shape),
+        }
     }
 
-    /// A contiguous tensor that is all of `handle`'s buffer.
-    fn whole(dtype: DType, shape: &[usize], handle: Option<Handle>) -> DeviceTensor {
-        DeviceTensor { dtype, shape: shape.to_vec(), strides: contiguous_strides(shape), offset: 0, handle }
+    /// A fresh, uninitialised row-major tensor on a Vulkan device, or
+    /// [`DeviceError::TooLarge`] when it does not fit one buffer of the device (CubeCL would
+    /// accept it and fail at the next read).
+    pub(crate) fn cube_empty(
+        device: &CubeDevice,
+        dtype: DType,
+        shape: &[usize],
+    ) -> Result<DeviceTensor, DeviceError> {
+        let n = fits(device, shape)?;
+        Ok(Self::contiguous(dtype, shape, (n > 0).then(|| Buffer::Cube(device.client().empty(n * 4)))))
+    }
+
+    /// A contiguous tensor that is all of `buffer`.
+    pub(crate) fn contiguous(dtype: DType, shape: &[usize], buffer: Option<Buffer>) -> DeviceTensor {
+        DeviceTensor { dtype, shape: shape.to_vec(), strides: contiguous_strides(shape), offset: 0, buffer }
     }
 
     /// Uploads row-major host data (converted to f32).
@@ -80,19 +103,42 @@ impl DeviceTensor {
         shape: &[usize],
         data: &[f32],
     ) -> Result<DeviceTensor, DeviceError> {
-        fits(device, shape)?;
-        let handle = (!data.is_empty()).then(|| device.client().create_from_slice(bytes_of(data)));
-        Ok(Self::whole(dtype, shape, handle))
+        let n = shape.iter().product::<usize>();
+        if n != data.len() {
+            return Err(DeviceError::Kernel {
+                op: "upload".into(),
+                reason: format!("shape {shape:?} has {n} elements, the data {}", data.len()),
+            });
+        }
+        match device {
+            Device::Host(h) => h.upload(dtype, shape, data),
+            Device::Cube(device) => {
+                fits(device, shape)?;
+                let handle = (!data.is_empty())
+                    .then(|| Buffer::Cube(device.client().create_from_slice(bytes_of(data))));
+                Ok(Self::contiguous(dtype, shape, handle))
+            }
+        }
     }
 
     /// Downloads the view's elements in row-major order.
     pub fn to_f32(&self, device: &Device) -> Result<Vec<f32>, DeviceError> {
         let n = self.numel();
-        if n == 0 || self.handle.is_none() {
+        if n == 0 || self.buffer.is_none() {
             return Ok(Vec::new());
         }
-        let t = if self.is_contiguous() { self.clone() } else { crate::kernels::materialize(device, self)? };
-        let Some(handle) = &t.handle else { return Ok(Vec::new()) };
+        let device = match device {
+            Device::Host(h) => return h.download(self),
+            Device::Cube(d) => d,
+        };
+        let t = if self.is_contiguous() {
+            self.clone()
+        } else {
+            crate::kernels::movement::materialize(device, self)?
+        };
+        let Some(Buffer::Cube(handle)) = &t.buffer else {
+            return Err(DeviceError::Read { reason: "a host tensor was read from a Vulkan device".into() });
+        };
         let bytes = device
             .client()
             .read_one(handle.clone())
@@ -153,17 +199,28 @@ impl DeviceTensor {
 
     /// The same elements with a new shape; a view when the tensor is contiguous.
     pub fn reshaped(&self, device: &Device, shape: &[usize]) -> Result<DeviceTensor, DeviceError> {
+        match device {
+            Device::Cube(d) => self.cube_reshaped(d, shape),
+            Device::Host(h) => h.reshaped(self, shape),
+        }
+    }
+
+    pub(crate) fn cube_reshaped(
+        &self,
+        device: &CubeDevice,
+        shape: &[usize],
+    ) -> Result<DeviceTensor, DeviceError> {
         let base = if self.strides_match_contiguous() {
             self.clone()
         } else {
-            crate::kernels::materialize(device, self)?
+            crate::kernels::movement::materialize(device, self)?
         };
         Ok(DeviceTensor { shape: shape.to_vec(), strides: contiguous_strides(shape), ..base })
     }
 }
 
 /// The element count of `shape` when its f32 buffer fits the device's largest buffer.
-fn fits(device: &Device, shape: &[usize]) -> Result<usize, DeviceError> {
+fn fits(device: &CubeDevice, shape: &[usize]) -> Result<usize, DeviceError> {
     let limit = device.info().max_buffer_bytes;
     let too_large = || DeviceError::TooLarge { shape: shape.to_vec(), bytes: u64::MAX, limit };
     let n = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(too_large)?;

@@ -24,7 +24,7 @@ use genc_compiler::prim::{ConvGeometry, PoolKind, UpsampleMode, Window};
 use super::elementwise::{self, EwOp, FusedProgram, Instr};
 use super::matmul::{Epilogue, MatLayout};
 use super::{cube_launch_dims, fast_div, info_arg, magic, matmul, movement};
-use crate::device::{Device, DeviceError, DeviceTensor};
+use crate::device::{CubeDevice, DeviceError, DeviceTensor};
 
 /// info = [n, C, H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw, NB, rows, magic(OW), magic(OH)];
 /// x contiguous NCHW;
@@ -64,7 +64,7 @@ fn im2col_kernel<F: Float>(x: &[F], col: &mut [F], info: &[u32]) {
 }
 
 fn im2col(
-    device: &Device,
+    device: &CubeDevice,
     x: &DeviceTensor,
     kernel: [usize; 2],
     g: &ConvGeometry,
@@ -74,7 +74,7 @@ fn im2col(
     let [nb, c, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
     let rows = c * kernel[0] * kernel[1];
     let cols = nb * out_hw[0] * out_hw[1];
-    let col = DeviceTensor::empty(device, x.dtype, &[rows, cols])?;
+    let col = DeviceTensor::cube_empty(device, x.dtype, &[rows, cols])?;
     let total = rows * cols;
     if total == 0 {
         return Ok(col);
@@ -124,7 +124,7 @@ fn im2col(
 
 /// Conv2d forward.
 pub fn conv2d(
-    device: &Device,
+    device: &CubeDevice,
     x: &DeviceTensor,
     w: &DeviceTensor,
     g: &ConvGeometry,
@@ -137,7 +137,7 @@ pub fn conv2d(
 /// [`conv2d`] storing through `epi` (the matmul's epilogue, at each element's NCHW
 /// position): returns the epilogue's outputs, the convolution's slot first.
 pub fn conv2d_with(
-    device: &Device,
+    device: &CubeDevice,
     x: &DeviceTensor,
     w: &DeviceTensor,
     g: &ConvGeometry,
@@ -187,7 +187,7 @@ pub fn conv2d_with(
 /// How many images one slice of a batch takes when each needs `per_image` scratch elements,
 /// so the scratch stays within the device's budget (at least one: a single image too large
 /// for a buffer is refused when its scratch is allocated).
-fn images_per_slice(device: &Device, per_image: usize) -> usize {
+fn images_per_slice(device: &CubeDevice, per_image: usize) -> usize {
     let budget = (device.scratch_bytes() / 4) as usize;
     (budget / per_image.max(1)).max(1)
 }
@@ -276,7 +276,7 @@ fn col2im_kernel<F: Float>(cols: &[F], out: &mut [F], info: &[u32], #[comptime] 
 
 /// Transposed convolution (and the input gradient of a convolution).
 pub fn conv_transpose2d(
-    device: &Device,
+    device: &CubeDevice,
     x: &DeviceTensor,
     w: &DeviceTensor,
     g: &ConvGeometry,
@@ -284,7 +284,7 @@ pub fn conv_transpose2d(
 ) -> Result<DeviceTensor, DeviceError> {
     let out_n: usize = out_shape.iter().product();
     if out_n == 0 {
-        return DeviceTensor::empty(device, x.dtype, out_shape);
+        return DeviceTensor::cube_empty(device, x.dtype, out_shape);
     }
     let [nb, cin, h, wd] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
     let cout = out_shape[1];
@@ -298,12 +298,12 @@ pub fn conv_transpose2d(
     let x = movement::contiguous(device, x)?;
     let w = movement::contiguous(device, w)?;
     let mg = cog * kh * kw;
-    let out = DeviceTensor::empty(device, x.dtype, out_shape)?;
+    let out = DeviceTensor::cube_empty(device, x.dtype, out_shape)?;
     // A = W_g^T: element (m, k) at w[g*cig + k, m]; B = x read as [C_in, N*H*W] in place.
     let al = MatLayout { offset: w.offset, batch: cig * mg, rows: 1, cols: mg, split: None };
     for (n0, len) in slices(nb, images_per_slice(device, groups * mg * hw)) {
         let q = len * hw;
-        let cols = DeviceTensor::empty(device, x.dtype, &[groups, mg, q])?;
+        let cols = DeviceTensor::cube_empty(device, x.dtype, &[groups, mg, q])?;
         let bl = MatLayout {
             offset: x.offset + n0 * cin * hw,
             batch: cig * hw,
@@ -327,7 +327,7 @@ pub fn conv_transpose2d(
 
 /// Gathers the columns of images `n0..n0 + len` into those images of `out`.
 fn col2im(
-    device: &Device,
+    device: &CubeDevice,
     cols: &DeviceTensor,
     out: &DeviceTensor,
     kernel: [usize; 2],
@@ -382,7 +382,7 @@ fn col2im(
 
 /// The weight gradient of a convolution: inputs `x` and `dy`, output the weight's shape.
 pub fn conv2d_weight_grad(
-    device: &Device,
+    device: &CubeDevice,
     x: &DeviceTensor,
     dy: &DeviceTensor,
     g: &ConvGeometry,
@@ -390,7 +390,7 @@ pub fn conv2d_weight_grad(
 ) -> Result<DeviceTensor, DeviceError> {
     let out_n: usize = out_shape.iter().product();
     if out_n == 0 {
-        return DeviceTensor::empty(device, x.dtype, out_shape);
+        return DeviceTensor::cube_empty(device, x.dtype, out_shape);
     }
     let [nb, cout, oh, ow] = [dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3]];
     let (kh, kw) = (out_shape[2], out_shape[3]);
@@ -415,7 +415,7 @@ pub fn conv2d_weight_grad(
             ..dyp.clone()
         };
         let b = DeviceTensor { shape: vec![groups, q, kg], strides: vec![kg * q, 1, q], ..col };
-        let part = matmul::matmul(device, &a, &b, &[groups, cg, kg], matmul::default_path())?;
+        let part = matmul::matmul_cube(device, &a, &b, &[groups, cg, kg], matmul::default_path())?;
         dw = Some(match dw {
             None => part,
             Some(sum) => add(device, &sum, &part)?,
@@ -423,17 +423,17 @@ pub fn conv2d_weight_grad(
     }
     let dw = dw
         .ok_or_else(|| DeviceError::Kernel { op: "conv2d_weight_grad".into(), reason: "no images".into() })?;
-    dw.reshaped(device, out_shape)
+    dw.cube_reshaped(device, out_shape)
 }
 
 /// `a + b`, element-wise.
-fn add(device: &Device, a: &DeviceTensor, b: &DeviceTensor) -> Result<DeviceTensor, DeviceError> {
+fn add(device: &CubeDevice, a: &DeviceTensor, b: &DeviceTensor) -> Result<DeviceTensor, DeviceError> {
     let program = FusedProgram {
         n_inputs: 2,
         instrs: vec![Instr { op: EwOp::Add, a: 0, b: 1, c: 0 }],
         outputs: vec![2],
     };
-    let mut out = elementwise::run_fused(device, &program, &[a, b], &a.shape, &[a.dtype])?;
+    let mut out = elementwise::run_fused_cube(device, &program, &[a, b], &a.shape, &[a.dtype])?;
     out.pop().ok_or_else(|| DeviceError::Kernel { op: "add".into(), reason: "no output".into() })
 }
 
@@ -500,13 +500,13 @@ fn pool_info(x: &DeviceTensor, win: &Window, out_hw: [usize; 2], total: usize) -
 }
 
 pub fn pool2d(
-    device: &Device,
+    device: &CubeDevice,
     x: &DeviceTensor,
     kind: PoolKind,
     win: &Window,
     out_shape: &[usize],
 ) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, x.dtype, out_shape)?;
+    let out = DeviceTensor::cube_empty(device, x.dtype, out_shape)?;
     let total = out.numel();
     if total == 0 {
         return Ok(out);
@@ -607,13 +607,13 @@ fn pool_grad_kernel<F: Float>(x: &[F], dy: &[F], dx: &mut [F], info: &[u32], #[c
 }
 
 pub fn pool2d_grad(
-    device: &Device,
+    device: &CubeDevice,
     x: &DeviceTensor,
     dy: &DeviceTensor,
     kind: PoolKind,
     win: &Window,
 ) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, x.dtype, &x.shape)?;
+    let out = DeviceTensor::cube_empty(device, x.dtype, &x.shape)?;
     let total = out.numel();
     if total == 0 {
         return Ok(out);
@@ -740,13 +740,13 @@ fn upsample_grad_kernel<F: Float>(dy: &[F], dx: &mut [F], info: &[u32], #[compti
 }
 
 pub fn upsample(
-    device: &Device,
+    device: &CubeDevice,
     x: &DeviceTensor,
     mode: UpsampleMode,
     scale: [usize; 2],
     out_shape: &[usize],
 ) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, x.dtype, out_shape)?;
+    let out = DeviceTensor::cube_empty(device, x.dtype, out_shape)?;
     let total = out.numel();
     if total == 0 {
         return Ok(out);
@@ -774,13 +774,13 @@ pub fn upsample(
 }
 
 pub fn upsample_grad(
-    device: &Device,
+    device: &CubeDevice,
     dy: &DeviceTensor,
     mode: UpsampleMode,
     scale: [usize; 2],
     out_shape: &[usize],
 ) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, dy.dtype, out_shape)?;
+    let out = DeviceTensor::cube_empty(device, dy.dtype, out_shape)?;
     let total = out.numel();
     if total == 0 {
         return Ok(out);

@@ -12,7 +12,7 @@ use cubecl::prelude::*;
 use genc_compiler::prim::DType;
 
 use super::{cube_launch_dims, info_arg, strided_at};
-use crate::device::{Device, DeviceError, DeviceTensor};
+use crate::device::{CubeDevice, Device, DeviceError, DeviceTensor};
 
 /// One element-wise operation on f32 registers (every dtype is stored as f32 on the device).
 #[derive(CubeType, Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -253,12 +253,38 @@ pub fn run_fused(
     run_fused_in_place(device, program, inputs, out_shape, out_dtypes, &[])
 }
 
+/// [`run_fused`] on a Vulkan device.
+pub(crate) fn run_fused_cube(
+    device: &CubeDevice,
+    program: &FusedProgram,
+    inputs: &[&DeviceTensor],
+    out_shape: &[usize],
+    out_dtypes: &[DType],
+) -> Result<Vec<DeviceTensor>, DeviceError> {
+    run_fused_in_place_cube(device, program, inputs, out_shape, out_dtypes, &[])
+}
+
 /// [`run_fused`] writing output `o` over input `i`'s buffer for each `(o, i)` of `in_place`
 /// (the planner's in-place updates): each unit reads its element of the input before it
 /// writes the same element of the output. An input that is not a whole contiguous tensor of
-/// the output's shape gets a fresh output instead.
+/// the output's shape gets a fresh output instead. The host device always writes fresh
+/// outputs (its pool makes them free), so `in_place` is a hint there.
 pub fn run_fused_in_place(
     device: &Device,
+    program: &FusedProgram,
+    inputs: &[&DeviceTensor],
+    out_shape: &[usize],
+    out_dtypes: &[DType],
+    in_place: &[(usize, usize)],
+) -> Result<Vec<DeviceTensor>, DeviceError> {
+    match device {
+        Device::Cube(d) => run_fused_in_place_cube(d, program, inputs, out_shape, out_dtypes, in_place),
+        Device::Host(h) => h.run_fused(program, inputs, out_shape, out_dtypes),
+    }
+}
+
+fn run_fused_in_place_cube(
+    device: &CubeDevice,
     program: &FusedProgram,
     inputs: &[&DeviceTensor],
     out_shape: &[usize],
@@ -278,14 +304,14 @@ pub fn run_fused_in_place(
     let reused = |o: usize| {
         let (_, i) = in_place.iter().find(|&&(k, _)| k == o)?;
         let t = inputs.get(*i)?;
-        (t.shape == out_shape && t.is_contiguous() && t.handle.is_some()).then(|| (*t).clone())
+        (t.shape == out_shape && t.is_contiguous() && t.buffer.is_some()).then(|| (*t).clone())
     };
     let outs: Vec<DeviceTensor> = out_dtypes
         .iter()
         .enumerate()
         .map(|(o, &dt)| match reused(o) {
             Some(t) => Ok(DeviceTensor { dtype: dt, ..t }),
-            None => DeviceTensor::empty(device, dt, out_shape),
+            None => DeviceTensor::cube_empty(device, dt, out_shape),
         })
         .collect::<Result<_, _>>()?;
     let n: usize = out_shape.iter().product();

@@ -9,7 +9,7 @@ use cubecl::prelude::*;
 use genc_compiler::prim::DType;
 
 use super::{cube_launch_dims, info_arg, params_arg};
-use crate::device::{Device, DeviceError, DeviceTensor};
+use crate::device::{CubeDevice, DeviceError, DeviceTensor};
 
 #[cube(launch_unchecked)]
 fn fill_kernel<F: Float>(output: &mut [F], params: &[F], info: &[u32]) {
@@ -18,8 +18,13 @@ fn fill_kernel<F: Float>(output: &mut [F], params: &[F], info: &[u32]) {
     }
 }
 
-pub fn fill(device: &Device, dtype: DType, shape: &[usize], value: f32) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, dtype, shape)?;
+pub fn fill(
+    device: &CubeDevice,
+    dtype: DType,
+    shape: &[usize],
+    value: f32,
+) -> Result<DeviceTensor, DeviceError> {
+    let out = DeviceTensor::cube_empty(device, dtype, shape)?;
     let n = out.numel();
     if n == 0 {
         return Ok(out);
@@ -52,12 +57,12 @@ fn iota_kernel<F: Float>(output: &mut [F], info: &[u32]) {
 }
 
 pub fn iota(
-    device: &Device,
+    device: &CubeDevice,
     dtype: DType,
     shape: &[usize],
     axis: usize,
 ) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, dtype, shape)?;
+    let out = DeviceTensor::cube_empty(device, dtype, shape)?;
     let n = out.numel();
     if n == 0 {
         return Ok(out);
@@ -112,13 +117,13 @@ fn random_kernel<F: Float>(output: &mut [F], info: &[u32], #[comptime] normal: b
 }
 
 pub fn random(
-    device: &Device,
+    device: &CubeDevice,
     shape: &[usize],
     seed: u64,
     stream: u32,
     normal: bool,
 ) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, DType::F32, shape)?;
+    let out = DeviceTensor::cube_empty(device, DType::F32, shape)?;
     let n = out.numel();
     if n == 0 {
         return Ok(out);

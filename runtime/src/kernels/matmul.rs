@@ -16,7 +16,7 @@ use cubecl::prelude::*;
 
 use super::elementwise::{FusedProgram, Instr, exec_from};
 use super::{info_arg, movement, strided_at};
-use crate::device::{Device, DeviceError, DeviceTensor};
+use crate::device::{CubeDevice, Device, DeviceError, DeviceTensor};
 use genc_compiler::prim::DType;
 
 /// Comptime shape of the tiled kernel.
@@ -316,24 +316,41 @@ impl Epilogue {
     }
 
     /// The program run after the fact on a finished C, for the paths that store plainly.
-    pub fn apply(&self, device: &Device, c: DeviceTensor) -> Result<Vec<DeviceTensor>, DeviceError> {
+    pub fn apply(&self, device: &CubeDevice, c: DeviceTensor) -> Result<Vec<DeviceTensor>, DeviceError> {
         if self.is_store() {
             return Ok(vec![c]);
         }
         let shape = c.shape.clone();
         let ins: Vec<&DeviceTensor> = std::iter::once(&c).chain(&self.inputs).collect();
-        super::elementwise::run_fused(device, &self.program, &ins, &shape, &self.dtypes)
+        super::elementwise::run_fused_cube(device, &self.program, &ins, &shape, &self.dtypes)
     }
 
     /// Fresh tensors of `shape` for the outputs, C first.
-    pub fn outputs(&self, device: &Device, shape: &[usize]) -> Result<Vec<DeviceTensor>, DeviceError> {
-        self.dtypes.iter().map(|&dt| DeviceTensor::empty(device, dt, shape)).collect()
+    pub fn outputs(&self, device: &CubeDevice, shape: &[usize]) -> Result<Vec<DeviceTensor>, DeviceError> {
+        self.dtypes.iter().map(|&dt| DeviceTensor::cube_empty(device, dt, shape)).collect()
     }
 }
 
 /// `a [.., M, K] @ b [.., K, N]` (transposes already applied as views), batch axes equal.
+/// `path` picks the Vulkan kernel; the host device has one.
 pub fn matmul(
     device: &Device,
+    a: &DeviceTensor,
+    b: &DeviceTensor,
+    out_shape: &[usize],
+    path: MatmulPath,
+) -> Result<DeviceTensor, DeviceError> {
+    match device {
+        Device::Cube(d) => matmul_cube(d, a, b, out_shape, path),
+        Device::Host(h) => {
+            let prim = genc_compiler::prim::Prim::MatMul { transpose_a: false, transpose_b: false };
+            h.eval(&prim, &[a, b], out_shape, a.dtype, &super::Leaves::default())
+        }
+    }
+}
+
+pub(crate) fn matmul_cube(
+    device: &CubeDevice,
     a: &DeviceTensor,
     b: &DeviceTensor,
     out_shape: &[usize],
@@ -346,7 +363,7 @@ pub fn matmul(
 /// [`matmul`] storing through `epi`: returns the epilogue's outputs, C's first. The cubek path
 /// stores plainly and runs the epilogue as a kernel of its own.
 pub fn matmul_with(
-    device: &Device,
+    device: &CubeDevice,
     a: &DeviceTensor,
     b: &DeviceTensor,
     out_shape: &[usize],
@@ -375,7 +392,7 @@ pub fn matmul_with(
     let [batch, m, _] = ash;
     let n = bsh[2];
     if path == MatmulPath::Cubek && a.offset == 0 && b.offset == 0 {
-        let out = DeviceTensor::empty(device, a.dtype, out_shape)?;
+        let out = DeviceTensor::cube_empty(device, a.dtype, out_shape)?;
         let c = cubek_matmul(device, &a, &b, ash, ast, bsh, bst, out)?;
         return epi.apply(device, c);
     }
@@ -402,7 +419,7 @@ pub struct MatLayout {
 /// The tiled kernel on explicit layouts: `c[t] = a[t] @ b[t]` for `dims = [batch, m, k, n]`.
 /// A may not split its columns; C's column stride must be 1.
 pub fn matmul_into(
-    device: &Device,
+    device: &CubeDevice,
     a: (&DeviceTensor, MatLayout),
     b: (&DeviceTensor, MatLayout),
     (c, cl): (&DeviceTensor, MatLayout),
@@ -417,7 +434,7 @@ pub fn matmul_into(
 /// every output is a whole fresh tensor of `epi`'s shape (C's), and `cl` addresses C's
 /// elements at their positions in it.
 pub fn matmul_into_with(
-    device: &Device,
+    device: &CubeDevice,
     (a, al): (&DeviceTensor, MatLayout),
     (b, bl): (&DeviceTensor, MatLayout),
     (outs, cl): (&[DeviceTensor], MatLayout),
@@ -531,7 +548,7 @@ fn store_config(
 
 #[allow(clippy::too_many_arguments)]
 fn cubek_matmul(
-    device: &Device,
+    device: &CubeDevice,
     a: &DeviceTensor,
     b: &DeviceTensor,
     ash: [usize; 3],

@@ -33,10 +33,16 @@ use cubecl::prelude::*;
 use cubecl::server::Handle;
 use genc_compiler::prim::{BinaryOp, DType, Distribution, Prim, ReduceOp, ScanOp, UnaryOp};
 
-use crate::device::{Device, DeviceError, DeviceTensor};
+use crate::device::{Buffer, CubeDevice, Device, DeviceError, DeviceTensor};
 use elementwise::{EwOp, FusedProgram, Instr};
 
-pub use movement::materialize;
+/// A contiguous copy of `t` (itself when it already is one).
+pub fn materialize(device: &Device, t: &DeviceTensor) -> Result<DeviceTensor, DeviceError> {
+    match device {
+        Device::Cube(d) => movement::materialize(d, t),
+        Device::Host(h) => h.materialize(t),
+    }
+}
 
 /// The tensors leaves read: fed inputs, parameters, buffers, and the run seed for `Random`.
 #[derive(Clone, Debug, Default)]
@@ -50,6 +56,20 @@ pub struct Leaves {
 /// Runs one primitive on the device. `out_shape`/`out_dtype` are the node's type.
 pub fn eval(
     device: &Device,
+    prim: &Prim,
+    inputs: &[&DeviceTensor],
+    out_shape: &[usize],
+    out_dtype: DType,
+    leaves: &Leaves,
+) -> Result<DeviceTensor, DeviceError> {
+    match device {
+        Device::Cube(d) => eval_cube(d, prim, inputs, out_shape, out_dtype, leaves),
+        Device::Host(h) => h.eval(prim, inputs, out_shape, out_dtype, leaves),
+    }
+}
+
+fn eval_cube(
+    device: &CubeDevice,
     prim: &Prim,
     inputs: &[&DeviceTensor],
     out_shape: &[usize],
@@ -75,7 +95,7 @@ pub fn eval(
             outputs: vec![n],
         };
         let ins: Vec<&DeviceTensor> = inputs.iter().take(n).copied().collect();
-        let mut outs = elementwise::run_fused(device, &program, &ins, out_shape, &[out_dtype])?;
+        let mut outs = elementwise::run_fused_cube(device, &program, &ins, out_shape, &[out_dtype])?;
         outs.pop().ok_or_else(|| DeviceError::Kernel { op: prim.to_string(), reason: "no output".into() })
     };
     let retyped = |t: &DeviceTensor| DeviceTensor { dtype: out_dtype, ..t.clone() };
@@ -107,13 +127,13 @@ pub fn eval(
         }
         Prim::Reduce { op, axes } => reduce::reduce(device, arg(0)?, *op, axes, out_shape, out_dtype),
         Prim::Scan { op, axis } => movement::scan(device, arg(0)?, *axis, *op == ScanOp::Prod),
-        Prim::Reshape => arg(0)?.reshaped(device, out_shape),
+        Prim::Reshape => arg(0)?.cube_reshaped(device, out_shape),
         Prim::Permute { perm } => Ok(arg(0)?.permuted(perm)),
         Prim::Broadcast => Ok(arg(0)?.broadcast_to(out_shape)),
         Prim::Slice { axis, start, step } => Ok(arg(0)?.sliced(*axis, *start, *step, out_shape[*axis])),
         Prim::Pad { pads, value } => movement::pad(device, arg(0)?, pads, value.0 as f32, out_shape),
         Prim::Concat { axis } => {
-            let out = DeviceTensor::empty(device, out_dtype, out_shape)?;
+            let out = DeviceTensor::cube_empty(device, out_dtype, out_shape)?;
             let mut start = 0;
             for t in inputs {
                 let len = t.shape[*axis];
@@ -129,7 +149,7 @@ pub fn eval(
         Prim::MatMul { transpose_a, transpose_b } => {
             let a = transposed(arg(0)?, *transpose_a);
             let b = transposed(arg(1)?, *transpose_b);
-            matmul::matmul(device, &a, &b, out_shape, matmul::default_path())
+            matmul::matmul_cube(device, &a, &b, out_shape, matmul::default_path())
         }
         Prim::Conv2d(g) => conv::conv2d(device, arg(0)?, arg(1)?, g, out_shape),
         Prim::ConvTranspose2d { geometry, output_padding: _ } => {
@@ -170,6 +190,23 @@ pub fn eval_epilogue(
     dtypes: &[DType],
     leaves: &Leaves,
 ) -> Result<Vec<DeviceTensor>, DeviceError> {
+    match device {
+        Device::Cube(d) => eval_epilogue_cube(d, prim, op_inputs, shape, program, inputs, dtypes, leaves),
+        Device::Host(h) => h.eval_epilogue(prim, op_inputs, shape, &program, inputs, dtypes, leaves),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn eval_epilogue_cube(
+    device: &CubeDevice,
+    prim: &Prim,
+    op_inputs: &[&DeviceTensor],
+    shape: &[usize],
+    program: FusedProgram,
+    inputs: &[&DeviceTensor],
+    dtypes: &[DType],
+    leaves: &Leaves,
+) -> Result<Vec<DeviceTensor>, DeviceError> {
     let epi = matmul::Epilogue {
         program,
         inputs: inputs.iter().map(|&t| t.clone()).collect(),
@@ -182,7 +219,7 @@ pub fn eval_epilogue(
             matmul::matmul_with(device, &a, &b, shape, matmul::default_path(), &epi)
         }
         (Prim::Conv2d(g), [x, w]) if fits => conv::conv2d_with(device, x, w, g, shape, &epi),
-        _ => epi.apply(device, eval(device, prim, op_inputs, shape, DType::F32, leaves)?),
+        _ => epi.apply(device, eval_cube(device, prim, op_inputs, shape, DType::F32, leaves)?),
     }
 }
 
@@ -262,14 +299,14 @@ pub(crate) fn cube_launch_dims(client: &cubecl::client::Client, units: usize) ->
 
 /// Launch metadata as a `u32` buffer argument (uploaded once per distinct content).
 #[allow(unsafe_code)]
-pub(crate) fn info_arg(device: &Device, info: &[u32]) -> BufferArg {
+pub(crate) fn info_arg(device: &CubeDevice, info: &[u32]) -> BufferArg {
     // SAFETY: the buffer holds exactly `info.len()` u32 elements (cached by content).
     unsafe { BufferArg::from_raw_parts(device.metadata(info), info.len()) }
 }
 
 /// Uploads f32 launch parameters (fill values, scales) as a buffer argument.
 #[allow(unsafe_code)]
-pub(crate) fn params_arg(device: &Device, params: &[f32]) -> BufferArg {
+pub(crate) fn params_arg(device: &CubeDevice, params: &[f32]) -> BufferArg {
     let words: Vec<u32> = params.iter().map(|v| v.to_bits()).collect();
     // SAFETY: the buffer holds exactly `params.len()` f32 elements (their bits, cached).
     unsafe { BufferArg::from_raw_parts(device.metadata(&words), params.len()) }
@@ -277,10 +314,21 @@ pub(crate) fn params_arg(device: &Device, params: &[f32]) -> BufferArg {
 
 /// The buffer of a non-empty tensor and its length in elements.
 pub(crate) fn buffer_of(t: &DeviceTensor) -> Result<(Handle, usize), DeviceError> {
-    let handle = t.handle.clone().ok_or_else(|| DeviceError::Kernel {
-        op: "launch".into(),
-        reason: "a non-empty tensor has no buffer".into(),
-    })?;
+    let handle = match &t.buffer {
+        Some(Buffer::Cube(handle)) => handle.clone(),
+        Some(Buffer::Host(_)) => {
+            return Err(DeviceError::Kernel {
+                op: "launch".into(),
+                reason: "a host tensor was passed to a Vulkan kernel".into(),
+            });
+        }
+        None => {
+            return Err(DeviceError::Kernel {
+                op: "launch".into(),
+                reason: "a non-empty tensor has no buffer".into(),
+            });
+        }
+    };
     let len = (handle.size() / 4) as usize;
     Ok((handle, len))
 }

@@ -4,7 +4,7 @@
 use cubecl::prelude::*;
 
 use super::{cube_launch_dims, info_arg, params_arg, strided_at};
-use crate::device::{Device, DeviceError, DeviceTensor};
+use crate::device::{CubeDevice, DeviceError, DeviceTensor};
 
 /// `out[out view at pos] = input[in view at pos]` for every row-major position of `shape`.
 /// info = [n, shape_info[3 * rank], in_offset, in_strides[rank], out_offset, out_strides[rank]].
@@ -21,7 +21,7 @@ fn copy_kernel<F: Float>(input: &[F], output: &mut [F], info: &[u32], #[comptime
 }
 
 /// Copies the elements of view `src` into view `dst` (same shape).
-pub fn copy_into(device: &Device, src: &DeviceTensor, dst: &DeviceTensor) -> Result<(), DeviceError> {
+pub fn copy_into(device: &CubeDevice, src: &DeviceTensor, dst: &DeviceTensor) -> Result<(), DeviceError> {
     let n = src.numel();
     if n == 0 {
         return Ok(());
@@ -54,14 +54,14 @@ pub fn copy_into(device: &Device, src: &DeviceTensor, dst: &DeviceTensor) -> Res
 }
 
 /// A contiguous copy of any view.
-pub fn materialize(device: &Device, t: &DeviceTensor) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, t.dtype, &t.shape)?;
+pub fn materialize(device: &CubeDevice, t: &DeviceTensor) -> Result<DeviceTensor, DeviceError> {
+    let out = DeviceTensor::cube_empty(device, t.dtype, &t.shape)?;
     copy_into(device, t, &out)?;
     Ok(out)
 }
 
 /// A contiguous tensor: the input itself when it already is one.
-pub fn contiguous(device: &Device, t: &DeviceTensor) -> Result<DeviceTensor, DeviceError> {
+pub fn contiguous(device: &CubeDevice, t: &DeviceTensor) -> Result<DeviceTensor, DeviceError> {
     if t.is_contiguous() { Ok(t.clone()) } else { materialize(device, t) }
 }
 
@@ -97,13 +97,13 @@ fn pad_kernel<F: Float>(input: &[F], output: &mut [F], params: &[F], info: &[u32
 }
 
 pub fn pad(
-    device: &Device,
+    device: &CubeDevice,
     x: &DeviceTensor,
     pads: &[(usize, usize)],
     value: f32,
     out_shape: &[usize],
 ) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, x.dtype, out_shape)?;
+    let out = DeviceTensor::cube_empty(device, x.dtype, out_shape)?;
     let n = out.numel();
     if n == 0 {
         return Ok(out);
@@ -158,13 +158,13 @@ fn gather_kernel<F: Float>(x: &[F], idx: &[F], output: &mut [F], info: &[u32]) {
 }
 
 pub fn gather(
-    device: &Device,
+    device: &CubeDevice,
     x: &DeviceTensor,
     idx: &DeviceTensor,
     axis: usize,
     out_shape: &[usize],
 ) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, x.dtype, out_shape)?;
+    let out = DeviceTensor::cube_empty(device, x.dtype, out_shape)?;
     let n = out.numel();
     if n == 0 {
         return Ok(out);
@@ -220,7 +220,7 @@ fn scatter_add_kernel<F: Float>(idx: &[F], src: &[F], output: &mut [F], info: &[
 }
 
 pub fn scatter_add(
-    device: &Device,
+    device: &CubeDevice,
     idx: &DeviceTensor,
     src: &DeviceTensor,
     axis: usize,
@@ -228,12 +228,12 @@ pub fn scatter_add(
 ) -> Result<DeviceTensor, DeviceError> {
     let n: usize = out_shape.iter().product();
     if n == 0 {
-        return DeviceTensor::empty(device, src.dtype, out_shape);
+        return DeviceTensor::cube_empty(device, src.dtype, out_shape);
     }
     if idx.numel() == 0 || src.numel() == 0 {
         return super::generate::fill(device, src.dtype, out_shape, 0.0);
     }
-    let out = DeviceTensor::empty(device, src.dtype, out_shape)?;
+    let out = DeviceTensor::cube_empty(device, src.dtype, out_shape)?;
     let idx = contiguous(device, idx)?;
     let src = contiguous(device, src)?;
     let extent = out_shape[axis];
@@ -286,12 +286,12 @@ fn scan_kernel<F: Float>(input: &[F], output: &mut [F], info: &[u32], #[comptime
 }
 
 pub fn scan(
-    device: &Device,
+    device: &CubeDevice,
     x: &DeviceTensor,
     axis: usize,
     product: bool,
 ) -> Result<DeviceTensor, DeviceError> {
-    let out = DeviceTensor::empty(device, x.dtype, &x.shape)?;
+    let out = DeviceTensor::cube_empty(device, x.dtype, &x.shape)?;
     if out.numel() == 0 {
         return Ok(out);
     }

@@ -21,7 +21,7 @@ use genc_compiler::prim::{DType, ReduceOp};
 
 use super::elementwise::{FusedProgram, Instr, exec_from};
 use super::{cube_launch_dims, fast_div, info_arg, movement};
-use crate::device::{Device, DeviceError, DeviceTensor};
+use crate::device::{CubeDevice, Device, DeviceError, DeviceTensor};
 
 /// The comptime form of a reduction.
 #[derive(CubeType, Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -83,7 +83,7 @@ fn reduce_kernel<F: Float>(input: &[F], output: &mut [F], params: &[F], info: &[
 
 #[allow(clippy::too_many_arguments)]
 fn launch_rows(
-    device: &Device,
+    device: &CubeDevice,
     input: &DeviceTensor,
     rows: usize,
     len: usize,
@@ -116,7 +116,7 @@ fn launch_rows(
 
 /// Reduces `x` over `axes` (sorted, distinct), keeping them with extent 1.
 pub fn reduce(
-    device: &Device,
+    device: &CubeDevice,
     x: &DeviceTensor,
     op: ReduceOp,
     axes: &[usize],
@@ -127,7 +127,7 @@ pub fn reduce(
     let rows: usize = out_shape.iter().product();
     let len: usize = axes.iter().map(|&a| x.shape[a]).product();
     if rows == 0 {
-        return DeviceTensor::empty(device, out_dtype, out_shape);
+        return DeviceTensor::cube_empty(device, out_dtype, out_shape);
     }
     if len == 0 {
         return super::generate::fill(device, out_dtype, out_shape, identity(op));
@@ -136,11 +136,11 @@ pub fn reduce(
     perm.extend_from_slice(axes);
     let input = movement::contiguous(device, &x.permuted(&perm))?;
     let (red, scale, _) = red_op(op, len);
-    let out = DeviceTensor::empty(device, out_dtype, out_shape)?;
+    let out = DeviceTensor::cube_empty(device, out_dtype, out_shape)?;
     let chunk = chunk_len(rows, len, red);
     if chunk < len {
         let chunks = len.div_ceil(chunk);
-        let partial = DeviceTensor::empty(device, DType::F32, &[rows, chunks])?;
+        let partial = DeviceTensor::cube_empty(device, DType::F32, &[rows, chunks])?;
         launch_rows(device, &input, rows, len, chunk, red, 1.0, &partial)?;
         launch_rows(device, &partial, rows, chunks, chunks, red, scale, &out)?;
     } else {
@@ -447,6 +447,19 @@ pub fn run_fused_reduce(
     shape: &[usize],
     out_dtypes: &[DType],
 ) -> Result<(Vec<DeviceTensor>, Vec<DeviceTensor>), DeviceError> {
+    match device {
+        Device::Cube(d) => run_fused_reduce_cube(d, spec, inputs, shape, out_dtypes),
+        Device::Host(h) => h.run_fused_reduce(spec, inputs, shape, out_dtypes),
+    }
+}
+
+fn run_fused_reduce_cube(
+    device: &CubeDevice,
+    spec: &FusedReduce,
+    inputs: &[&DeviceTensor],
+    shape: &[usize],
+    out_dtypes: &[DType],
+) -> Result<(Vec<DeviceTensor>, Vec<DeviceTensor>), DeviceError> {
     // Inputs, element outputs, results, parameters and launch info are bound; past the device's
     // limit the pipeline would be refused at launch and surface as a vague read failure later.
     let bound = inputs.len() + out_dtypes.len() + spec.reductions.len() + 2;
@@ -458,7 +471,7 @@ pub fn run_fused_reduce(
         });
     }
     let outs: Vec<DeviceTensor> =
-        out_dtypes.iter().map(|&dt| DeviceTensor::empty(device, dt, shape)).collect::<Result<_, _>>()?;
+        out_dtypes.iter().map(|&dt| DeviceTensor::cube_empty(device, dt, shape)).collect::<Result<_, _>>()?;
     let mut out_shape = shape.to_vec();
     for &a in spec.axes {
         if let Some(d) = out_shape.get_mut(a) {
@@ -470,7 +483,7 @@ pub fn run_fused_reduce(
     let results: Vec<DeviceTensor> = spec
         .reductions
         .iter()
-        .map(|r| DeviceTensor::empty(device, r.dtype, &out_shape))
+        .map(|r| DeviceTensor::cube_empty(device, r.dtype, &out_shape))
         .collect::<Result<_, _>>()?;
     if rows == 0 {
         return Ok((outs, results));
@@ -501,7 +514,7 @@ pub fn run_fused_reduce(
     let firsts: Vec<DeviceTensor> = if chunks > 1 {
         folds
             .iter()
-            .map(|_| DeviceTensor::empty(device, DType::F32, &[rows, chunks]))
+            .map(|_| DeviceTensor::cube_empty(device, DType::F32, &[rows, chunks]))
             .collect::<Result<_, _>>()?
     } else {
         results.clone()

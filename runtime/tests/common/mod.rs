@@ -3,28 +3,18 @@
 
 #![allow(dead_code)]
 
+pub mod devices;
 pub mod reference;
 pub mod stepwise;
 
-use std::sync::OnceLock;
+pub use devices::{device, device_choice, on_every_device};
 
 use genc_compiler::check;
 use genc_compiler::interp::Value;
 use genc_compiler::prim::DType;
 use genc_compiler::program::Program;
 use genc_grammar::ast;
-use genc_runtime::device::{Device, DeviceChoice, DeviceTensor};
-
-/// Lavapipe when present (as in CI), else whatever device there is.
-pub fn device() -> &'static Device {
-    static DEVICE: OnceLock<Device> = OnceLock::new();
-    DEVICE.get_or_init(|| {
-        match Device::open(DeviceChoice::Cpu).or_else(|_| Device::open(DeviceChoice::Auto)) {
-            Ok(d) => d,
-            Err(e) => panic!("no device: {e}"),
-        }
-    })
-}
+use genc_runtime::device::DeviceTensor;
 
 /// `specs/NAME.gen`, parsed and type-checked (it must be clean).
 pub fn checked(name: &str) -> check::Checked {
