@@ -1,5 +1,5 @@
 # The two things a newcomer types: `make demo` and `make test`.
-.PHONY: demo test check-specs lint build bench-kernels bench-train
+.PHONY: demo test deps check-specs lint build bench-kernels bench-train
 
 SPECS := $(wildcard specs/*.gen)
 GENC := cargo run --quiet --release --bin genc --
@@ -7,10 +7,18 @@ GENC := cargo run --quiet --release --bin genc --
 build:
 	cargo build --release
 
+# What the demo and the tests need from Debian: Fashion-MNIST, and the Vulkan loader with
+# Mesa's lavapipe (the GPU kernels' tests run on it without a GPU).
+deps:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] || ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist mesa-vulkan-drivers libvulkan1; \
+	fi
+
 # The main job: check every spec, then train the VAE on Fashion-MNIST for a few minutes on
-# lavapipe (or a GPU), leaving metrics, sample grids, a loss plot and a checkpoint in runs/vae-demo.
-demo: build
-	@ls /usr/share/datasets/fashion-mnist >/dev/null 2>&1 || sudo apt-get install -y dataset-fashion-mnist mesa-vulkan-drivers libvulkan1 || apt-get install -y dataset-fashion-mnist mesa-vulkan-drivers libvulkan1
+# the host CPU (or a GPU when there is one), leaving metrics, sample grids, a loss plot and a
+# checkpoint in runs/vae-demo.
+demo: deps build
 	$(GENC) check $(SPECS)
 	$(GENC) summary specs/vae.gen
 	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} $(GENC) train specs/vae.gen --set steps=3000 --out runs/vae-demo
@@ -19,8 +27,8 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: lint
-	cargo test --workspace
+test: deps lint
+	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} cargo test --workspace
 
 # Kernel timings on this machine (lavapipe without a GPU); see runtime/README.md. The dev
 # profile already builds dependencies optimised, and shader code is compiled by the driver.

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Training throughput: genc against the same models in PyTorch on this machine.
+# Training throughput: genc on each device against the same models in PyTorch on this machine.
 #
 #   bench/train.sh [N] [models...]        N timed steps (default 200); models from vae dcgan
-#                                         wgan_gp (default: all three)
+#                                         wgan_gp dcgan64 ddpm (default: vae dcgan wgan_gp)
 #
-# For each model it runs
-#   genc:    cargo run --release --bin genc -- train specs/<m>.gen --set steps=N+W ...
-#            --out /tmp/genc-bench-<m>
+# For each model and each device of DEVICES (default "cpu vulkan-cpu": genc's host device
+# and lavapipe) it runs
+#   genc:    cargo run --release --bin genc -- train specs/<m>.gen --set device=<d>
+#            --set steps=N+W ... --out /tmp/genc-bench-<m>-<d>
 #   PyTorch: bench/peers/<m>.py --steps N --warmup W --threads T
-# and prints  model | genc steps/s | torch steps/s | ratio (genc / torch) | genc end-to-end.
+# and prints, per model, steps/s of each genc device and of PyTorch, each genc rate's ratio
+# to PyTorch's, and the peak resident memory (RSS) of every run, after a header that says
+# what the machine was doing (load average, cores, threads, Mesa's shader cache).
 #
 # Both sides skip W warm-up steps (WARMUP, default 5) and time the next N. genc's figure comes
 # from the times its `step S/...` log lines reach this script (log_every = W, so there is one at
@@ -24,10 +27,13 @@
 #   THREADS     torch.set_num_threads (default: LP_NUM_THREADS if set, else nproc: lavapipe
 #               uses every core unless LP_NUM_THREADS says otherwise)
 #   WARMUP      untimed warm-up steps on both sides (default 5)
-#   GENC_BIN    run this genc binary instead of `cargo run --release --bin genc --`
+#   GENC_BIN    run this genc binary instead of building target/release/genc
+#   DEVICES     genc devices to run, space-separated (default "cpu vulkan-cpu")
+#   GENC_THREADS  the host device's threads (default: every core)
 #   SKIP_GENC=1 / SKIP_TORCH=1   run one half only
 #   CARGO_TARGET_DIR (default $HOME/.cache/genc/target)
-# Logs: /tmp/genc-bench-<m>.log (genc's stderr, timestamped) and /tmp/torch-bench-<m>.json.
+# Logs: /tmp/genc-bench-<m>-<d>.log (genc's stderr, timestamped), /tmp/torch-bench-<m>.json;
+# peak RSS from /usr/bin/time when it is installed.
 set -euo pipefail
 
 N=${1:-200}
@@ -38,6 +44,7 @@ if ! [[ $N =~ ^[0-9]+$ ]] || ((N < 1)); then
 fi
 MODELS=("$@")
 ((${#MODELS[@]})) || MODELS=(vae dcgan wgan_gp)
+read -r -a DEVS <<<"${DEVICES:-cpu vulkan-cpu}"
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -68,13 +75,11 @@ if [[ ${SKIP_TORCH:-0} != 1 ]] && ! "$PYTHON" -c 'import torch, numpy' 2>/dev/nu
     exit 2
 fi
 
-genc() {
-    if [[ -n ${GENC_BIN:-} ]]; then
-        "$GENC_BIN" "$@"
-    else
-        cargo run --quiet --release --bin genc -- "$@"
-    fi
-}
+# One release build up front, so every run times genc alone (and GNU time sees its RSS).
+if [[ -z ${GENC_BIN:-} && ${SKIP_GENC:-0} != 1 ]]; then
+    cargo build --quiet --release --bin genc
+    GENC_BIN=$CARGO_TARGET_DIR/release/genc
+fi
 
 # Prefixes each line with the wall-clock time it arrived (bash's $EPOCHREALTIME, no forks).
 stamp() {
@@ -96,31 +101,54 @@ genc_done_rate() {
     sed -n 's/.*done: .*(\([0-9.]*\) steps\/s).*/\1/p' "$1" | tail -n 1
 }
 
-declare -A G_RATE G_DONE T_RATE
+# Peak RSS in MiB of a command, written to the file named by $RSS_FILE (GNU time's %M).
+measured() {
+    if [[ -x /usr/bin/time ]]; then
+        /usr/bin/time -f '%M' -o "$RSS_FILE" "$@"
+    else
+        echo - >"$RSS_FILE"
+        "$@"
+    fi
+}
+rss_mib() {
+    awk 'END { if ($1 ~ /^[0-9]+$/) printf "%.0f", $1 / 1024; else print "-" }' "$1" 2>/dev/null || echo -
+}
+
+conditions="load average $(cut -d' ' -f1-3 /proc/loadavg) at start; $(nproc) cores; torch threads $THREADS; \
+GENC_THREADS ${GENC_THREADS:-unset (all cores)}; LP_NUM_THREADS ${LP_NUM_THREADS:-unset}; \
+Mesa shader cache $(du -sh "${MESA_SHADER_CACHE_DIR:-$HOME/.cache/mesa_shader_cache}" 2>/dev/null | cut -f1 || echo empty)"
+echo "conditions: $conditions" >&2
+
+declare -A G_RATE G_DONE G_RSS T_RATE T_RSS
 for m in "${MODELS[@]}"; do
-    G_RATE[$m]=- G_DONE[$m]=- T_RATE[$m]=-
-    if [[ ${SKIP_GENC:-0} != 1 ]]; then
-        out=/tmp/genc-bench-$m log=/tmp/genc-bench-$m.log
+    T_RATE[$m]=- T_RSS[$m]=-
+    for d in "${DEVS[@]}"; do
+        k="$m/$d"
+        G_RATE[$k]=- G_DONE[$k]=- G_RSS[$k]=-
+        [[ ${SKIP_GENC:-0} == 1 ]] && continue
+        out=/tmp/genc-bench-$m-$d log=/tmp/genc-bench-$m-$d.log RSS_FILE=/tmp/genc-bench-$m-$d.rss
         rm -rf "$out"
-        echo "== genc: $m, $N timed steps after $WARMUP (log $log)" >&2
-        if genc train "specs/$m.gen" --set "steps=$((N + WARMUP))" --set "log_every=$WARMUP" \
+        echo "== genc: $m on $d, $N timed steps after $WARMUP (log $log; load $(cut -d' ' -f1 /proc/loadavg))" >&2
+        if measured "$GENC_BIN" train "specs/$m.gen" --set "device=$d" --set "steps=$((N + WARMUP))" --set "log_every=$WARMUP" \
             --set "sample_every=$NEVER" --set "eval_every=$NEVER" --set "checkpoint_every=$NEVER" \
             --out "$out" 2>&1 | stamp | tee "$log" | sed -n 's/^[0-9.]* \(step\|done\|error\)/  \1/p' >&2; then
-            G_RATE[$m]=$(genc_rate "$log")
-            G_DONE[$m]=$(genc_done_rate "$log")
-            [[ -n ${G_RATE[$m]} ]] || G_RATE[$m]=-
-            [[ -n ${G_DONE[$m]} ]] || G_DONE[$m]=-
+            G_RATE[$k]=$(genc_rate "$log")
+            G_DONE[$k]=$(genc_done_rate "$log")
+            G_RSS[$k]=$(rss_mib "$RSS_FILE")
+            [[ -n ${G_RATE[$k]} ]] || G_RATE[$k]=-
+            [[ -n ${G_DONE[$k]} ]] || G_DONE[$k]=-
         else
-            echo "  genc failed on $m; see $log" >&2
-            G_RATE[$m]=fail
+            echo "  genc failed on $m ($d); see $log" >&2
+            G_RATE[$k]=fail
         fi
-    fi
+    done
     if [[ ${SKIP_TORCH:-0} != 1 ]]; then
-        json=/tmp/torch-bench-$m.json
+        json=/tmp/torch-bench-$m.json RSS_FILE=/tmp/torch-bench-$m.rss
         echo "== torch: $m, $N timed steps after $WARMUP, $THREADS threads" >&2
-        if "$PYTHON" "bench/peers/$m.py" --steps "$N" --warmup "$WARMUP" --threads "$THREADS" >"$json"; then
+        if measured "$PYTHON" "bench/peers/$m.py" --steps "$N" --warmup "$WARMUP" --threads "$THREADS" >"$json"; then
             sed 's/^/  /' "$json" >&2
             T_RATE[$m]=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["steps_per_s"])' "$json")
+            T_RSS[$m]=$(rss_mib "$RSS_FILE")
         else
             echo "  the PyTorch peer failed on $m" >&2
             T_RATE[$m]=fail
@@ -128,12 +156,22 @@ for m in "${MODELS[@]}"; do
     fi
 done
 
+ratio() { awk -v g="$1" -v t="$2" 'BEGIN { if (g + 0 > 0 && t + 0 > 0) printf "%.3f", g / t; else print "-" }'; }
 echo
-echo "$N timed steps after $WARMUP warm-up; torch threads $THREADS; LP_NUM_THREADS ${LP_NUM_THREADS:-unset}; $(nproc) cores"
-printf '%-8s | %14s | %14s | %8s | %18s\n' model "genc steps/s" "torch steps/s" ratio "genc end-to-end"
-printf '%s\n' "---------+----------------+----------------+----------+-------------------"
+echo "$N timed steps after $WARMUP warm-up; $conditions"
+header="| model | torch steps/s | torch RSS MiB |"
+rule="| --- | --- | --- |"
+for d in "${DEVS[@]}"; do
+    header+=" genc $d steps/s | $d / torch | genc $d RSS MiB | genc $d end-to-end |"
+    rule+=" --- | --- | --- | --- |"
+done
+echo "$header"
+echo "$rule"
 for m in "${MODELS[@]}"; do
-    g=${G_RATE[$m]} t=${T_RATE[$m]}
-    ratio=$(awk -v g="$g" -v t="$t" 'BEGIN { if (g + 0 > 0 && t + 0 > 0) printf "%.3f", g / t; else print "-" }')
-    printf '%-8s | %14s | %14s | %8s | %18s\n' "$m" "$g" "$t" "$ratio" "${G_DONE[$m]}"
+    row="| $m | ${T_RATE[$m]} | ${T_RSS[$m]} |"
+    for d in "${DEVS[@]}"; do
+        k="$m/$d"
+        row+=" ${G_RATE[$k]} | $(ratio "${G_RATE[$k]}" "${T_RATE[$m]}") | ${G_RSS[$k]} | ${G_DONE[$k]} |"
+    done
+    echo "$row"
 done
