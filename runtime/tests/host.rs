@@ -18,12 +18,16 @@ fn run_phases(name: &str, batch: u64, threads: usize) -> Vec<Vec<u32>> {
     let device = Device::Host(HostDevice::new(Some(threads)).unwrap_or_else(|e| panic!("{e}")));
     let (program, _) = plan::plan(&checked(name), Some(batch)).unwrap_or_else(|e| panic!("{name}: {e}"));
     let upload = |values: &[Value]| -> Vec<DeviceTensor> {
-        values.iter().map(|v| DeviceTensor::from_value(&device, v).unwrap_or_else(|e| panic!("{e}"))).collect()
+        values
+            .iter()
+            .map(|v| DeviceTensor::from_value(&device, v).unwrap_or_else(|e| panic!("{e}")))
+            .collect()
     };
     let mut bits = Vec::new();
     for (k, phase) in program.phases.iter().enumerate() {
         let (inputs, params, buffers) = leaves(&program, k);
-        let fed = Leaves { inputs: upload(&inputs), params: upload(&params), buffers: upload(&buffers), seed: 11 };
+        let fed =
+            Leaves { inputs: upload(&inputs), params: upload(&params), buffers: upload(&buffers), seed: 11 };
         let loaded = LoadedPhase::load(&device, phase).unwrap_or_else(|e| panic!("{e}"));
         for (_, t) in loaded.run(&device, &fed).unwrap_or_else(|e| panic!("{name}: {e}")) {
             let data = t.to_f32(&device).unwrap_or_else(|e| panic!("{e}"));

@@ -219,6 +219,8 @@ pub fn choose(adapters: &[AdapterReport], choice: DeviceChoice) -> Result<&Adapt
 }
 
 /// An opened device: where tensors live and primitives run.
+// One per process, passed by reference: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum Device {
     /// A Vulkan (Metal, DX12) adapter through CubeCL: a GPU, or lavapipe.

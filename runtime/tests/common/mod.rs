@@ -7,6 +7,7 @@ pub mod devices;
 pub mod reference;
 pub mod stepwise;
 
+#[allow(unused_imports)]
 pub use devices::{device, device_choice, on_every_device};
 
 use genc_compiler::check;
