@@ -185,7 +185,8 @@ fn train_writes_a_run_folder_on_real_data() {
         "--set",
         "steps=8",
         "--set",
-        "batch=16",
+        // The spec's recon sample slices x_test[0:32] from a test batch of `batch` rows.
+        "batch=32",
         "--out",
         &out.display().to_string(),
     ]);

@@ -524,10 +524,28 @@ fn kernel(op: impl Into<String>, reason: impl Into<String>) -> DeviceError {
     DeviceError::Kernel { op: op.into(), reason: reason.into() }
 }
 
-/// The host data behind a tensor (empty for a zero-size one).
+/// The host data behind a tensor (empty for a zero-size one), or an error when the view
+/// reaches past its buffer (a slice longer than what it slices): never an out-of-bounds read.
 pub fn data_of(t: &DeviceTensor) -> Result<&[f32], DeviceError> {
     match &t.buffer {
-        Some(Buffer::Host(b)) => Ok(b),
+        Some(Buffer::Host(b)) => {
+            if t.numel() > 0 {
+                let last =
+                    t.offset + t.shape.iter().zip(&t.strides).map(|(&d, &s)| (d - 1) * s).sum::<usize>();
+                if last >= b.len() {
+                    return Err(kernel(
+                        "read",
+                        format!(
+                            "a view of shape {:?} reaches element {last} of a buffer of {} (a slice past \
+                             the end of its tensor?)",
+                            t.shape,
+                            b.len()
+                        ),
+                    ));
+                }
+            }
+            Ok(b)
+        }
         None => Ok(&[]),
         Some(Buffer::Cube(_)) => {
             Err(kernel("host device", "a tensor of a Vulkan device was passed to the host"))
