@@ -22,12 +22,25 @@ fn devices_lists_the_adapters_and_opens_one() {
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("adapters:"), "{stdout}");
     assert!(stdout.contains("--device auto: "), "{stdout}");
+    // auto is a GPU when there is one, else the host device.
+    assert!(stdout.contains("wgpu<") || stdout.contains("host f32"), "{stdout}");
+    let lavapipe = genc_devices(&["--device", "vulkan-cpu"], false);
+    let stdout = String::from_utf8_lossy(&lavapipe.stdout);
+    assert_eq!(lavapipe.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("wgpu<"), "{stdout}");
 }
 
 #[test]
-fn no_vulkan_driver_is_a_diagnostic_with_the_install_hint() {
+fn the_host_device_needs_no_vulkan_driver() {
     let out = genc_devices(&["--device", "cpu"], true);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("--device cpu: ") && stdout.contains("host f32"), "{stdout}");
+}
+
+#[test]
+fn no_vulkan_driver_is_a_diagnostic_with_the_install_hint() {
+    let out = genc_devices(&["--device", "vulkan-cpu"], true);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("E0901"), "{stderr}");
