@@ -38,7 +38,7 @@ use rayon::prelude::*;
 use crate::device::{Buffer, DeviceError, DeviceTensor, contiguous_strides};
 use crate::kernels::elementwise::{EwOp, FusedProgram, Instr};
 use crate::kernels::reduce::FusedReduce;
-use crate::kernels::{Leaves, binary_op, unary_op};
+use crate::kernels::{Leaves, binary_op, transposed, unary_op};
 
 /// The CPU as a device: a thread pool and a buffer pool.
 #[derive(Clone)]
@@ -572,15 +572,4 @@ fn broadcast_views<'a>(
 
 fn reduced_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
     shape.iter().enumerate().map(|(i, &d)| if axes.contains(&i) { 1 } else { d }).collect()
-}
-
-/// `x` with its last two axes swapped when `flag` is set (a view).
-fn transposed(x: &DeviceTensor, flag: bool) -> DeviceTensor {
-    if !flag {
-        return x.clone();
-    }
-    let r = x.shape.len();
-    let mut perm: Vec<usize> = (0..r).collect();
-    perm.swap(r - 2, r - 1);
-    x.permuted(&perm)
 }

@@ -164,7 +164,7 @@ fn eval_cube(
 }
 
 /// `x` with its last two axes swapped when `flag` is set (a view).
-fn transposed(x: &DeviceTensor, flag: bool) -> DeviceTensor {
+pub(crate) fn transposed(x: &DeviceTensor, flag: bool) -> DeviceTensor {
     if !flag {
         return x.clone();
     }
