@@ -30,10 +30,11 @@ lint:
 test: deps lint
 	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} cargo test --workspace
 
-# Kernel timings on this machine (lavapipe without a GPU); see runtime/README.md. The dev
-# profile already builds dependencies optimised, and shader code is compiled by the driver.
+# Kernel timings on each device (BENCH_DEVICES, default "cpu vulkan-cpu": the host device and
+# lavapipe without a GPU); see runtime/README.md. Release build: the host device's kernels
+# are genc's own code.
 bench-kernels:
-	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} cargo bench -p genc-runtime --bench kernels --profile dev
+	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} cargo bench -p genc-runtime --bench kernels
 
 # Training steps/s of genc against the same models in PyTorch on this machine (bench/train.sh;
 # PyTorch from /tmp/torchenv, see the script). `make bench-train N=100 MODELS="vae dcgan"`.

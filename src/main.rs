@@ -94,8 +94,14 @@ enum Command {
         /// stopped (raise its length with `--set steps=N`).
         #[arg(long, value_name = "RUN_DIR")]
         resume: Option<PathBuf>,
+        /// Time each kind of work in a step (library ops, fused kernels, the data feed,
+        /// optimizer updates) from the second step on, and print where the time goes at the
+        /// end (also written to RUN/profile.md). Waits for the device after each kernel.
+        #[arg(long)]
+        profile: bool,
     },
-    /// Sample from a trained run's last checkpoint (EMA weights when kept) into a PNG grid.
+    /// Sample from a trained run's last checkpoint (EMA weights when kept) into a PNG grid or
+    /// a `.npy` array.
     Sample {
         /// The run folder `genc train` wrote.
         run: PathBuf,
@@ -105,7 +111,8 @@ enum Command {
         /// A `sampler` of the spec, or the name of a `sample` entry (default: the first sampler).
         #[arg(long)]
         sampler: Option<String>,
-        /// The PNG to write (default `RUN/sample-<sampler>.png`).
+        /// The file to write, by its extension: `.png` a grid, `.npy` the samples as a float32
+        /// array [N, C, H, W] (default `RUN/sample-<sampler>.png`).
         #[arg(long)]
         out: Option<PathBuf>,
         /// The seed of the random draws (default: the run's seed).
@@ -142,13 +149,14 @@ fn main() -> ExitCode {
         }
         Command::Compile { file, emit, set } => commands::compile::run(file, *emit, set, &reporter),
         Command::Devices { device } => commands::devices::run(*device, &reporter),
-        Command::Train { spec, config, set, out, resume } => {
+        Command::Train { spec, config, set, out, resume, profile } => {
             let args = commands::train::Args {
                 spec: spec.clone(),
                 config: config.clone(),
                 set: set.clone(),
                 out: out.clone(),
                 resume: resume.clone(),
+                profile: *profile,
             };
             commands::train::run(&args, &reporter)
         }

@@ -71,10 +71,100 @@ fn load(dir: &Path) -> Checkpoint {
     checkpoint::load(&dir.join("last.safetensors")).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The metrics file without the timing-dependent parts (there are none per line today, but a
-/// resumed file must equal an uninterrupted one line for line).
+/// The metrics file without its clock (`time`, `steps_per_s`): a resumed file must equal an
+/// uninterrupted one line for line. Every line must carry the clock.
 fn metrics(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap_or_else(|e| panic!("{e}"))
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap_or_else(|e| panic!("{e}"));
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let object = value.as_object_mut().unwrap_or_else(|| panic!("not an object: {line}"));
+        for key in ["time", "steps_per_s"] {
+            let clock = object.remove(key).and_then(|v| v.as_f64());
+            assert!(clock.is_some_and(|t| t >= 0.0), "no `{key}` in {line}");
+        }
+        out += &format!("{value}\n");
+    }
+    out
+}
+
+/// The `eval.*` entries of a run's metrics: (step, value, examples scored).
+fn evals(dir: &Path) -> Vec<(u64, f64, f64)> {
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap_or_else(|e| panic!("{e}"));
+    text.lines()
+        .filter_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            let o = v.as_object()?;
+            let (name, value) =
+                o.iter().find(|(k, _)| k.starts_with("eval.") && !k.ends_with(".examples"))?;
+            let examples = o.get(&format!("{name}.examples"))?.as_f64()?;
+            Some((o.get("step")?.as_u64()?, value.as_f64()?, examples))
+        })
+        .collect()
+}
+
+/// The tiny autoencoder with a frozen rate, the test set, an eval whose loss draws noise and a
+/// sample entry of the first four test images.
+fn with_test_set(batch: u64) -> String {
+    TINY.replace("batch B = 8", &format!("batch B = {batch}")).replace("lr: 1e-3", "lr: 0.0").replace(
+        "    log every 1 steps",
+        "    data x_test = fashion_mnist(split: \"test\", range: [0, 1])\n    log every 1 steps\n    \
+             eval every 2 steps: rec(x_test)\n    sample first every 100 steps: grid(x_test[0:4])",
+    )
+}
+
+#[test]
+fn an_eval_scores_every_test_example_once_with_fresh_noise_per_step() {
+    // 10,000 test images in batches of 64: 156 full batches and one of 16.
+    let ws = workspace("eval", &with_test_set(64));
+    let (a, b) = (ws.join("a"), ws.join("b"));
+    for run in [&a, &b] {
+        ok(&genc(&["train", &s(&ws.join("spec.gen")), "--set", "steps=4", "--out", &s(run)]));
+    }
+    let (first, second) = (evals(&a), evals(&b));
+    assert_eq!(first.len(), 2, "{first:?}");
+    for (step, value, examples) in &first {
+        assert_eq!(*examples, 10_000.0, "step {step} scored {examples} examples");
+        assert!(value.is_finite());
+    }
+    // The same run gives the same evals; the weights are frozen (lr 0), so evals at steps 2
+    // and 4 differ only by their noise: it is fresh per step.
+    assert_eq!(first, second);
+    assert_ne!(first[0].1, first[1].1, "evals at steps 2 and 4 drew the same noise");
+    let _ = std::fs::remove_dir_all(&ws);
+}
+
+#[test]
+fn samples_leave_as_npy_arrays_of_the_first_test_images_in_order() {
+    let ws = workspace("npy", &with_test_set(8));
+    let run = ws.join("run");
+    ok(&genc(&["train", &s(&ws.join("spec.gen")), "--set", "steps=1", "--out", &s(&run)]));
+    let npy = ws.join("first.npy");
+    ok(&genc(&["sample", &s(&run), "--sampler", "first", "--n", "4", "--out", &s(&npy)]));
+    let bytes = std::fs::read(&npy).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = String::from_utf8_lossy(&bytes[10..10 + header_len]).into_owned();
+    assert!(header.contains("'descr': '<f4'") && header.contains("'shape': (4, 1, 28, 28)"), "{header}");
+    let values: Vec<f32> = bytes[10 + header_len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let test = genc_runtime::data::Dataset::fashion_mnist(genc_runtime::data::Split::Test, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..4 {
+        let got = &values[i * 784..(i + 1) * 784];
+        let want = test.image(i);
+        assert!(got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "sample {i} is not test image {i}");
+    }
+    // An output genc cannot write is a usage error that writes nothing.
+    let jpg = ws.join("first.jpg");
+    let refused = genc(&["sample", &s(&run), "--sampler", "first", "--n", "4", "--out", &s(&jpg)]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("E0958"));
+    assert!(!jpg.exists());
+    let _ = std::fs::remove_dir_all(&ws);
 }
 
 #[test]

@@ -86,6 +86,18 @@ impl Graph {
             }
             node.ty.shape = shape;
         }
+        // What held for every value of a dim may fail for this one (a slice `x[0:32]` of a
+        // batch bound to 16): every node's shape rule is checked again at the bound sizes.
+        for n in out.dag.node_indices() {
+            let inputs: Vec<&crate::types::TensorType> =
+                out.inputs(n).into_iter().map(|i| &out.dag[i].ty).collect();
+            let node = &out.dag[n];
+            if let Err(e) = crate::shape_rules::infer(&node.prim, &inputs, Some(&node.ty)) {
+                let at =
+                    if node.origin.is_empty() { String::new() } else { format!(" in `{}`", node.origin) };
+                return Err(format!("`{}`{at} at these sizes: {}", node.prim, e.message));
+            }
+        }
         Ok(out)
     }
 

@@ -13,6 +13,7 @@ pub mod fuse;
 pub mod graph;
 pub mod host;
 pub mod interp;
+pub mod lr_schedule;
 pub mod params;
 pub mod passes;
 pub mod plan;

@@ -1,4 +1,6 @@
-//! `make bench-kernels`: kernel timings on this machine's device (lavapipe without a GPU).
+//! `make bench-kernels`: kernel timings on each device of this machine, one block per device:
+//! the host device (`cpu`) and Vulkan (`vulkan-cpu`, lavapipe, without a GPU; `gpu` with one).
+//! `BENCH_DEVICES="cpu gpu"` picks the devices (default `cpu vulkan-cpu`).
 //!
 //! Prints matmul GFLOP/s (512³, 1024³, the DCGAN shape 12544x1024x128) for each matmul path,
 //! forward and backward times of the DCGAN-28 convolution layers at batch 64, the fused
@@ -71,15 +73,31 @@ struct ReduceCase {
 }
 
 fn main() {
-    let device = Device::open(DeviceChoice::Auto).unwrap_or_else(|e| fail(e));
-    println!("device: {}", device.info());
     // `cargo bench` passes `--bench`; the first other argument picks one group.
     let only = std::env::args().skip(1).find(|a| !a.starts_with("--")).unwrap_or_default();
+    let devices = std::env::var("BENCH_DEVICES").unwrap_or_else(|_| "cpu vulkan-cpu".into());
+    for name in devices.split([' ', ',']).filter(|n| !n.is_empty()) {
+        let choice: DeviceChoice = name.parse().unwrap_or_else(|e: String| fail(e));
+        match Device::open(choice) {
+            Ok(device) => {
+                println!("\n## device `{name}`: {}", device.info());
+                bench(&device, &only);
+            }
+            // One device missing (no Vulkan driver) leaves the others' figures.
+            Err(e) => println!("\n## device `{name}`: cannot be opened ({e}); skipped"),
+        }
+    }
+}
+
+fn bench(device: &Device, only: &str) {
+    let device = device.clone();
     let leaves = Leaves::default();
 
     if only.is_empty() || only == "matmul" {
         // BENCH_PATHS=cubek,tiled:8x8,... picks the paths; BENCH_SHAPES=512 only the first shape.
         let paths: Vec<MatmulPath> = match std::env::var("BENCH_PATHS") {
+            // The host device has one matmul: the `gemm` crate.
+            _ if matches!(device, Device::Host(_)) => vec![genc_runtime::kernels::matmul::DEFAULT_PATH],
             Ok(list) => list.split(',').map(parse_path).collect(),
             Err(_) => vec![
                 MatmulPath::Tiled { tm: 4, tn: 4 },
@@ -110,7 +128,11 @@ fn main() {
                     matmul(&device, &a, &b, &[m, n], path).unwrap_or_else(|e| fail(e));
                 });
                 let gflops = 2.0 * (m * k * n) as f64 / s / 1e9;
-                println!("matmul {m}x{k}x{n} {path:?}: {:.2} ms, {gflops:.1} GFLOP/s", s * 1e3);
+                let path = match device {
+                    Device::Host(_) => "gemm crate".to_string(),
+                    Device::Cube(_) => format!("{path:?}"),
+                };
+                println!("matmul {m}x{k}x{n} {path}: {:.2} ms, {gflops:.1} GFLOP/s", s * 1e3);
             }
         }
     }

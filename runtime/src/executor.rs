@@ -11,6 +11,7 @@ use crate::device::{Device, DeviceError, DeviceTensor};
 use crate::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused_in_place};
 use crate::kernels::reduce::{FusedReduce, Reduction, run_fused_reduce};
 use crate::kernels::{self, Leaves, binary_op, unary_op};
+use crate::profile::Profile;
 
 /// Where a non-finite number first appeared in a phase ([`LoadedPhase::first_non_finite`]).
 #[derive(Clone, Debug, PartialEq)]
@@ -66,7 +67,17 @@ impl LoadedPhase {
 
     /// Runs the phase once, returning its outputs by name.
     pub fn run(&self, device: &Device, leaves: &Leaves) -> Result<Vec<(String, DeviceTensor)>, DeviceError> {
-        let values = self.execute(device, leaves, &mut |_, _| Ok(true))?;
+        self.run_profiled(device, leaves, &mut Profile::off())
+    }
+
+    /// Runs the phase once, charging each step's time to `profile` by its kind.
+    pub fn run_profiled(
+        &self,
+        device: &Device,
+        leaves: &Leaves,
+        profile: &mut Profile,
+    ) -> Result<Vec<(String, DeviceTensor)>, DeviceError> {
+        let values = self.execute(device, leaves, profile, &mut |_, _| Ok(true))?;
         let phase = &self.phase;
         phase.outputs.iter().map(|(name, o)| Ok((name.clone(), self.operand(*o, &values, leaves)?))).collect()
     }
@@ -80,7 +91,7 @@ impl LoadedPhase {
         leaves: &Leaves,
     ) -> Result<Option<NonFiniteValue>, DeviceError> {
         let mut found = None;
-        self.execute(device, leaves, &mut |v, t| {
+        self.execute(device, leaves, &mut Profile::off(), &mut |v, t| {
             let data = t.to_f32(device)?;
             let bad = data.iter().filter(|x| !x.is_finite()).count();
             if bad > 0 {
@@ -134,11 +145,13 @@ impl LoadedPhase {
         &self,
         device: &Device,
         leaves: &Leaves,
+        profile: &mut Profile,
         inspect: &mut dyn FnMut(usize, &DeviceTensor) -> Result<bool, DeviceError>,
     ) -> Result<Vec<Option<DeviceTensor>>, DeviceError> {
         let phase = &self.phase;
         let mut values: Vec<Option<DeviceTensor>> = vec![None; phase.values.len()];
         for step in &phase.steps {
+            let started = profile.enabled().then(std::time::Instant::now);
             let written: Vec<usize> = match step {
                 Step::Op { prim, inputs, output } => {
                     let args = self.operands(inputs, &values, leaves)?;
@@ -214,6 +227,10 @@ impl LoadedPhase {
                     vec![]
                 }
             };
+            if let Some(start) = started {
+                device.sync()?;
+                profile.add(&step_kind(step), start.elapsed());
+            }
             for v in written {
                 if let Some(t) = &values[v] {
                     if !inspect(v, t)? {
@@ -253,6 +270,22 @@ impl LoadedPhase {
                 malformed(phase, format!("value %{v} is read before it is computed or after release"))
             }),
         }
+    }
+}
+
+/// The kind of work a step is, for profiles: a library op by its primitive's name.
+fn step_kind(step: &Step) -> String {
+    let name = |prim: &Prim| {
+        let text = prim.to_string();
+        text.split('[').next().unwrap_or_default().to_string()
+    };
+    match step {
+        Step::Op { prim, .. } => name(prim),
+        Step::OpEpilogue { prim, .. } => format!("{} + epilogue", name(prim)),
+        Step::Fused { .. } => "fused element-wise".into(),
+        Step::FusedReduce { .. } => "fused reduction".into(),
+        Step::View { .. } => "view".into(),
+        Step::Release { .. } => "release".into(),
     }
 }
 

@@ -7,6 +7,7 @@
 //! into one small uploaded buffer); outputs are the new parameter and the new state.
 
 use genc_compiler::check::{OptimizerSpec, Options};
+use genc_compiler::lr_schedule::LrSchedule;
 use genc_compiler::prim::{DType, ReduceOp};
 
 use crate::device::{Device, DeviceError, DeviceTensor};
@@ -43,7 +44,10 @@ pub struct Optimizer {
     eps: f64,
     weight_decay: f64,
     grad_clip: Option<f64>,
-    schedule: Option<(String, Options)>,
+    schedule: Option<LrSchedule>,
+    /// The updates this optimizer makes in the whole run: the length of `linear` and
+    /// `cosine` schedules that give none.
+    run_updates: u64,
     /// Indices into the program's parameters.
     pub params: Vec<usize>,
     /// Per parameter, the state tensors (momentum buffer; Adam's m and v; ...).
@@ -57,11 +61,13 @@ fn num(options: &Options, key: &str, default: f64) -> f64 {
 }
 
 impl Optimizer {
-    /// Builds an optimizer with zeroed state for parameters of the given shapes.
+    /// Builds an optimizer with zeroed state for parameters of the given shapes, making
+    /// `run_updates` updates in the whole run.
     pub fn new(
         device: &Device,
         spec: &OptimizerSpec,
         shapes: &[Vec<usize>],
+        run_updates: u64,
     ) -> Result<Optimizer, OptimError> {
         let o = &spec.options;
         let bad = |message: String| OptimError::BadOption { name: spec.name.clone(), message };
@@ -113,6 +119,7 @@ impl Optimizer {
             weight_decay,
             grad_clip,
             schedule: spec.schedule.clone(),
+            run_updates,
             params: spec.params.clone(),
             state,
             steps: 0,
@@ -130,14 +137,24 @@ impl Optimizer {
         }
     }
 
-    /// The learning rate at update `t` (0-based) after the schedule's factor.
+    /// The learning rate at update `t` (0-based) after the schedule.
     pub fn lr_at(&self, t: u64) -> f64 {
-        let lr = self.lr * schedule_factor(self.schedule.as_ref(), t);
-        // `exponential(min_lr: ..)` floors the rate itself.
         match &self.schedule {
-            Some((kind, o)) if kind == "exponential" => lr.max(num(o, "min_lr", 0.0)),
-            _ => lr,
+            Some(s) => s.lr(self.lr, t, self.run_updates),
+            None => self.lr,
         }
+    }
+
+    /// Whether a schedule changes the rate (then the run logs it as `lr.<name>`).
+    pub fn is_scheduled(&self) -> bool {
+        self.schedule.is_some()
+    }
+
+    /// The base rate and the last update's, when the schedule ends above the base without a
+    /// warm-up (a `gamma` above 1 is an easy slip for a decay factor that divides).
+    pub fn rising_rate(&self) -> Option<(f64, f64)> {
+        let factor = self.schedule.as_ref()?.rises(self.run_updates)?;
+        Some((self.lr, self.lr * factor))
     }
 
     /// Applies one update. `grads[i]` is the gradient of `self.params[i]`,
@@ -311,43 +328,6 @@ impl Prog {
 
 /// Registers at or above this are instruction results (before renumbering).
 const RESERVED: usize = 1 << 16;
-
-/// The multiplier a learning-rate schedule applies at update `t`.
-pub fn schedule_factor(schedule: Option<&(String, Options)>, t: u64) -> f64 {
-    let Some((kind, o)) = schedule else { return 1.0 };
-    let t = t as f64;
-    match kind.as_str() {
-        "constant" => {
-            let warmup = num(o, "warmup", 0.0);
-            if warmup > 0.0 { ((t + 1.0) / warmup).min(1.0) } else { 1.0 }
-        }
-        "linear" => {
-            let warmup = num(o, "warmup", 0.0);
-            let total = num(o, "steps", f64::INFINITY);
-            let up = if warmup > 0.0 { ((t + 1.0) / warmup).min(1.0) } else { 1.0 };
-            up * (1.0 - t / total).max(0.0)
-        }
-        "cosine" => {
-            let total = num(o, "steps", num(o, "0", 1.0)).max(1.0);
-            let floor = num(o, "min", 0.0);
-            let warmup = num(o, "warmup", 0.0);
-            let up = if warmup > 0.0 { ((t + 1.0) / warmup).min(1.0) } else { 1.0 };
-            up * (floor + (1.0 - floor) * 0.5 * (1.0 + (std::f64::consts::PI * (t / total).min(1.0)).cos()))
-        }
-        "step" => {
-            let every = num(o, "every", num(o, "0", 1.0)).max(1.0);
-            num(o, "gamma", 0.1).powf((t / every).floor())
-        }
-        "exponential" => num(o, "factor", 1.0).powf(t),
-        "piecewise" => {
-            let bounds = o.get("boundaries").and_then(|v| v.list()).unwrap_or(&[]);
-            let values = o.get("values").and_then(|v| v.list()).unwrap_or(&[]);
-            let i = bounds.iter().filter(|&&b| t >= b).count();
-            values.get(i).copied().unwrap_or(1.0)
-        }
-        _ => 1.0,
-    }
-}
 
 /// ‖g‖ over every gradient of one optimizer.
 fn global_norm(device: &Device, grads: &[DeviceTensor]) -> Result<f64, DeviceError> {

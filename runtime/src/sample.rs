@@ -71,6 +71,10 @@ pub enum SampleError {
         help("this is a bug in genc's sampler planning; please report it with the spec")
     )]
     Malformed { name: String, reason: String },
+
+    #[error("cannot write samples to `{}`: genc writes `.png` (a grid) and `.npy` (the array)", path.display())]
+    #[diagnostic(code(E0958), help("name the output `samples.png` or `samples.npy`"))]
+    OutputFormat { path: PathBuf },
 }
 
 /// A sampler ready to run: its program and each segment loaded on the device.

@@ -16,6 +16,7 @@ use crate::executor::LoadedPhase;
 use crate::kernels::Leaves;
 use crate::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};
 use crate::optim::{OptimError, Optimizer, squared_norm};
+use crate::profile::Profile;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum TrainError {
@@ -84,15 +85,19 @@ pub struct Trainer {
     pub seed: u64,
     /// Phase runs so far in the current step: each run (each `repeat`) draws fresh randoms.
     runs: u64,
+    /// Where the steps' time goes, when profiling ([`Trainer::profile_mut`]).
+    profile: Profile,
 }
 
 impl Trainer {
-    /// Loads the program's phases and initialises parameters from `seed`.
+    /// Loads the program's phases and initialises parameters from `seed`, for a run of `steps`
+    /// steps (the length of the learning-rate schedules that give none).
     pub fn new(
         device: &Device,
         checked: &Checked,
         program: Program,
         seed: u64,
+        steps: u64,
     ) -> Result<Trainer, TrainError> {
         let run = checked.run.clone().unwrap_or_default();
         let schedule = checked.schedule.clone().unwrap_or_default();
@@ -117,17 +122,19 @@ impl Trainer {
             .enumerate()
             .map(|(i, e)| init(device, e, &consts, seed, 1 << 20 | i as u64))
             .collect::<Result<_, _>>()?;
-        let mut optimizers = Vec::new();
-        for spec in &run.optimizers {
-            let shapes: Vec<Vec<usize>> =
-                spec.params.iter().map(|&p| checked.table.params[p].shape.clone()).collect();
-            optimizers.push(Optimizer::new(device, spec, &shapes)?);
-        }
-        let phase_optimizer = schedule
+        let phase_optimizer: Vec<(usize, bool)> = schedule
             .phases
             .iter()
-            .map(|p| (optimizers.iter().position(|o| o.name == p.optimizer).unwrap_or(0), p.maximize))
+            .map(|p| (run.optimizers.iter().position(|o| o.name == p.optimizer).unwrap_or(0), p.maximize))
             .collect();
+        let mut per_step = vec![0u64; run.optimizers.len()];
+        count_updates(&run.step, &phase_optimizer, 1, &mut per_step);
+        let mut optimizers = Vec::new();
+        for (spec, &updates) in run.optimizers.iter().zip(&per_step) {
+            let shapes: Vec<Vec<usize>> =
+                spec.params.iter().map(|&p| checked.table.params[p].shape.clone()).collect();
+            optimizers.push(Optimizer::new(device, spec, &shapes, steps.saturating_mul(updates))?);
+        }
         let phases =
             program.phases.iter().map(|p| LoadedPhase::load(device, p)).collect::<Result<Vec<_>, _>>()?;
         let ema = run
@@ -147,7 +154,19 @@ impl Trainer {
             step: 0,
             seed,
             runs: 0,
+            profile: Profile::off(),
         })
+    }
+
+    /// The profile of the steps run so far (off unless switched on with
+    /// [`Trainer::profile_mut`]).
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The profile, to switch on (`*trainer.profile_mut() = Profile::on()`) or reset.
+    pub fn profile_mut(&mut self) -> &mut Profile {
+        &mut self.profile
     }
 
     /// One training step: every phase of the `step` block, in order.
@@ -156,7 +175,13 @@ impl Trainer {
         let mut sums: Vec<(String, f64, u32)> = Vec::new();
         self.runs = 0;
         self.run_ops(device, &ops, feed, &mut sums)?;
-        self.update_ema(device)?;
+        for o in self.optimizers.iter().filter(|o| o.is_scheduled() && o.steps > 0) {
+            sums.push((format!("lr.{}", o.name), o.lr_at(o.steps - 1), 1));
+        }
+        let mut profile = std::mem::take(&mut self.profile);
+        let ema = profile.time(device, || "EMA update".into(), || Ok(self.update_ema(device)));
+        self.profile = profile;
+        ema??;
         self.step += 1;
         Ok(StepReport { metrics: sums.into_iter().map(|(n, s, c)| (n, s / f64::from(c))).collect() })
     }
@@ -177,8 +202,15 @@ impl Trainer {
                 }
                 StepOp::Phase { phase } => self.run_phase(device, *phase, feed, sums)?,
                 StepOp::Clip { params, lo, hi } => {
-                    for &p in params {
-                        self.params[p] = clamp(device, &self.params[p], *lo, *hi)?;
+                    let mut profile = std::mem::take(&mut self.profile);
+                    let clipped: Result<Vec<DeviceTensor>, DeviceError> = profile.time(
+                        device,
+                        || "weight clip".into(),
+                        || params.iter().map(|&p| clamp(device, &self.params[p], *lo, *hi)).collect(),
+                    );
+                    self.profile = profile;
+                    for (&p, value) in params.iter().zip(clipped?) {
+                        self.params[p] = value;
                     }
                 }
             }
@@ -194,13 +226,16 @@ impl Trainer {
         sums: &mut Vec<(String, f64, u32)>,
     ) -> Result<(), TrainError> {
         let Some(loaded) = self.phases.get(k) else { return Ok(()) };
+        let fed = std::time::Instant::now();
         let inputs = feed(&loaded.phase).map_err(TrainError::Feed)?;
+        self.profile.add("data feed", fed.elapsed());
         // A distinct stream of random draws per step, phase and run of the phase (`repeat`).
         self.runs += 1;
         let run_seed = mix(mix(self.seed, self.step), (k as u64) << 32 | self.runs);
         let leaves =
             Leaves { inputs, params: self.params.clone(), buffers: self.buffers.clone(), seed: run_seed };
-        let outputs = loaded.run(device, &leaves)?;
+        let outputs = loaded.run_profiled(device, &leaves, &mut self.profile)?;
+        let read_back = std::time::Instant::now();
         let phase_name = loaded.phase.name.clone();
         let (opt, maximize) = self.phase_optimizer.get(k).copied().unwrap_or((0, false));
         let mut grads: Vec<Option<DeviceTensor>> = vec![None; self.program.params.len()];
@@ -240,8 +275,13 @@ impl Trainer {
                 None => sums.push((metric, value, 1)),
             }
         }
+        self.profile.add("read back losses", read_back.elapsed());
         let computed: Vec<DeviceTensor> = grads.iter().flatten().cloned().collect();
-        let norm2 = squared_norm(device, &computed)?;
+        let norm2 = self.profile.time(
+            device,
+            || "gradient finiteness check".into(),
+            || squared_norm(device, &computed),
+        )?;
         if !norm2.is_finite() {
             let first = self.diagnose(device, k, &leaves);
             let what = "a parameter gradient".to_string();
@@ -265,7 +305,12 @@ impl Trainer {
                     }
                 })
                 .collect::<Result<_, _>>()?;
+            let started = std::time::Instant::now();
             optimizer.step(device, &mut self.params, &g, maximize)?;
+            if self.profile.enabled() {
+                device.sync()?;
+                self.profile.add("optimizer update", started.elapsed());
+            }
         }
         Ok(())
     }
@@ -310,14 +355,33 @@ impl Trainer {
     }
 }
 
+/// Adds to `per_step[o]` the updates optimizer `o` makes in one run of `ops`, each counted
+/// `times` times.
+fn count_updates(ops: &[StepOp], phase_optimizer: &[(usize, bool)], times: u64, per_step: &mut [u64]) {
+    for op in ops {
+        match op {
+            StepOp::Phase { phase } => {
+                if let Some(n) = phase_optimizer.get(*phase).and_then(|(o, _)| per_step.get_mut(*o)) {
+                    *n += times;
+                }
+            }
+            StepOp::Repeat { count, body } => {
+                count_updates(body, phase_optimizer, times.saturating_mul(*count), per_step)
+            }
+            StepOp::Clip { .. } => {}
+        }
+    }
+}
+
 /// `minimize critic(x, ..)` → `critic`.
 fn phase_label(phase: &str) -> String {
     let body = phase.split_once(' ').map_or(phase, |(_, b)| b);
     body.split('(').next().unwrap_or(body).to_string()
 }
 
-/// SplitMix64-style mixing of two words.
-fn mix(a: u64, b: u64) -> u64 {
+/// SplitMix64-style mixing of two words: the seeds of a step's, a phase's or an eval batch's
+/// random draws.
+pub fn mix(a: u64, b: u64) -> u64 {
     let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

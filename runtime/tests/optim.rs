@@ -82,7 +82,7 @@ fn every_optimizer_matches_the_reference_rule() {
                 }
                 let d = device();
                 let mut opt =
-                    Optimizer::new(d, &spec(kind, &options), &[vec![7]]).unwrap_or_else(|e| panic!("{e}"));
+                    Optimizer::new(d, &spec(kind, &options), &[vec![7]], 3).unwrap_or_else(|e| panic!("{e}"));
                 let to32 = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<_>>();
                 let mut params = vec![
                     DeviceTensor::from_f32(d, DType::F32, &[7], &to32(&p0)).unwrap_or_else(|e| panic!("{e}")),

@@ -23,7 +23,7 @@ fn train(name: &str, batch: usize, steps: usize, range: (f32, f32)) -> Vec<f64> 
     let c = checked(name);
     let (program, _) = plan::plan(&c, Some(batch as u64)).unwrap_or_else(|e| panic!("{e}"));
     let d = device();
-    let mut trainer = Trainer::new(d, &c, program, 7).unwrap_or_else(|e| panic!("{e}"));
+    let mut trainer = Trainer::new(d, &c, program, 7, steps as u64).unwrap_or_else(|e| panic!("{e}"));
     let mut cursor = 0usize;
     let mut feed = |phase: &genc_compiler::program::PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
         Ok(phase
@@ -108,7 +108,7 @@ fn batch_norm_running_statistics_follow_the_batches() {
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         let (program, _) = plan::plan(&c, None).unwrap_or_else(|e| panic!("{e}"));
         let d = device();
-        let mut trainer = Trainer::new(d, &c, program.clone(), 7).unwrap_or_else(|e| panic!("{e}"));
+        let mut trainer = Trainer::new(d, &c, program.clone(), 7, 1).unwrap_or_else(|e| panic!("{e}"));
         let host = |ts: &[DeviceTensor]| -> Vec<Value> {
             ts.iter().map(|t| t.to_value(d).unwrap_or_else(|e| panic!("{e}"))).collect()
         };
@@ -188,7 +188,7 @@ fn every_repeat_of_a_phase_draws_fresh_noise() {
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         let (program, _) = plan::plan(&c, Some(16)).unwrap_or_else(|e| panic!("{e}"));
         let d = device();
-        let mut trainer = Trainer::new(d, &c, program, 3).unwrap_or_else(|e| panic!("{e}"));
+        let mut trainer = Trainer::new(d, &c, program, 3, 1).unwrap_or_else(|e| panic!("{e}"));
         let before = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
         let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
             let halves = |s: &TensorSpec| {

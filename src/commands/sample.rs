@@ -58,6 +58,16 @@ enum Target {
 fn sample(args: &Args, reporter: &Reporter) -> Result<(), Status> {
     let run_dir = &args.run;
     let not_run = |reason: &str| SampleError::NoRunFolder { path: run_dir.clone(), reason: reason.into() };
+    // The format follows the output's extension; one genc cannot write stops before any work.
+    let out = args.out.clone();
+    let format = match out.as_deref().map(OutputFormat::of) {
+        None => OutputFormat::Grid,
+        Some(Some(format)) => format,
+        Some(None) => {
+            let path = out.clone().unwrap_or_default();
+            return Err(report_usage(reporter, &SampleError::OutputFormat { path }));
+        }
+    };
     if !run_dir.is_dir() {
         return Err(report_usage(reporter, &not_run("there is no such folder")));
     }
@@ -135,6 +145,13 @@ fn sample(args: &Args, reporter: &Reporter) -> Result<(), Status> {
 
     let seed = args.seed.or(config.seed).or(checked.run.as_ref().and_then(|r| r.seed)).unwrap_or(0);
     let started = Instant::now();
+    // The first run of a sampler on a Vulkan device compiles its kernels: say what is going on.
+    eprintln!(
+        "sampling `{label}` from step {} on {}, into {}",
+        ck.step,
+        device.info().adapter.name,
+        out.as_ref().map_or_else(|| "the run folder".to_string(), |p| p.display().to_string())
+    );
     let sampler = LoadedSampler::load(&device, &program).map_err(|e| report(reporter, &e, "sample"))?;
     let total = sampler.segment_runs();
     let mut last_report = Instant::now();
@@ -157,11 +174,15 @@ fn sample(args: &Args, reporter: &Reporter) -> Result<(), Status> {
         return Err(report(reporter, &SampleError::NotImages { name: label, found }, "sample"));
     };
     let pixels = images.to_f32(&device).map_err(|e| report(reporter, &e, "sample"))?;
-    let out = args.out.clone().unwrap_or_else(|| run_dir.join(format!("sample-{}.png", file_label(&label))));
-    let nrow = (shape[0] as f64).sqrt().ceil() as usize;
-    let range = feed::range(data);
-    genc_runtime::images::write_grid(&out, &pixels, shape, nrow, range)
-        .map_err(|e| report(reporter, &e, "sample"))?;
+    let out = out.unwrap_or_else(|| run_dir.join(format!("sample-{}.png", file_label(&label))));
+    match format {
+        OutputFormat::Grid => {
+            let nrow = (shape[0] as f64).sqrt().ceil() as usize;
+            genc_runtime::images::write_grid(&out, &pixels, shape, nrow, feed::range(data))
+        }
+        OutputFormat::Npy => genc_runtime::npy::write_f32(&out, &pixels, &shape),
+    }
+    .map_err(|e| report(reporter, &e, "sample"))?;
     eprintln!(
         "wrote {}: {} samples of `{label}` (step {}) in {:.1}s",
         out.display(),
@@ -170,6 +191,25 @@ fn sample(args: &Args, reporter: &Reporter) -> Result<(), Status> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// What `--out` asks for, by its extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OutputFormat {
+    /// `.png`: the samples tiled into one image.
+    Grid,
+    /// `.npy`: the samples as a float32 array `[N, C, H, W]`.
+    Npy,
+}
+
+impl OutputFormat {
+    fn of(path: &Path) -> Option<OutputFormat> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "png" => Some(OutputFormat::Grid),
+            "npy" => Some(OutputFormat::Npy),
+            _ => None,
+        }
+    }
 }
 
 /// The values of a unit's free dims.

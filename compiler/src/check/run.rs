@@ -58,8 +58,8 @@ pub struct OptimizerSpec {
     /// Indices of the trainable parameters it updates.
     pub params: Vec<usize>,
     pub options: Options,
-    /// The learning-rate schedule (`constant`, `cosine`, `piecewise`, ...) and its options.
-    pub schedule: Option<(String, Options)>,
+    /// The learning-rate schedule.
+    pub schedule: Option<crate::lr_schedule::LrSchedule>,
 }
 
 /// One thing the step does, in order.
@@ -165,9 +165,11 @@ impl<'a> Checker<'a> {
                     });
                 }
                 ast::TrainEntryKind::Schedule { optimizer, spec } => {
-                    let s = self.call_options(spec);
+                    // A schedule that does not parse was reported by the check.
+                    let (kind, options) = self.call_options(spec);
+                    let schedule = crate::lr_schedule::LrSchedule::from_options(&kind, &options).ok();
                     if let Some(o) = run.optimizers.iter_mut().find(|o| o.name == optimizer.name) {
-                        o.schedule = Some(s);
+                        o.schedule = schedule;
                     }
                 }
                 ast::TrainEntryKind::Ema { target, args } => {
@@ -307,7 +309,7 @@ fn number_of(v: &Val) -> Option<f64> {
     }
 }
 
-fn option_of(v: &Val) -> Option<OptionValue> {
+pub(super) fn option_of(v: &Val) -> Option<OptionValue> {
     match v {
         Val::Float(_) | Val::Int(_) => number_of(v).map(OptionValue::Number),
         Val::Tuple(xs) | Val::List(xs) => {

@@ -565,22 +565,57 @@ impl<'a> Checker<'a> {
         Some(found)
     }
 
+    /// Checks a learning-rate schedule against the schedules' option table
+    /// ([`crate::lr_schedule`]), pointing at the option at fault.
     fn schedule_spec(&mut self, spec: &ast::Expr) {
-        let ast::ExprKind::Call(f, args) = &spec.kind else { return };
+        let ast::ExprKind::Call(f, args) = &spec.kind else {
+            self.error(
+                TypeError::new("E0105", spec.span, "a schedule is a call such as cosine(warmup: 500)")
+                    .label("not a schedule"),
+            );
+            return;
+        };
         let name = match &f.kind {
             ast::ExprKind::Name(n) => n.as_str(),
             _ => "",
         };
-        const SCHEDULES: &[&str] = &["constant", "step", "cosine", "linear", "piecewise", "exponential"];
-        if !SCHEDULES.contains(&name) {
-            self.error(
-                TypeError::new("E0100", f.span, format!("unknown schedule `{name}`"))
-                    .label("not a schedule")
-                    .help(format!("use one of {}", SCHEDULES.join(", "))),
-            );
+        let mut options = super::Options::new();
+        let mut spans = Vec::new();
+        for (i, a) in args.iter().enumerate() {
+            let key = a.name.as_ref().map_or_else(|| i.to_string(), |n| n.name.clone());
+            let value = self.eval(&a.value);
+            if matches!(value, Val::Poison) {
+                return; // already reported
+            }
+            match super::run::option_of(&value) {
+                Some(v) => {
+                    options.insert(key.clone(), v);
+                }
+                None => {
+                    self.error(
+                        TypeError::new(
+                            "E0105",
+                            a.value.span,
+                            "a schedule option is a number or a list of numbers",
+                        )
+                        .label("not a number"),
+                    );
+                    return;
+                }
+            }
+            spans.push((key, a.span));
         }
-        for a in args {
-            let _ = self.eval(&a.value);
+        if let Err(p) = crate::lr_schedule::LrSchedule::from_options(name, &options) {
+            let span = p
+                .option
+                .as_ref()
+                .and_then(|o| spans.iter().find(|(k, _)| k == o))
+                .map_or(if p.code == "E0100" { f.span } else { spec.span }, |(_, s)| *s);
+            let mut e = TypeError::new(p.code, span, p.message).label(p.label);
+            if let Some(help) = p.help {
+                e = e.help(help);
+            }
+            self.error(e);
         }
     }
 

@@ -1,15 +1,13 @@
 //! The data a sampler reads: its tensor arguments (`complete(x)`, `compare(a, b)`) or the
 //! data names a `sample` entry uses (`x_test`), from the first batch of the run's test data
-//! (its training data when it has none), and the value range its images are drawn in.
-//!
-//! `split_of` and `transforms_of` are copies of the helpers in `train.rs` (kept apart while
-//! that file is being changed): deduplicate them into a shared module.
+//! (its training data when it has none), and the value range its images are drawn in. The
+//! sources open as `genc train` opens them (Fashion-MNIST or a PNG folder).
 
 use genc_compiler::check::DataSpec;
 use genc_compiler::sampler::{HostStep, SamplerProgram, VarKind};
-use genc_runtime::data::{Batch, BatcherState, Dataset, Split};
+use genc_runtime::data::{Batch, Dataset, Split};
 
-use crate::commands::train::{split_of, transforms_of};
+use crate::commands::train::{DataProblem, open_source, split_of, transforms_of};
 use genc_runtime::device::{Device, DeviceTensor};
 use genc_runtime::sample::SampleError;
 
@@ -64,11 +62,10 @@ pub fn inputs(
         let (d, position) = found.ok_or_else(|| fail(&var.name, "no `data` of the spec gives it".into()))?;
         let source = &data[d];
         if !loaded.iter().any(|(i, _)| *i == d) {
-            let dataset = match source.source.as_str() {
-                "fashion_mnist" | "mnist" => Dataset::fashion_mnist(split_of(source), folder),
-                other => return Err(fail(&var.name, format!("data source `{other}` is not supported yet"))),
-            }
-            .map_err(|e| fail(&var.name, e.to_string()))?;
+            let dataset = open_source(source, folder).map_err(|e| match e {
+                DataProblem::Spec(message) => fail(&var.name, message),
+                DataProblem::Load(e) => fail(&var.name, e.to_string()),
+            })?;
             loaded.push((d, dataset));
         }
         let Some((_, dataset)) = loaded.iter().find(|(i, _)| *i == d) else { continue };
@@ -76,8 +73,11 @@ pub fn inputs(
         if count > dataset.len() {
             return Err(fail(&var.name, format!("{count} samples, but the data has {}", dataset.len())));
         }
-        let state = BatcherState::start(0, count, dataset.len());
-        let batch = genc_runtime::data::make_batch(dataset, &transforms_of(source), &state);
+        // The source's first `count` examples, in its own order: `x_test[0:32]` means those.
+        let batch = genc_runtime::data::in_order(dataset, &transforms_of(source), count, 0, true)
+            .map_err(|e| fail(&var.name, e.to_string()))?
+            .next()
+            .ok_or_else(|| fail(&var.name, "the data set is empty".into()))?;
         let values = pick(&batch, Some(position)).ok_or_else(|| {
             fail(&var.name, format!("the data `{}` gives nothing for it", source.names.join(", ")))
         })?;

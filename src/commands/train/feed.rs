@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 use genc_compiler::check::{DataSpec, OptionValue, RunSpec};
 use genc_compiler::program::PhaseProgram;
-use genc_runtime::data::{
-    Batch, BatcherState, Binarize, DataError, Dataset, FolderOptions, Pair, Split, Transforms,
-};
+use genc_runtime::data::{Batch, Binarize, DataError, Dataset, FolderOptions, Pair, Split, Transforms};
 use genc_runtime::device::{Device, DeviceError, DeviceTensor};
 
 /// The data a run reads: the training source and, if the spec declares one, the test source.
@@ -36,39 +34,7 @@ impl RunData {
             .find(|d| split_of(d) == Split::Train)
             .ok_or_else(|| DataProblem::Spec("the `train` block declares no training data".into()))?
             .clone();
-        let open = |d: &DataSpec| -> Result<Arc<Dataset>, DataProblem> {
-            let loaded = match d.source.as_str() {
-                "fashion_mnist" | "mnist" => Dataset::fashion_mnist(split_of(d), folder),
-                "folder" => {
-                    // The run config's `data` wins over the spec's `path`.
-                    let path = folder.map(Path::to_path_buf).or_else(|| match d.options.get("path") {
-                        Some(OptionValue::Str(p)) => Some(PathBuf::from(p)),
-                        _ => None,
-                    });
-                    let path = path.ok_or_else(|| {
-                        DataProblem::Spec(
-                            "a `folder(..)` source needs `path:` (or `data:` in the run config)".into(),
-                        )
-                    })?;
-                    let size = d.options.get("size").and_then(|v| v.number()).unwrap_or(0.0);
-                    if !(size >= 1.0 && size.fract() == 0.0) {
-                        return Err(DataProblem::Spec(
-                            "a `folder(..)` source needs `size:`, the image side in pixels".into(),
-                        ));
-                    }
-                    let channels =
-                        d.options.get("channels").and_then(|v| v.number()).map_or(3, |c| c as usize);
-                    let options = FolderOptions { size: size as u32, channels: Some(channels) };
-                    Dataset::from_folder(&path, &options, split_of(d))
-                }
-                other => {
-                    return Err(DataProblem::Spec(format!(
-                        "data source `{other}` is not supported by `genc train` (supported: fashion_mnist, folder)"
-                    )));
-                }
-            };
-            loaded.map(Arc::new).map_err(DataProblem::Load)
-        };
+        let open = |d: &DataSpec| open_source(d, folder).map(Arc::new);
         let train = open(&train_spec)?;
         let test = match run.data.iter().find(|d| split_of(d) == Split::Test) {
             Some(d) => Some((d.clone(), open(d)?)),
@@ -77,12 +43,45 @@ impl RunData {
         Ok(RunData { train_spec, train, test })
     }
 
-    /// The test set's first batch (sample grids show the same images every time).
+    /// The test set's first `batch` examples in the source's own order: `x_test[0:4]` in a
+    /// sample entry is the first four test images (shuffling is for training batches only).
     pub fn first_test_batch(&self, batch: usize) -> Option<Batch> {
         let (d, ds) = self.test.as_ref()?;
-        let state = BatcherState::start(0, batch, ds.len());
-        Some(genc_runtime::data::make_batch(ds, &transforms_of(d), &state))
+        genc_runtime::data::in_order(ds, &transforms_of(d), batch, 0, true).ok()?.next()
     }
+}
+
+/// Opens one `data` source: Fashion-MNIST's IDX files (in `folder` when the run config names
+/// one) or a folder of PNG images.
+pub fn open_source(d: &DataSpec, folder: Option<&Path>) -> Result<Dataset, DataProblem> {
+    let loaded = match d.source.as_str() {
+        "fashion_mnist" | "mnist" => Dataset::fashion_mnist(split_of(d), folder),
+        "folder" => {
+            // The run config's `data` wins over the spec's `path`.
+            let path = folder.map(Path::to_path_buf).or_else(|| match d.options.get("path") {
+                Some(OptionValue::Str(p)) => Some(PathBuf::from(p)),
+                _ => None,
+            });
+            let path = path.ok_or_else(|| {
+                DataProblem::Spec("a `folder(..)` source needs `path:` (or `data:` in the run config)".into())
+            })?;
+            let size = d.options.get("size").and_then(|v| v.number()).unwrap_or(0.0);
+            if !(size >= 1.0 && size.fract() == 0.0) {
+                return Err(DataProblem::Spec(
+                    "a `folder(..)` source needs `size:`, the image side in pixels".into(),
+                ));
+            }
+            let channels = d.options.get("channels").and_then(|v| v.number()).map_or(3, |c| c as usize);
+            let options = FolderOptions { size: size as u32, channels: Some(channels) };
+            Dataset::from_folder(&path, &options, split_of(d))
+        }
+        other => {
+            return Err(DataProblem::Spec(format!(
+                "data source `{other}` is not supported (supported: fashion_mnist, folder)"
+            )));
+        }
+    };
+    loaded.map_err(DataProblem::Load)
 }
 
 pub fn split_of(d: &DataSpec) -> Split {

@@ -7,6 +7,7 @@
 //! | `losses.png` | every logged metric against the step |
 //! | `last.safetensors` | the latest checkpoint (atomic: always complete) |
 //! | `<sample>-<step>.png` | sample grids |
+//! | `profile.md` | where a step's time goes (`--profile`) |
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -105,13 +106,31 @@ impl RunFolder {
     }
 
     /// Appends one JSON line `{"step": N, name: value, ...}`.
-    pub fn append_metrics(file: &mut std::fs::File, step: u64, values: &[(String, f64)]) {
+    /// One `metrics.jsonl` line: the step, `time` (seconds since this session started),
+    /// `steps_per_s` (this session's mean rate) and the values.
+    pub fn append_metrics(file: &mut std::fs::File, step: u64, clock: (f64, f64), values: &[(String, f64)]) {
+        let (time, rate) = clock;
         let json: Vec<String> = values.iter().map(|(n, v)| format!("{:?}: {}", n, json_number(*v))).collect();
-        let _ = writeln!(file, "{{\"step\": {step}, {}}}", json.join(", "));
+        let _ = writeln!(
+            file,
+            "{{\"step\": {step}, \"time\": {}, \"steps_per_s\": {}, {}}}",
+            json_number((time * 1000.0).round() / 1000.0),
+            json_number((rate * 1000.0).round() / 1000.0),
+            json.join(", ")
+        );
     }
 
+    /// Plots every logged metric but the learning rates (`lr.*`, on another scale).
     pub fn write_loss_plot(&self, history: &History) {
-        let _ = genc_runtime::images::write_loss_plot(&self.dir.join("losses.png"), history);
+        let losses: History = history.iter().filter(|(n, _)| !n.starts_with("lr.")).cloned().collect();
+        let _ = genc_runtime::images::write_loss_plot(&self.dir.join("losses.png"), &losses);
+    }
+
+    /// Writes the profile table (atomically); a failure only loses the file.
+    pub fn write_profile(&self, text: &str) {
+        if let Err(e) = write_atomic(&self.dir.join("profile.md"), text.as_bytes()) {
+            eprintln!("warning: cannot write profile.md: {e}");
+        }
     }
 
     pub fn sample_path(&self, name: &str, step: u64) -> PathBuf {
@@ -149,7 +168,8 @@ fn parse_line(line: &str) -> Option<(u64, Vec<(String, f64)>)> {
     let step = object.get("step")?.as_u64()?;
     let values = object
         .iter()
-        .filter(|(k, _)| k.as_str() != "step")
+        // The clock and eval counts are not series of the loss plot.
+        .filter(|(k, _)| !matches!(k.as_str(), "step" | "time" | "steps_per_s") && !k.ends_with(".examples"))
         .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
         .collect();
     Some((step, values))

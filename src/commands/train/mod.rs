@@ -18,7 +18,7 @@ use genc_runtime::data::{Batcher, BatcherState};
 use genc_runtime::device::{Device, DeviceChoice, DeviceTensor};
 use genc_runtime::train::Trainer;
 
-pub use feed::{RunData, inputs_for, split_of, transforms_of};
+pub use feed::{DataProblem, RunData, inputs_for, open_source, split_of, transforms_of};
 use folder::{RunFolder, record};
 use interrupt::Interrupt;
 use progress::Progress;
@@ -34,6 +34,8 @@ pub struct Args {
     pub out: Option<PathBuf>,
     /// A run folder to continue.
     pub resume: Option<PathBuf>,
+    /// Profile the steps (`--profile`).
+    pub profile: bool,
 }
 
 fn fail(message: impl std::fmt::Display) -> Status {
@@ -133,8 +135,8 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
 
     let data = match RunData::open(&run, config.data.as_deref()) {
         Ok(d) => d,
-        Err(feed::DataProblem::Spec(message)) => return Err(fail(message)),
-        Err(feed::DataProblem::Load(e)) => return Err(report(reporter, &e, "data")),
+        Err(DataProblem::Spec(message)) => return Err(fail(message)),
+        Err(DataProblem::Load(e)) => return Err(report(reporter, &e, "data")),
     };
     let transforms = transforms_of(&data.train_spec);
     let per_epoch = BatcherState::start(seed, batch as usize, data.train.len()).batches_per_epoch().max(1);
@@ -153,7 +155,16 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
     let folder = RunFolder::new(out.clone());
     folder.create().map_err(|e| fail(format!("cannot create {}: {e}", out.display())))?;
     let mut trainer =
-        Trainer::new(&device, &checked, program, seed).map_err(|e| report(reporter, &e, "train"))?;
+        Trainer::new(&device, &checked, program, seed, steps).map_err(|e| report(reporter, &e, "train"))?;
+    for o in &trainer.optimizers {
+        if let Some((base, last)) = o.rising_rate() {
+            eprintln!(
+                "warning: the schedule of `{}` raises its learning rate from {base} to {last:.4e} by the run's last \
+                 update; a decay factor f that divides the rate is `gamma: 1 / f`",
+                o.name
+            );
+        }
+    }
 
     // A resumed run takes its weights, optimizer state, step and data position from the
     // checkpoint; everything random depends on the seed and the step alone.
@@ -190,7 +201,8 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
     let mut batcher = Batcher::new(data.train.clone(), transforms.clone(), data_state)
         .map_err(|e| report(reporter, &e, "data"))?;
     let warn = |line: &str| eprintln!("{line}");
-    let units = outputs::Units::load(&device, &checked, batch, &warn);
+    let test_len = data.test.as_ref().map_or(0, |(_, ds)| ds.len() as u64);
+    let units = outputs::Units::load(&device, &checked, batch, test_len, &warn);
     let range = transforms.range.unwrap_or((0.0, 1.0));
     let names = data.train_spec.names.clone();
     let (mut metrics_file, mut history) = folder.open_metrics(done).map_err(fail)?;
@@ -225,6 +237,10 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
                 return Err(report(reporter, &e, "train"));
             }
         };
+        if args.profile && step == first + 1 {
+            // The first step compiles kernels and fills the buffer pool: not a typical step.
+            *trainer.profile_mut() = genc_runtime::profile::Profile::on();
+        }
         for (name, value) in &reported.metrics {
             record(&mut history, name, step, *value);
         }
@@ -242,7 +258,8 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
             match &cadence.kind {
                 CadenceKind::Log => {
                     progress.log(step, &reported.metrics);
-                    RunFolder::append_metrics(&mut metrics_file, step, &reported.metrics);
+                    let clock = (progress.seconds(), progress.rate(step));
+                    RunFolder::append_metrics(&mut metrics_file, step, clock, &reported.metrics);
                 }
                 CadenceKind::Sample { index, name } => {
                     let Some(Some(unit)) = units.samples.get(*index) else { continue };
@@ -264,11 +281,16 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
                 }
                 CadenceKind::Eval { index, name } => {
                     let Some(Some(unit)) = units.evals.get(*index) else { continue };
-                    match outputs::evaluate(&device, &trainer, unit, &data, batch as usize, seed) {
-                        Ok(value) => {
-                            progress.println(&format!("step {step}: eval {name} {value:.4} (test set)"));
+                    match outputs::evaluate(&device, &trainer, unit, &data, batch as usize, seed, step) {
+                        Ok(outputs::Scored { value, examples }) => {
+                            progress.println(&format!(
+                                "step {step}: eval {name} {value:.4} ({examples} test examples)"
+                            ));
                             let metric = format!("eval.{name}");
-                            RunFolder::append_metrics(&mut metrics_file, step, &[(metric.clone(), value)]);
+                            let clock = (progress.seconds(), progress.rate(step));
+                            let entry =
+                                [(metric.clone(), value), (format!("{metric}.examples"), examples as f64)];
+                            RunFolder::append_metrics(&mut metrics_file, step, clock, &entry);
                             record(&mut history, &metric, step, value);
                         }
                         Err(e) => reporter.emit(&e, "eval", None),
@@ -299,6 +321,16 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
     }
     progress.finish();
     folder.write_loss_plot(&history);
+    if args.profile {
+        let timed = steps - first - 1;
+        let table = trainer.profile().table(timed);
+        let text = format!(
+            "# where a step's time goes\n\n{}, {timed} steps (the first step is not timed)\n\n{table}",
+            info.adapter.name
+        );
+        eprintln!("{text}");
+        folder.write_profile(&text);
+    }
     eprintln!(
         "done: steps {}..={steps} in {:.1}s ({:.2} steps/s); run folder {}",
         first + 1,

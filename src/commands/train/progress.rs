@@ -1,9 +1,11 @@
 //! What a user watches during a run: on a terminal, a progress bar with the step, the latest
 //! losses, steps/s and the ETA, with log lines printed above it; elsewhere (CI, a pipe, a
-//! file), the log lines alone.
+//! file), the log lines, and a progress line whenever [`HEARTBEAT`] has passed without one,
+//! so a run under `nohup` or CI is never silent for long.
 
+use std::cell::Cell;
 use std::io::IsTerminal as _;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -13,7 +15,12 @@ pub struct Progress {
     first: u64,
     last: u64,
     started: Instant,
+    /// When the last line went to stderr (without a bar).
+    last_line: Cell<Instant>,
 }
+
+/// The longest a run without a terminal stays silent.
+pub const HEARTBEAT: Duration = Duration::from_secs(20);
 
 impl Progress {
     /// Steps `first + 1 ..= last` are to run.
@@ -28,14 +35,19 @@ impl Progress {
             bar.reset_eta();
             bar
         });
-        Progress { bar, first, last, started: Instant::now() }
+        let now = Instant::now();
+        Progress { bar, first, last, started: now, last_line: Cell::new(now) }
     }
 
     /// Step `step` finished with these metrics.
     pub fn step(&self, step: u64, metrics: &[(String, f64)]) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(step);
-            bar.set_message(format_metrics(metrics));
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(step);
+                bar.set_message(format_metrics(metrics));
+            }
+            None if self.last_line.get().elapsed() >= HEARTBEAT => self.log(step, metrics),
+            None => {}
         }
     }
 
@@ -63,7 +75,10 @@ impl Progress {
     pub fn println(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => {
+                eprintln!("{line}");
+                self.last_line.set(Instant::now());
+            }
         }
     }
 
@@ -76,5 +91,9 @@ impl Progress {
 }
 
 fn format_metrics(metrics: &[(String, f64)]) -> String {
-    metrics.iter().map(|(n, v)| format!("{n} {v:.4}")).collect::<Vec<_>>().join("  ")
+    // Learning rates (`lr.opt_d`) span decades: scientific notation keeps their digits.
+    let text = |n: &String, v: &f64| {
+        if n.starts_with("lr.") { format!("{n} {v:.3e}") } else { format!("{n} {v:.4}") }
+    };
+    metrics.iter().map(|(n, v)| text(n, v)).collect::<Vec<_>>().join("  ")
 }

@@ -1,0 +1,68 @@
+//! Arrays out of genc: numpy's `.npy` format (version 1.0, little-endian float32, C order),
+//! written atomically, so any other tool can read samples with `np.load`.
+
+use std::path::Path;
+
+use crate::data::DataError;
+use crate::images::write_atomic;
+
+/// The bytes of a `.npy` file holding `values` with `shape`.
+pub fn encode_f32(values: &[f32], shape: &[usize]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    // A 1-tuple needs its trailing comma in Python's syntax.
+    let shape_text =
+        if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
+    // Magic (6) + version (2) + header length (2) + header, padded with spaces and ended by a
+    // newline to a multiple of 64 bytes, as numpy writes it.
+    let unpadded = 10 + header.len() + 1;
+    header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + 4 * values.len());
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// Writes `values` with `shape` to `path` as a `.npy` file, atomically.
+pub fn write_f32(path: &Path, values: &[f32], shape: &[usize]) -> Result<(), DataError> {
+    let expected: usize = shape.iter().product();
+    if expected != values.len() {
+        return Err(DataError::Write {
+            path: path.to_path_buf(),
+            reason: format!("{} values for shape {shape:?}", values.len()),
+        });
+    }
+    write_atomic(path, &encode_f32(values, shape))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_is_numpys_padded_to_64_bytes() {
+        let bytes = encode_f32(&[1.0, -2.5], &[2, 1]);
+        assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+        let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        assert_eq!((10 + len) % 64, 0);
+        let header = std::str::from_utf8(&bytes[10..10 + len]).unwrap_or_default();
+        assert!(
+            header.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1), }"),
+            "{header}"
+        );
+        assert!(header.ends_with('\n'));
+        assert_eq!(&bytes[10 + len..], [1.0f32.to_le_bytes(), (-2.5f32).to_le_bytes()].concat());
+    }
+
+    #[test]
+    fn a_one_dimensional_shape_keeps_its_comma() {
+        let bytes = encode_f32(&[0.0; 3], &[3]);
+        let header = String::from_utf8_lossy(&bytes[10..]);
+        assert!(header.contains("'shape': (3,),"), "{header}");
+    }
+}
