@@ -342,3 +342,21 @@ fn a_folder_of_png_images_trains() {
     assert_eq!(load(&out).step, 3);
     let _ = std::fs::remove_dir_all(&ws);
 }
+
+#[test]
+fn a_profiled_run_says_where_a_step_goes() {
+    let ws = workspace("profile", TINY);
+    let run = ws.join("run");
+    let stderr =
+        ok(&genc(&["train", &s(&ws.join("spec.gen")), "--set", "steps=3", "--profile", "--out", &s(&run)]));
+    let profile = std::fs::read_to_string(run.join("profile.md")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(stderr.contains(profile.trim()), "the table is printed too:\n{stderr}");
+    assert!(profile.contains("2 steps (the first step is not timed)"), "{profile}");
+    // A matmul per linear layer and its gradients, fused element-wise kernels, the optimizer.
+    for work in
+        ["| matmul", "| fused element-wise |", "| optimizer update |", "| data feed |", "| **total** |"]
+    {
+        assert!(profile.contains(work), "no `{work}` row in\n{profile}");
+    }
+    let _ = std::fs::remove_dir_all(&ws);
+}

@@ -145,3 +145,16 @@ fn fused_kernels_bind_a_bounded_number_of_buffers() {
         }
     }
 }
+
+/// A shape rule that held for every batch may fail for one: `x_test[0:32]` in vae.gen's
+/// reconstruction grid needs a batch of at least 32, and planning it at 16 says so instead of
+/// reading past the batch on the device.
+#[test]
+fn planning_at_a_batch_rechecks_every_shape_rule() {
+    let c = checked("vae");
+    let recon =
+        c.units.iter().filter(|u| u.kind == check::UnitKind::Sample).position(|u| u.name == "recon").unwrap();
+    assert!(plan::plan_forward(&c, check::UnitKind::Sample, recon, 32).is_ok());
+    let err = plan::plan_forward(&c, check::UnitKind::Sample, recon, 16).unwrap_err().to_string();
+    assert!(err.contains("slice reaches index 31 of an axis of extent 16"), "{err}");
+}

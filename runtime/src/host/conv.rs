@@ -1,10 +1,11 @@
-//! Convolutions on the host: im2col of each image feeding [`gemm`], the transposed
-//! convolution as a product followed by col2im, and the weight gradient as one product per
-//! chunk of images (contraction over the chunk's output pixels), accumulated chunk by chunk.
+//! Convolutions on the host, in chunks of images: each chunk's im2col as one row-major
+//! `[k, images * pixels]` matrix built row by row in parallel, then one [`gemm`] product on
+//! every thread per chunk and group (the forward convolution, the transposed one followed by
+//! col2im, and the weight gradient contracting over the chunk's pixels). One large product
+//! keeps the GEMM's packed panels busy where a product per image re-packs its weights each time.
 //!
-//! Images run in parallel (each product on one thread) when there are enough of them; chunk
-//! sizes depend on the shapes and the scratch budget only, so results do not depend on the
-//! thread count.
+//! Chunk sizes depend on the shapes and the scratch budget only, and every sum runs in a fixed
+//! order, so results do not depend on the thread count.
 
 use std::cell::RefCell;
 
@@ -14,17 +15,26 @@ use rayon::prelude::*;
 use super::gemm::{Mat, Threads, gemm};
 
 thread_local! {
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The calling thread's two chunk buffers, reused across convolutions (a fresh one costs
+    /// a page fault per 4 KiB on every call).
+    static CHUNKS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// Runs `f` with this thread's scratch buffer of at least `len` elements.
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|cell| {
-        let mut s = cell.borrow_mut();
-        if s.len() < len {
-            s.resize(len, 0.0);
+/// Runs `f` with two scratch buffers of `a` and `b` elements (contents unspecified): this
+/// thread's, or fresh ones if they are in use.
+fn with_chunks<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    CHUNKS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut bufs) => {
+            let (x, y) = &mut *bufs;
+            if x.len() < a {
+                x.resize(a, 0.0);
+            }
+            if y.len() < b {
+                y.resize(b, 0.0);
+            }
+            f(&mut x[..a], &mut y[..b])
         }
-        f(&mut s[..len])
+        Err(_) => f(&mut vec![0.0; a], &mut vec![0.0; b]),
     })
 }
 
@@ -72,84 +82,119 @@ impl ConvDims {
     }
 }
 
-/// Writes group `gi` of image `x` (`[c, h, w]`, contiguous) as im2col: element `(kk, p)`
-/// (kernel tap `kk = (ci * kh + ki) * kw + kj`, output pixel `p`) goes to `col[kk * rs + p * cs]`.
-fn im2col(d: &ConvDims, x: &[f32], gi: usize, col: &mut [f32], rs: usize, cs: usize) {
-    let cg = d.cg();
-    for ci in 0..cg {
-        let plane = &x[(gi * cg + ci) * d.h * d.w..][..d.h * d.w];
-        for ki in 0..d.kh {
-            for kj in 0..d.kw {
-                let kk = (ci * d.kh + ki) * d.kw + kj;
-                for oy in 0..d.oh {
-                    let row = d.source(0, oy, ki);
-                    for ox in 0..d.ow {
-                        let v = match (row, d.source(1, ox, kj)) {
-                            (Some(iy), Some(ix)) => plane[iy * d.w + ix],
-                            _ => 0.0,
-                        };
-                        col[kk * rs + (oy * d.ow + ox) * cs] = v;
-                    }
-                }
-            }
+/// Row `kk` of group `gi`'s im2col matrix `[k, p]` of image `x` (`[c, h, w]`, contiguous): what
+/// kernel tap `kk = (ci * kh + ki) * kw + kj` reads for each output pixel (0 in the padding).
+fn im2col_row(d: &ConvDims, x: &[f32], gi: usize, kk: usize, row: &mut [f32]) {
+    let (ci, ki, kj) = (kk / (d.kh * d.kw), (kk / d.kw) % d.kh, kk % d.kw);
+    let plane = &x[(gi * d.cg() + ci) * d.h * d.w..][..d.h * d.w];
+    for oy in 0..d.oh {
+        let out = &mut row[oy * d.ow..][..d.ow];
+        let Some(iy) = d.source(0, oy, ki) else {
+            out.fill(0.0);
+            continue;
+        };
+        for (ox, o) in out.iter_mut().enumerate() {
+            *o = d.source(1, ox, kj).map_or(0.0, |ix| plane[iy * d.w + ix]);
         }
     }
 }
 
+/// Images per chunk: as many as fit `budget_elems` of scratch for `per_image` elements each.
+fn chunk_of(d: &ConvDims, per_image: usize, budget_elems: usize) -> usize {
+    (budget_elems / per_image.max(1)).clamp(1, d.n.max(1))
+}
+
+/// Group `gi`'s im2col of images `n0 .. n0 + nc` as one row-major `[k, nc * p]` matrix: row
+/// `kk` holds tap `kk` of every image's pixels, image by image. Rows are built in parallel,
+/// every write sequential.
+fn im2col_chunk(d: &ConvDims, x: &[f32], gi: usize, n0: usize, col: &mut [f32]) {
+    let (p, chw) = (d.p(), d.c * d.h * d.w);
+    let width = col.len() / d.k().max(1);
+    col.par_chunks_mut(width).enumerate().for_each(|(kk, row)| {
+        for (j, pixels) in row.chunks_exact_mut(p).enumerate() {
+            im2col_row(d, &x[(n0 + j) * chw..][..chw], gi, kk, pixels);
+        }
+    });
+}
+
 /// `out [n, co, oh, ow] = conv2d(x [n, c, h, w], w [co, c / g, kh, kw])`, all contiguous.
-pub fn conv2d(d: &ConvDims, x: &[f32], w: &[f32], out: &mut [f32]) {
+/// Per chunk of images and group: `y_g [cog, nc * p] = w_g [cog, k] @ col_g [k, nc * p]` in
+/// one product on every thread, then each image's rows copied into place.
+pub fn conv2d(d: &ConvDims, x: &[f32], w: &[f32], out: &mut [f32], budget_elems: usize) {
     let (k, p, cog) = (d.k(), d.p(), d.cog());
-    let image = |(ni, y): (usize, &mut [f32]), threads: Threads| {
-        let xi = &x[ni * d.c * d.h * d.w..][..d.c * d.h * d.w];
-        for gi in 0..d.groups() {
-            let wg = Mat::row_major(&w[gi * cog * k..], cog, k);
-            let yg = &mut y[gi * cog * p..][..cog * p];
-            let direct = d.kh == 1 && d.kw == 1 && d.g.stride == [1, 1] && d.g.pad == [0, 0];
-            if direct {
-                // A 1x1 convolution reads the image itself as its im2col matrix.
-                gemm(yg, wg, Mat { offset: gi * d.cg() * p, ..Mat::row_major(xi, k, p) }, false, threads);
-            } else {
-                with_scratch(k * p, |col| {
-                    im2col(d, xi, gi, col, p, 1);
-                    gemm(yg, wg, Mat::row_major(col, k, p), false, threads);
-                });
+    if d.n == 0 || p == 0 || d.co == 0 {
+        return;
+    }
+    let chunk = chunk_of(d, (k + cog) * p, budget_elems);
+    with_chunks(k * chunk * p, cog * chunk * p, |col, y| {
+        for n0 in (0..d.n).step_by(chunk) {
+            let nc = chunk.min(d.n - n0);
+            let width = nc * p;
+            for gi in 0..d.groups() {
+                let wg = Mat::row_major(&w[gi * cog * k..], cog, k);
+                let col = &mut col[..k * width];
+                im2col_chunk(d, x, gi, n0, col);
+                gemm(&mut y[..cog * width], wg, Mat::row_major(col, k, width), false, Threads::All);
+                let y = &y[..cog * width];
+                out[n0 * d.co * p..][..nc * d.co * p].par_chunks_mut(d.co * p).enumerate().for_each(
+                    |(j, image)| {
+                        for co in 0..cog {
+                            image[(gi * cog + co) * p..][..p].copy_from_slice(&y[co * width + j * p..][..p]);
+                        }
+                    },
+                );
             }
         }
-    };
-    per_image(out, d.n, d.co * p, image);
+    });
 }
 
 /// `out [n, co, oh, ow] = conv_transpose2d(x [n, c, h, w], w [c, co / g, kh, kw])`: the
 /// adjoint of [`conv2d`] from `co` channels of `oh x ow` to `c` channels of `h x w` — here
-/// `d` describes that forward convolution (input `out`, output `x`).
-pub fn conv_transpose2d(d: &ConvDims, x: &[f32], w: &[f32], out: &mut [f32]) {
+/// `d` describes that forward convolution (input `out`, output `x`). Per chunk of images and
+/// group: `col_g [k, nc * p] = w_g^T [k, cog] @ x_g [cog, nc * p]` in one product, then each
+/// image's columns summed back into its pixels (col2im), images in parallel.
+pub fn conv_transpose2d(d: &ConvDims, x: &[f32], w: &[f32], out: &mut [f32], budget_elems: usize) {
     // In `d`'s terms: x is the forward output [n, co, oh, ow], out the forward input.
     let (k, p, cog) = (d.k(), d.p(), d.cog());
-    let image = |(ni, y): (usize, &mut [f32]), threads: Threads| {
-        y.fill(0.0);
-        let xi = &x[ni * d.co * p..][..d.co * p];
-        for gi in 0..d.groups() {
-            // col [k, p] = w_g^T [k, cog] @ x_g [cog, p], w_g = w[gi * cog..] as [cog, k].
-            let wg = Mat::row_major(&w[gi * cog * k..], cog, k).t();
-            let xg = Mat { offset: gi * cog * p, ..Mat::row_major(xi, cog, p) };
-            with_scratch(k * p, |col| {
-                gemm(col, wg, xg, false, threads);
-                col2im(d, col, gi, y);
-            });
+    out.fill(0.0);
+    if d.n == 0 || p == 0 || k == 0 {
+        return;
+    }
+    let chunk = chunk_of(d, (k + cog) * p, budget_elems);
+    let chw = d.c * d.h * d.w;
+    with_chunks(k * chunk * p, cog * chunk * p, |col, xg| {
+        for n0 in (0..d.n).step_by(chunk) {
+            let nc = chunk.min(d.n - n0);
+            let width = nc * p;
+            for gi in 0..d.groups() {
+                // x_g as [cog, nc * p].
+                xg[..cog * width].par_chunks_mut(width).enumerate().for_each(|(co, row)| {
+                    for (j, pixels) in row.chunks_exact_mut(p).enumerate() {
+                        pixels.copy_from_slice(&x[((n0 + j) * d.co + gi * cog + co) * p..][..p]);
+                    }
+                });
+                let wg = Mat::row_major(&w[gi * cog * k..], cog, k).t();
+                let col = &mut col[..k * width];
+                gemm(col, wg, Mat::row_major(&xg[..cog * width], cog, width), false, Threads::All);
+                let col = &col[..];
+                out[n0 * chw..][..nc * chw].par_chunks_mut(chw).enumerate().for_each(|(j, image)| {
+                    col2im(d, col, width, j * p, gi, image);
+                });
+            }
         }
-    };
-    per_image(out, d.n, d.c * d.h * d.w, image);
+    });
 }
 
-/// The adjoint of [`im2col`] (rows `kk`, columns `p`, row-major): sums each column entry
-/// into the input pixel it was read from, in a fixed order.
-fn col2im(d: &ConvDims, col: &[f32], gi: usize, y: &mut [f32]) {
+/// The adjoint of [`im2col_row`] for one image: sums column entries `offset .. offset + p` of
+/// each row `kk` of `col` (rows `width` apart) into the input pixel they were read from, in a
+/// fixed order.
+fn col2im(d: &ConvDims, col: &[f32], width: usize, offset: usize, gi: usize, y: &mut [f32]) {
     let (cg, p) = (d.cg(), d.p());
     for ci in 0..cg {
         let plane = &mut y[(gi * cg + ci) * d.h * d.w..][..d.h * d.w];
         for ki in 0..d.kh {
             for kj in 0..d.kw {
-                let row = &col[((ci * d.kh + ki) * d.kw + kj) * p..][..p];
+                let row = &col[((ci * d.kh + ki) * d.kw + kj) * width + offset..][..p];
                 for oy in 0..d.oh {
                     let Some(iy) = d.source(0, oy, ki) else { continue };
                     for ox in 0..d.ow {
@@ -164,50 +209,33 @@ fn col2im(d: &ConvDims, col: &[f32], gi: usize, y: &mut [f32]) {
 }
 
 /// `dw [co, c / g, kh, kw]` of [`conv2d`] from `x [n, c, h, w]` and `dy [n, co, oh, ow]`.
-/// Images are taken `chunk` at a time (fixed by the budget): `dw_g += dy_g [cog, chunk * p]
-/// @ col_g^T [chunk * p, k]`, each product using every thread.
+/// Images are taken `chunk` at a time (fixed by the budget): `dw_g += dy_g [cog, nc * p]
+/// @ col_g^T [nc * p, k]`, each product on every thread, reading the chunk's row-major
+/// im2col transposed through its strides.
 pub fn conv2d_weight_grad(d: &ConvDims, x: &[f32], dy: &[f32], dw: &mut [f32], budget_elems: usize) {
     let (k, p, cog) = (d.k(), d.p(), d.cog());
     dw.fill(0.0);
     if d.n == 0 || p == 0 {
         return;
     }
-    let chunk = (budget_elems / ((k + cog) * p).max(1)).clamp(1, d.n);
-    let mut colt = vec![0.0f32; chunk * p * k];
-    let mut dyc = vec![0.0f32; cog * chunk * p];
-    for gi in 0..d.groups() {
-        let dwg = &mut dw[gi * cog * k..][..cog * k];
-        for n0 in (0..d.n).step_by(chunk) {
-            let nc = chunk.min(d.n - n0);
-            // col_g^T of each image: rows (image, pixel), columns kk.
-            colt[..nc * p * k].par_chunks_mut(p * k).enumerate().for_each(|(j, rows)| {
-                let xi = &x[(n0 + j) * d.c * d.h * d.w..][..d.c * d.h * d.w];
-                im2col(d, xi, gi, rows, 1, k);
-            });
-            // dy_g as [cog, nc * p].
-            for co in 0..cog {
-                for j in 0..nc {
-                    let src = &dy[((n0 + j) * d.co + gi * cog + co) * p..][..p];
-                    dyc[co * nc * p + j * p..][..p].copy_from_slice(src);
-                }
+    let chunk = chunk_of(d, (k + cog) * p, budget_elems);
+    with_chunks(k * chunk * p, cog * chunk * p, |col, dyc| {
+        for gi in 0..d.groups() {
+            let dwg = &mut dw[gi * cog * k..][..cog * k];
+            for n0 in (0..d.n).step_by(chunk) {
+                let nc = chunk.min(d.n - n0);
+                let width = nc * p;
+                let col = &mut col[..k * width];
+                im2col_chunk(d, x, gi, n0, col);
+                // dy_g as [cog, nc * p].
+                dyc[..cog * width].par_chunks_mut(width).enumerate().for_each(|(co, row)| {
+                    for (j, pixels) in row.chunks_exact_mut(p).enumerate() {
+                        pixels.copy_from_slice(&dy[((n0 + j) * d.co + gi * cog + co) * p..][..p]);
+                    }
+                });
+                let a = Mat::row_major(&dyc[..cog * width], cog, width);
+                gemm(dwg, a, Mat::row_major(col, k, width).t(), true, Threads::All);
             }
-            let a = Mat::row_major(&dyc, cog, nc * p);
-            let b = Mat::row_major(&colt, nc * p, k);
-            gemm(dwg, a, b, true, Threads::All);
         }
-    }
-}
-
-/// Runs `image` on each image's slice of `out` (`per` elements each): in parallel with
-/// single-threaded products when there are enough images, else one at a time with
-/// multi-threaded products.
-fn per_image(out: &mut [f32], n: usize, per: usize, image: impl Fn((usize, &mut [f32]), Threads) + Sync) {
-    if per == 0 || n == 0 {
-        return;
-    }
-    if n >= 2 * rayon::current_num_threads() || rayon::current_num_threads() == 1 {
-        out.par_chunks_mut(per).enumerate().for_each(|t| image(t, Threads::One));
-    } else {
-        out.chunks_mut(per).enumerate().for_each(|t| image(t, Threads::All));
-    }
+    });
 }

@@ -20,7 +20,7 @@ use crate::kernels::elementwise::FusedProgram;
 pub const BLOCK: usize = 1024;
 
 /// Below this many elements a kernel runs on the calling thread (a task costs ~1 µs).
-const PARALLEL_MIN: usize = 16 * BLOCK;
+pub const PARALLEL_MIN: usize = 16 * BLOCK;
 
 thread_local! {
     /// Each thread's register file, reused across kernels.

@@ -45,7 +45,7 @@ use crate::kernels::{Leaves, binary_op, transposed, unary_op};
 pub struct HostDevice {
     threads: Arc<rayon::ThreadPool>,
     pool: Arc<Pool>,
-    /// The scratch budget of a weight-gradient chunk, in elements.
+    /// The scratch budget of a convolution's chunk of images, in elements.
     scratch_elems: usize,
     /// The largest tensor in bytes: the machine's memory.
     limit_bytes: u64,
@@ -103,6 +103,13 @@ impl HostDevice {
     /// Runs `f` on this device's thread pool (directly when already on it).
     fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         if self.threads.current_thread_index().is_some() { f() } else { self.threads.install(f) }
+    }
+
+    /// [`HostDevice::run`] for work over `elements` elements: below the size the kernels
+    /// split over threads it runs on the calling thread, sparing a hand-over to the pool and
+    /// back (about 20 µs, more than a small kernel's work).
+    fn run_sized<R: Send>(&self, elements: usize, f: impl FnOnce() -> R + Send) -> R {
+        if elements < fused::PARALLEL_MIN { f() } else { self.run(f) }
     }
 
     /// The largest tensor the device holds, in bytes.
@@ -176,7 +183,7 @@ impl HostDevice {
         let views = broadcast_views(inputs, out_shape)?;
         let mut outs: Vec<Vec<f32>> =
             out_dtypes.iter().map(|_| self.alloc(out_shape)).collect::<Result<_, _>>()?;
-        self.run(|| fused::run(program, &views, n, &mut outs));
+        self.run_sized(n, || fused::run(program, &views, n, &mut outs));
         Ok(outs.into_iter().zip(out_dtypes).map(|(data, &dt)| self.tensor(dt, out_shape, data)).collect())
     }
 
@@ -233,7 +240,7 @@ impl HostDevice {
         let results = if rows == 0 {
             folds.iter().map(|_| Vec::new()).collect()
         } else {
-            self.run(|| fused::reduce_rows(program, &views, rows, len, folds, &mut outs))
+            self.run_sized(rows * len, || fused::reduce_rows(program, &views, rows, len, folds, &mut outs))
         };
         // An output written in walk order is that order's contiguous tensor, seen through the
         // inverse permutation.
@@ -357,7 +364,8 @@ impl HostDevice {
                     g: *g,
                 };
                 let (xd, wd, mut out) = (data_of(&x)?, data_of(&w)?, self.alloc(out_shape)?);
-                self.run(|| conv::conv2d(&d, xd, wd, &mut out));
+                let budget = self.scratch_elems;
+                self.run(|| conv::conv2d(&d, xd, wd, &mut out, budget));
                 Ok(self.tensor(out_dtype, out_shape, out))
             }
             Prim::ConvTranspose2d { geometry, output_padding: _ } => {
@@ -376,7 +384,8 @@ impl HostDevice {
                     g: *geometry,
                 };
                 let (xd, wd, mut out) = (data_of(&x)?, data_of(&w)?, self.alloc(out_shape)?);
-                self.run(|| conv::conv_transpose2d(&d, xd, wd, &mut out));
+                let budget = self.scratch_elems;
+                self.run(|| conv::conv_transpose2d(&d, xd, wd, &mut out, budget));
                 Ok(self.tensor(out_dtype, out_shape, out))
             }
             Prim::Conv2dWeightGrad(g) => {

@@ -1,8 +1,12 @@
 //! The element-wise ops of a fused program on blocks of f32 registers: one tight loop per op,
 //! which the compiler vectorises. The semantics are those of the CubeCL kernel's `eval_op`
 //! (every dtype stored as f32, booleans as 0/1), so both devices compute the same thing.
+//! The transcendental ops (`exp`, `log`, `tanh`, ...) would be one libm call per element, which
+//! no compiler vectorises: they run on `wide`'s 8-lane polynomial versions instead (about one
+//! ulp from libm; the device tests hold them to the interpreter like the Vulkan kernels).
 
 use genc_compiler::interp::erf;
+use wide::f32x8;
 
 use crate::kernels::elementwise::EwOp;
 
@@ -13,6 +17,22 @@ fn b(c: bool) -> f32 {
 fn unary(out: &mut [f32], a: &[f32], f: impl Fn(f32) -> f32) {
     for (o, &x) in out.iter_mut().zip(a) {
         *o = f(x);
+    }
+}
+
+/// `out[i] = f(a[i])`, eight lanes at a time with `wide`'s `f`, the tail padded to eight.
+fn unary_x8(out: &mut [f32], a: &[f32], f: impl Fn(f32x8) -> f32x8) {
+    let mut outs = out.chunks_exact_mut(8);
+    let mut ins = a.chunks_exact(8);
+    for (o, x) in (&mut outs).zip(&mut ins) {
+        let x: [f32; 8] = x.try_into().unwrap_or_default();
+        o.copy_from_slice(&f(f32x8::from(x)).to_array());
+    }
+    let (o, x) = (outs.into_remainder(), ins.remainder());
+    if !o.is_empty() {
+        let mut lanes = [0.0f32; 8];
+        lanes[..x.len()].copy_from_slice(x);
+        o.copy_from_slice(&f(f32x8::from(lanes)).to_array()[..o.len()]);
     }
 }
 
@@ -31,11 +51,11 @@ pub fn apply(op: EwOp, out: &mut [f32], a: &[f32], bb: &[f32], c: &[f32]) {
         EwOp::Recip => unary(out, a, |x| 1.0 / x),
         EwOp::Sqrt => unary(out, a, f32::sqrt),
         EwOp::Rsqrt => unary(out, a, |x| 1.0 / x.sqrt()),
-        EwOp::Exp => unary(out, a, f32::exp),
-        EwOp::Log => unary(out, a, f32::ln),
-        EwOp::Log1p => unary(out, a, f32::ln_1p),
-        EwOp::Tanh => unary(out, a, f32::tanh),
-        EwOp::Sigmoid => unary(out, a, |x| 1.0 / (1.0 + (-x).exp())),
+        EwOp::Exp => unary_x8(out, a, f32x8::exp),
+        EwOp::Log => unary_x8(out, a, f32x8::ln),
+        EwOp::Log1p => unary_x8(out, a, f32x8::ln_1p),
+        EwOp::Tanh => unary_x8(out, a, f32x8::tanh),
+        EwOp::Sigmoid => unary_x8(out, a, |x| f32x8::ONE / (f32x8::ONE + (-x).exp())),
         EwOp::Relu => unary(out, a, |x| if x > 0.0 { x } else { 0.0 }),
         EwOp::Erf => unary(out, a, |x| erf(f64::from(x)) as f32),
         EwOp::Sin => unary(out, a, f32::sin),
