@@ -138,22 +138,26 @@ fn bench(device: &Device, only: &str) {
     }
 
     if only.is_empty() || only == "conv" {
-        // DCGAN-28 at batch 64 (specs/dcgan.gen): (name, transposed, x shape, w shape, y shape).
-        type Layer = (&'static str, bool, [usize; 4], [usize; 4], [usize; 4]);
-        let layers: [Layer; 4] = [
-            ("G conv_transpose2d 256->128 7->14", true, [64, 256, 7, 7], [256, 128, 4, 4], [64, 128, 14, 14]),
-            ("G conv_transpose2d 128->1 14->28", true, [64, 128, 14, 14], [128, 1, 4, 4], [64, 1, 28, 28]),
-            ("D conv2d 1->64 28->14", false, [64, 1, 28, 28], [64, 1, 4, 4], [64, 64, 14, 14]),
-            ("D conv2d 64->128 14->7", false, [64, 64, 14, 14], [128, 64, 4, 4], [64, 128, 7, 7]),
+        // DCGAN-28 (4x4 kernels, pad 1) and WGAN-GP's critic (5x5, pad 2) at batch 64, all
+        // stride 2: (name, transposed, pad, x shape, w shape, y shape).
+        type Layer = (&'static str, bool, usize, [usize; 4], [usize; 4], [usize; 4]);
+        let layers: [Layer; 7] = [
+            ("G conv_transpose2d 256->128 7->14", true, 1, [64, 256, 7, 7], [256, 128, 4, 4], [64, 128, 14, 14]),
+            ("G conv_transpose2d 128->1 14->28", true, 1, [64, 128, 14, 14], [128, 1, 4, 4], [64, 1, 28, 28]),
+            ("D conv2d 1->64 28->14", false, 1, [64, 1, 28, 28], [64, 1, 4, 4], [64, 64, 14, 14]),
+            ("D conv2d 64->128 14->7", false, 1, [64, 64, 14, 14], [128, 64, 4, 4], [64, 128, 7, 7]),
+            ("WGAN-GP D conv2d 1->64 k5 28->14", false, 2, [64, 1, 28, 28], [64, 1, 5, 5], [64, 64, 14, 14]),
+            ("WGAN-GP D conv2d 64->128 k5 14->7", false, 2, [64, 64, 14, 14], [128, 64, 5, 5], [64, 128, 7, 7]),
+            ("WGAN-GP D conv2d 128->256 k5 7->4", false, 2, [64, 128, 7, 7], [256, 128, 5, 5], [64, 256, 4, 4]),
         ];
-        let geo = ConvGeometry { stride: [2, 2], pad: [1, 1], dilation: [1, 1], groups: 1 };
-        let (conv, convt, wgrad) = (
-            Prim::Conv2d(geo),
-            Prim::ConvTranspose2d { geometry: geo, output_padding: [0, 0] },
-            Prim::Conv2dWeightGrad(geo),
-        );
         let mut total = 0.0;
-        for (name, transposed, xs, ws, ys) in layers {
+        for (i, (name, transposed, pad, xs, ws, ys)) in layers.into_iter().enumerate() {
+            let geo = ConvGeometry { stride: [2, 2], pad: [pad, pad], dilation: [1, 1], groups: 1 };
+            let (conv, convt, wgrad) = (
+                Prim::Conv2d(geo),
+                Prim::ConvTranspose2d { geometry: geo, output_padding: [0, 0] },
+                Prim::Conv2dWeightGrad(geo),
+            );
             let x = random(&device, &xs, 2);
             let w = random(&device, &ws, 3);
             let dy = random(&device, &ys, 4);
@@ -173,7 +177,9 @@ fn bench(device: &Device, only: &str) {
                     time(&device, || run(&wgrad, &[&x, &dy], &ws)),
                 )
             };
-            total += fwd + bwd_x + bwd_w;
+            if i < 4 {
+                total += fwd + bwd_x + bwd_w;
+            }
             println!(
                 "{name}: forward {:.2} ms, backward data {:.2} ms, backward weight {:.2} ms",
                 fwd * 1e3,

@@ -80,6 +80,19 @@ impl ConvDims {
         let extent = if axis == 0 { self.h } else { self.w };
         (pos >= 0 && (pos as usize) < extent).then_some(pos as usize)
     }
+
+    /// The output columns `lo..hi` whose tap `t` reads inside the image (the others read the
+    /// padding), and the input column read by the first of them: column `lo + i` reads input
+    /// column `first + i * stride`.
+    fn columns(&self, t: usize) -> (usize, usize, usize) {
+        let (s, offset) = (self.g.stride[1], (t * self.g.dilation[1]) as isize - self.g.pad[1] as isize);
+        // Smallest o with o * s + offset >= 0; one past the largest with o * s + offset < w.
+        let lo = if offset >= 0 { 0 } else { (-offset) as usize }.div_ceil(s).min(self.ow);
+        let end = self.w as isize - offset;
+        let hi = if end <= 0 { 0 } else { (end as usize).div_ceil(s).min(self.ow) }.max(lo);
+        let first = (lo * s) as isize + offset;
+        (lo, hi, first.max(0) as usize)
+    }
 }
 
 /// Row `kk` of group `gi`'s im2col matrix `[k, p]` of image `x` (`[c, h, w]`, contiguous): what
@@ -87,14 +100,24 @@ impl ConvDims {
 fn im2col_row(d: &ConvDims, x: &[f32], gi: usize, kk: usize, row: &mut [f32]) {
     let (ci, ki, kj) = (kk / (d.kh * d.kw), (kk / d.kw) % d.kh, kk % d.kw);
     let plane = &x[(gi * d.cg() + ci) * d.h * d.w..][..d.h * d.w];
+    let (lo, hi, first) = d.columns(kj);
+    let stride = d.g.stride[1];
     for oy in 0..d.oh {
         let out = &mut row[oy * d.ow..][..d.ow];
         let Some(iy) = d.source(0, oy, ki) else {
             out.fill(0.0);
             continue;
         };
-        for (ox, o) in out.iter_mut().enumerate() {
-            *o = d.source(1, ox, kj).map_or(0.0, |ix| plane[iy * d.w + ix]);
+        out[..lo].fill(0.0);
+        out[hi..].fill(0.0);
+        let src = &plane[iy * d.w + first..];
+        let inside = &mut out[lo..hi];
+        if stride == 1 {
+            inside.copy_from_slice(&src[..inside.len()]);
+        } else {
+            for (i, o) in inside.iter_mut().enumerate() {
+                *o = src[i * stride];
+            }
         }
     }
 }
@@ -195,12 +218,13 @@ fn col2im(d: &ConvDims, col: &[f32], width: usize, offset: usize, gi: usize, y: 
         for ki in 0..d.kh {
             for kj in 0..d.kw {
                 let row = &col[((ci * d.kh + ki) * d.kw + kj) * width + offset..][..p];
+                let (lo, hi, first) = d.columns(kj);
+                let stride = d.g.stride[1];
                 for oy in 0..d.oh {
                     let Some(iy) = d.source(0, oy, ki) else { continue };
-                    for ox in 0..d.ow {
-                        if let Some(ix) = d.source(1, ox, kj) {
-                            plane[iy * d.w + ix] += row[oy * d.ow + ox];
-                        }
+                    let dst = &mut plane[iy * d.w + first..];
+                    for (i, &v) in row[oy * d.ow + lo..oy * d.ow + hi].iter().enumerate() {
+                        dst[i * stride] += v;
                     }
                 }
             }

@@ -1,7 +1,7 @@
 //! What a user watches during a run: on a terminal, a progress bar with the step, the latest
 //! losses, steps/s and the ETA, with log lines printed above it; elsewhere (CI, a pipe, a
-//! file), the log lines, and a progress line whenever [`HEARTBEAT`] has passed without one,
-//! so a run under `nohup` or CI is never silent for long.
+//! file), the log lines, and a progress line whenever [`HEARTBEAT`] (or `GENC_PROGRESS_SECS`)
+//! has passed without one, so a run under `nohup` or CI is never silent for long.
 
 use std::cell::Cell;
 use std::io::IsTerminal as _;
@@ -17,10 +17,21 @@ pub struct Progress {
     started: Instant,
     /// When the last line went to stderr (without a bar).
     last_line: Cell<Instant>,
+    /// The longest a run without a terminal stays silent.
+    heartbeat: Duration,
 }
 
-/// The longest a run without a terminal stays silent.
+/// The longest a run without a terminal stays silent, unless `GENC_PROGRESS_SECS` says
+/// otherwise.
 pub const HEARTBEAT: Duration = Duration::from_secs(20);
+
+fn heartbeat() -> Duration {
+    std::env::var("GENC_PROGRESS_SECS")
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(HEARTBEAT, Duration::from_secs_f64)
+}
 
 impl Progress {
     /// Steps `first + 1 ..= last` are to run.
@@ -36,7 +47,7 @@ impl Progress {
             bar
         });
         let now = Instant::now();
-        Progress { bar, first, last, started: now, last_line: Cell::new(now) }
+        Progress { bar, first, last, started: now, last_line: Cell::new(now), heartbeat: heartbeat() }
     }
 
     /// Step `step` finished with these metrics.
@@ -46,7 +57,7 @@ impl Progress {
                 bar.set_position(step);
                 bar.set_message(format_metrics(metrics));
             }
-            None if self.last_line.get().elapsed() >= HEARTBEAT => self.log(step, metrics),
+            None if self.last_line.get().elapsed() >= self.heartbeat => self.log(step, metrics),
             None => {}
         }
     }
