@@ -365,10 +365,11 @@ fn a_profiled_run_says_where_a_step_goes() {
 fn a_run_without_a_terminal_prints_progress_between_log_lines() {
     let ws = workspace("heartbeat", TINY);
     let run = ws.join("run");
-    let out = genc_command(&["train", &s(&ws.join("spec.gen")), "--set", "log_every=1000", "--out", &s(&run)])
-        .env("GENC_PROGRESS_SECS", "0")
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let out =
+        genc_command(&["train", &s(&ws.join("spec.gen")), "--set", "log_every=1000", "--out", &s(&run)])
+            .env("GENC_PROGRESS_SECS", "0")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
     let stderr = ok(&out);
     // No log line is due before the last step; the heartbeat reports every step.
     for step in 1..=6 {

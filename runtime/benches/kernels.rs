@@ -142,13 +142,34 @@ fn bench(device: &Device, only: &str) {
         // stride 2: (name, transposed, pad, x shape, w shape, y shape).
         type Layer = (&'static str, bool, usize, [usize; 4], [usize; 4], [usize; 4]);
         let layers: [Layer; 7] = [
-            ("G conv_transpose2d 256->128 7->14", true, 1, [64, 256, 7, 7], [256, 128, 4, 4], [64, 128, 14, 14]),
+            (
+                "G conv_transpose2d 256->128 7->14",
+                true,
+                1,
+                [64, 256, 7, 7],
+                [256, 128, 4, 4],
+                [64, 128, 14, 14],
+            ),
             ("G conv_transpose2d 128->1 14->28", true, 1, [64, 128, 14, 14], [128, 1, 4, 4], [64, 1, 28, 28]),
             ("D conv2d 1->64 28->14", false, 1, [64, 1, 28, 28], [64, 1, 4, 4], [64, 64, 14, 14]),
             ("D conv2d 64->128 14->7", false, 1, [64, 64, 14, 14], [128, 64, 4, 4], [64, 128, 7, 7]),
             ("WGAN-GP D conv2d 1->64 k5 28->14", false, 2, [64, 1, 28, 28], [64, 1, 5, 5], [64, 64, 14, 14]),
-            ("WGAN-GP D conv2d 64->128 k5 14->7", false, 2, [64, 64, 14, 14], [128, 64, 5, 5], [64, 128, 7, 7]),
-            ("WGAN-GP D conv2d 128->256 k5 7->4", false, 2, [64, 128, 7, 7], [256, 128, 5, 5], [64, 256, 4, 4]),
+            (
+                "WGAN-GP D conv2d 64->128 k5 14->7",
+                false,
+                2,
+                [64, 64, 14, 14],
+                [128, 64, 5, 5],
+                [64, 128, 7, 7],
+            ),
+            (
+                "WGAN-GP D conv2d 128->256 k5 7->4",
+                false,
+                2,
+                [64, 128, 7, 7],
+                [256, 128, 5, 5],
+                [64, 256, 4, 4],
+            ),
         ];
         let mut total = 0.0;
         for (i, (name, transposed, pad, xs, ws, ys)) in layers.into_iter().enumerate() {
