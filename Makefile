@@ -1,5 +1,5 @@
 # The two things a newcomer types: `make demo` and `make test`.
-.PHONY: demo test deps check-specs lint build bench-kernels bench-train
+.PHONY: demo test deps check-specs lint build bench-kernels bench-train classifier
 
 SPECS := $(wildcard specs/*.gen)
 GENC := cargo run --quiet --release --bin genc --
@@ -40,3 +40,9 @@ bench-kernels:
 # PyTorch from /tmp/torchenv, see the script). `make bench-train N=100 MODELS="vae dcgan"`.
 bench-train:
 	bench/train.sh $(or $(N),200) $(MODELS)
+
+# The Fashion-MNIST classifier whose features genc's sample metrics compare: trained from
+# specs/fmnist_classifier.gen, its weights (no optimizer state) shipped in assets/.
+classifier: deps build
+	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} $(GENC) train specs/fmnist_classifier.gen --out runs/fmnist-classifier
+	$(GENC) weights runs/fmnist-classifier --out assets/fmnist_classifier.safetensors

@@ -122,6 +122,15 @@ enum Command {
         #[arg(long)]
         spec: Option<PathBuf>,
     },
+    /// Write a run's trained weights (parameters and buffers, EMA copies where kept; no
+    /// optimizer state) to a safetensors file.
+    Weights {
+        /// The run folder `genc train` wrote.
+        run: PathBuf,
+        /// The safetensors file to write (atomically).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -160,6 +169,7 @@ fn main() -> ExitCode {
             };
             commands::train::run(&args, &reporter)
         }
+        Command::Weights { run, out } => commands::weights::run(run, out, &reporter),
         Command::Sample { run, n, sampler, out, seed, spec } => {
             let args = commands::sample::Args {
                 run: run.clone(),

@@ -35,7 +35,7 @@ fn every_spec_checks_and_is_formatted() {
     args.extend(specs.iter().map(String::as_str));
     let out = genc(&args);
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).lines().filter(|l| l.starts_with("ok: ")).count(), 19);
+    assert_eq!(text(&out.stdout).lines().filter(|l| l.starts_with("ok: ")).count(), 20);
     args[0] = "fmt";
     args.insert(1, "--check");
     let out = genc(&args);

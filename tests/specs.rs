@@ -6,7 +6,7 @@ mod common;
 #[test]
 fn every_spec_parses_and_is_formatted() {
     let specs = common::gen_files("specs");
-    assert_eq!(specs.len(), 19, "one spec per model family");
+    assert_eq!(specs.len(), 20, "one spec per model family, and the metrics' classifier");
     for path in specs {
         let source = common::read(&path);
         let name = common::stem(&path);

@@ -7,6 +7,7 @@ pub mod fmt;
 pub mod sample;
 pub mod summary;
 pub mod train;
+pub mod weights;
 
 use std::path::Path;
 

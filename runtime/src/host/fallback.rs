@@ -1,8 +1,8 @@
 //! The primitives the host device runs through the reference interpreter's own rule: their
 //! f32 data widened to f64, evaluated, and rounded back. They are rare in a training step
-//! (padding, gathers and their adjoints, cumulative products of schedules, pooling and
-//! resampling layers), and this keeps them exactly the interpreter's semantics. Each is a
-//! candidate for a native loop once a spec spends real time in it.
+//! (padding, gathers and their adjoints, resampling layers), and this keeps them exactly the
+//! interpreter's semantics. Each is a candidate for a native loop once a spec spends real
+//! time in it (pooling was one: [`super::pool`]).
 
 use genc_compiler::interp::{self, Value};
 use genc_compiler::prim::{DType, Prim};

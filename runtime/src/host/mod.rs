@@ -10,7 +10,8 @@
 //! | `Fill`, `Iota`, `Random` | here, with the shared counter RNG |
 //! | `Reshape`, `Permute`, `Broadcast`, `Slice` | views: no copy |
 //! | `Concat` | here: row copies |
-//! | `Pad`, `Gather`, `ScatterAdd`, `Scan`, pooling, upsampling | the reference interpreter's rule run on f32 data ([`fallback`]) |
+//! | `Pool2d`, `Pool2dGrad` | [`pool`]: plane by plane in parallel |
+//! | `Pad`, `Gather`, `ScatterAdd`, upsampling | the reference interpreter's rule run on f32 data ([`fallback`]) |
 //!
 //! Tensors are [`DeviceTensor`]s whose buffer is a pooled [`HostBuffer`]: the same strided
 //! views as on the Vulkan device, so the executor, optimizers and training loop run
@@ -24,6 +25,7 @@ mod fallback;
 mod fused;
 mod gemm;
 mod ops;
+mod pool;
 mod view;
 
 pub use buffer::{HostBuffer, Pool};
@@ -408,14 +410,64 @@ impl HostDevice {
                 Ok(self.tensor(out_dtype, out_shape, out))
             }
             Prim::Scan { op, axis } => self.scan(arg(0)?, *op == ScanOp::Prod, *axis),
+            Prim::Pool2d { kind, window } => {
+                let x = self.materialize(arg(0)?)?;
+                let mut out = self.alloc(out_shape)?;
+                if let Some((hw, ohw)) = self.pool_extents(prim, window, &x.shape, out_shape)? {
+                    let xd = data_of(&x)?;
+                    self.run(|| pool::pool2d(*kind, window, xd, hw, &mut out, ohw));
+                } else {
+                    out.fill(0.0);
+                }
+                Ok(self.tensor(out_dtype, out_shape, out))
+            }
+            Prim::Pool2dGrad { kind, window } => {
+                let (x, dy) = (self.materialize(arg(0)?)?, self.materialize(arg(1)?)?);
+                let mut out = self.alloc(out_shape)?;
+                match self.pool_extents(prim, window, &x.shape, &dy.shape)? {
+                    Some((hw, ohw)) if out_shape == x.shape.as_slice() => {
+                        let (xd, dyd) = (data_of(&x)?, data_of(&dy)?);
+                        self.run(|| pool::pool2d_grad(*kind, window, xd, dyd, hw, ohw, &mut out));
+                    }
+                    Some(_) => {
+                        return Err(kernel(prim.to_string(), "the gradient's shape is not the input's"));
+                    }
+                    None => out.fill(0.0),
+                }
+                Ok(self.tensor(out_dtype, out_shape, out))
+            }
             Prim::Pad { .. }
             | Prim::Gather { .. }
             | Prim::ScatterAdd { .. }
-            | Prim::Pool2d { .. }
-            | Prim::Pool2dGrad { .. }
             | Prim::Upsample { .. }
             | Prim::UpsampleGrad { .. } => fallback::eval(self, prim, inputs, out_shape, out_dtype),
         }
+    }
+
+    /// The plane extents `[h, w]` and `[ho, wo]` of a pooling from `x` to `y` (both
+    /// `[n, c, .., ..]`), checked against the window; `None` when there is nothing to pool.
+    #[allow(clippy::type_complexity)]
+    fn pool_extents(
+        &self,
+        prim: &Prim,
+        window: &genc_compiler::prim::Window,
+        x: &[usize],
+        y: &[usize],
+    ) -> Result<Option<([usize; 2], [usize; 2])>, DeviceError> {
+        let (&[n, c, h, w], &[yn, yc, ho, wo]) = (x, y) else {
+            return Err(kernel(prim.to_string(), format!("pooling needs [N, C, H, W], got {x:?} and {y:?}")));
+        };
+        if n * c * h * w == 0 || yn * yc * ho * wo == 0 {
+            return Ok(None);
+        }
+        let expected = pool::out_extents(window, h, w).map_err(|e| kernel(prim.to_string(), e))?;
+        if [yn, yc, ho, wo] != [n, c, expected[0], expected[1]] {
+            return Err(kernel(
+                prim.to_string(),
+                format!("pooling {x:?} gives {expected:?} per plane, not {y:?}"),
+            ));
+        }
+        Ok(Some(([h, w], [ho, wo])))
     }
 
     /// The same elements with a new shape; a view when the tensor's layout allows it.
