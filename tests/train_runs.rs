@@ -377,3 +377,23 @@ fn a_run_without_a_terminal_prints_progress_between_log_lines() {
     }
     let _ = std::fs::remove_dir_all(&ws);
 }
+
+#[test]
+fn weights_leave_a_run_without_its_training_state() {
+    let ws = workspace("weights", TINY);
+    let run = ws.join("run");
+    ok(&genc(&["train", &s(&ws.join("spec.gen")), "--set", "steps=2", "--out", &s(&run)]));
+    let file = ws.join("weights.safetensors");
+    ok(&genc(&["weights", &s(&run), "--out", &s(&file)]));
+    let (ck, weights) = (load(&run), checkpoint::load(&file).unwrap_or_else(|e| panic!("{e}")));
+    assert!(weights.tensors.keys().all(|k| !k.starts_with("optim.") && !k.starts_with("ema.")));
+    // The run keeps an EMA of AE: its averages take the raw weights' place.
+    for name in ["AE.linear0.weight", "AE.linear1.bias"] {
+        let ema = ck.get(&format!("ema.{name}")).unwrap_or_else(|| panic!("no ema.{name}"));
+        assert!(weights.get(name).is_some_and(|w| w.data == ema.data), "{name} is not the EMA copy");
+    }
+    assert_eq!(weights.step, 2);
+    let missing = genc(&["weights", &s(&ws.join("nope")), "--out", &s(&file)]);
+    assert_eq!(missing.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&ws);
+}
