@@ -15,6 +15,7 @@ pub mod executor;
 pub mod host;
 pub mod images;
 pub mod kernels;
+pub mod metrics;
 pub mod npy;
 pub mod optim;
 pub mod profile;
