@@ -122,6 +122,31 @@ enum Command {
         #[arg(long)]
         spec: Option<PathBuf>,
     },
+    /// Score generated 28x28 grayscale images against Fashion-MNIST's test set with genc's own
+    /// classifier: Fréchet distance of its features (FID's formula), KID, classifier score
+    /// and the classes covered.
+    Eval {
+        /// A float32 `.npy` array [N, 1, 28, 28] (`genc sample RUN --n 10000 --out F.npy`).
+        #[arg(long)]
+        images: PathBuf,
+        /// The images' value range, `LO,HI` (a run's data range: `-1,1` for tanh outputs).
+        #[arg(long, default_value = "0,1", value_parser = parse_range)]
+        range: (f32, f32),
+        /// Where the classifier runs: `auto`, `gpu`, `cpu` or `vulkan-cpu`.
+        #[arg(long, default_value = "auto")]
+        device: genc_runtime::device::DeviceChoice,
+        /// KID's random subsets, and the images in each.
+        #[arg(long, default_value_t = 10)]
+        kid_subsets: usize,
+        #[arg(long, default_value_t = 1000)]
+        kid_size: usize,
+        /// Compare with the first N test images only (default: all 10,000).
+        #[arg(long, value_name = "N")]
+        reference: Option<usize>,
+        /// Print the metrics as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a run's trained weights (parameters and buffers, EMA copies where kept; no
     /// optimizer state) to a safetensors file.
     Weights {
@@ -131,6 +156,15 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// `LO,HI` as a pair of numbers.
+fn parse_range(text: &str) -> Result<(f32, f32), String> {
+    let parse = |t: &str| t.trim().parse::<f32>().map_err(|_| format!("`{t}` is not a number"));
+    match text.split_once(',') {
+        Some((lo, hi)) => Ok((parse(lo)?, parse(hi)?)),
+        None => Err(format!("`{text}` is not LO,HI")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -168,6 +202,18 @@ fn main() -> ExitCode {
                 profile: *profile,
             };
             commands::train::run(&args, &reporter)
+        }
+        Command::Eval { images, range, device, kid_subsets, kid_size, reference, json } => {
+            let args = commands::eval::Args {
+                images: images.clone(),
+                range: *range,
+                device: *device,
+                kid_subsets: *kid_subsets,
+                kid_size: *kid_size,
+                reference: *reference,
+                json: *json,
+            };
+            commands::eval::run(&args, &reporter)
         }
         Command::Weights { run, out } => commands::weights::run(run, out, &reporter),
         Command::Sample { run, n, sampler, out, seed, spec } => {

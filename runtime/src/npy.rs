@@ -40,6 +40,53 @@ pub fn write_f32(path: &Path, values: &[f32], shape: &[usize]) -> Result<(), Dat
     write_atomic(path, &encode_f32(values, shape))
 }
 
+/// The float32 array of a `.npy` file (version 1 or 2, little-endian `<f4`, C order) and its
+/// shape, or why it cannot be read.
+pub fn decode_f32(bytes: &[u8]) -> Result<(Vec<f32>, Vec<usize>), String> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err("not a .npy file (no \\x93NUMPY magic)".into());
+    }
+    let (header_len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => {
+            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+        }
+        v => return Err(format!(".npy version {v} is not supported")),
+    };
+    let header = bytes
+        .get(start..start + header_len)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or("the .npy header is cut short or not text")?;
+    if !header.contains("'descr': '<f4'") {
+        return Err(format!("genc reads float32 arrays ('<f4'); this one is {}", header.trim()));
+    }
+    if header.contains("'fortran_order': True") {
+        return Err("genc reads C-order arrays; this one is in Fortran order".into());
+    }
+    let shape_text = header
+        .split("'shape':")
+        .nth(1)
+        .and_then(|rest| rest.split('(').nth(1))
+        .and_then(|rest| rest.split(')').next())
+        .ok_or("the .npy header has no shape")?;
+    let shape: Vec<usize> = shape_text
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| d.parse().map_err(|_| format!("the .npy shape `({shape_text})` is not whole numbers")))
+        .collect::<Result<_, _>>()?;
+    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("the .npy shape overflows")?;
+    let data = &bytes[start + header_len..];
+    if data.len() != n.checked_mul(4).ok_or("the .npy shape overflows")? {
+        return Err(format!(
+            "a shape of {shape:?} needs {} bytes of data, the file has {}",
+            n * 4,
+            data.len()
+        ));
+    }
+    Ok((data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(), shape))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +111,15 @@ mod tests {
         let bytes = encode_f32(&[0.0; 3], &[3]);
         let header = String::from_utf8_lossy(&bytes[10..]);
         assert!(header.contains("'shape': (3,),"), "{header}");
+    }
+
+    #[test]
+    fn decoding_reads_back_what_encoding_wrote_and_refuses_the_rest() {
+        let bytes = encode_f32(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
+        assert_eq!(decode_f32(&bytes), Ok((vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], vec![2, 3])));
+        assert!(decode_f32(b"PK\x03\x04 not numpy").is_err());
+        assert!(decode_f32(&bytes[..bytes.len() - 4]).is_err_and(|e| e.contains("needs 24 bytes")));
+        let doubles = String::from_utf8_lossy(&bytes).replace("<f4", "<f8").into_bytes();
+        assert!(decode_f32(&doubles).is_err_and(|e| e.contains("float32")));
     }
 }

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod compile;
 pub mod devices;
+pub mod eval;
 pub mod fmt;
 pub mod sample;
 pub mod summary;

@@ -284,7 +284,10 @@ fn choose(checked: &Checked, wanted: Option<&str>) -> Result<Target, SampleError
 
 /// Checks that the checkpoint holds the program's parameters and buffers with their shapes
 /// (EMA copies and optimizer state may be there too).
-fn check_weights(program: &SamplerProgram, ck: &Checkpoint) -> Result<(), checkpoint::CheckpointError> {
+pub(crate) fn check_weights(
+    program: &SamplerProgram,
+    ck: &Checkpoint,
+) -> Result<(), checkpoint::CheckpointError> {
     let mut expected: Vec<(String, &[usize])> = Vec::new();
     for spec in program.params.iter().chain(&program.buffers) {
         expected.push((spec.name.clone(), &spec.shape));
@@ -306,7 +309,7 @@ fn check_weights(program: &SamplerProgram, ck: &Checkpoint) -> Result<(), checkp
 
 /// The parameters (their EMA copies where the checkpoint has them, as DDPM samples with) and
 /// buffers of the program, from a checked checkpoint, on the device.
-fn upload_weights(
+pub(crate) fn upload_weights(
     device: &Device,
     program: &SamplerProgram,
     ck: &Checkpoint,

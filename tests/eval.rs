@@ -1,0 +1,110 @@
+//! `genc eval`: the metric's self-test — real images score far closer to the test set than
+//! blurred ones, and blurred ones than noise — and its refusals.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use genc_runtime::data::{Dataset, Split};
+
+fn genc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_genc"))
+        .args(args)
+        .current_dir(common::root())
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run genc: {e}"))
+}
+
+fn write(dir: &Path, name: &str, images: &[f32]) -> PathBuf {
+    let path = dir.join(name);
+    genc_runtime::npy::write_f32(&path, images, &[images.len() / 784, 1, 28, 28])
+        .unwrap_or_else(|e| panic!("{e}"));
+    path
+}
+
+/// The metrics of `file` against the first 600 test images, as JSON.
+fn eval(file: &Path) -> serde_json::Value {
+    let path = file.display().to_string();
+    let out = genc(&[
+        "eval",
+        "--images",
+        &path,
+        "--device",
+        "cpu",
+        "--reference",
+        "600",
+        "--kid-size",
+        "200",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// A 5-pixel box blur along rows and columns.
+fn blur(images: &[f32]) -> Vec<f32> {
+    let mut out = images.to_vec();
+    for image in out.chunks_exact_mut(784) {
+        for pass in 0..2 {
+            let src = image.to_vec();
+            for y in 0..28usize {
+                for x in 0..28usize {
+                    let mut sum = 0.0;
+                    for d in -2i32..=2 {
+                        let (yy, xx) =
+                            if pass == 0 { (y as i32, x as i32 + d) } else { (y as i32 + d, x as i32) };
+                        if (0..28).contains(&yy) && (0..28).contains(&xx) {
+                            sum += src[yy as usize * 28 + xx as usize];
+                        }
+                    }
+                    image[y * 28 + x] = sum / 5.0;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn real_images_score_closer_than_blurred_ones_and_blurred_than_noise() {
+    let dir = std::env::temp_dir().join(format!("genc-eval-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let train = Dataset::fashion_mnist(Split::Train, None).unwrap_or_else(|e| panic!("{e}")).limit(600);
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let noise: Vec<f32> = (0..train.images.len())
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        })
+        .collect();
+    let real = eval(&write(&dir, "real.npy", &train.images));
+    let blurred = eval(&write(&dir, "blurred.npy", &blur(&train.images)));
+    let noisy = eval(&write(&dir, "noise.npy", &noise));
+    let fd = |v: &serde_json::Value| v["frechet_distance"].as_f64().unwrap_or(f64::NAN);
+    let score = |v: &serde_json::Value| v["classifier_score"].as_f64().unwrap_or(f64::NAN);
+    assert!(fd(&real) * 10.0 < fd(&blurred) && fd(&blurred) < fd(&noisy), "{real}\n{blurred}\n{noisy}");
+    assert!(score(&real) > score(&blurred) && score(&blurred) > score(&noisy));
+    assert_eq!(real["modes_covered"], 10);
+    assert_eq!(real["images"], 600);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn eval_refuses_what_it_cannot_score() {
+    let dir = std::env::temp_dir().join(format!("genc-eval-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let rgb = dir.join("rgb.npy");
+    genc_runtime::npy::write_f32(&rgb, &[0.0; 2 * 3 * 8 * 8], &[2, 3, 8, 8])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = genc(&["eval", "--images", &rgb.display().to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("28x28 grayscale"));
+    let missing = genc(&["eval", "--images", &dir.join("nope.npy").display().to_string()]);
+    assert_eq!(missing.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
