@@ -119,7 +119,9 @@ mod tests {
         assert_eq!(decode_f32(&bytes), Ok((vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], vec![2, 3])));
         assert!(decode_f32(b"PK\x03\x04 not numpy").is_err());
         assert!(decode_f32(&bytes[..bytes.len() - 4]).is_err_and(|e| e.contains("needs 24 bytes")));
-        let doubles = String::from_utf8_lossy(&bytes).replace("<f4", "<f8").into_bytes();
+        let mut doubles = bytes.clone();
+        let at = doubles.windows(3).position(|w| w == b"<f4").unwrap_or_default();
+        doubles[at + 2] = b'8';
         assert!(decode_f32(&doubles).is_err_and(|e| e.contains("float32")));
     }
 }
