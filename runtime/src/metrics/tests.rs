@@ -1,3 +1,6 @@
+//! The metrics against closed forms (Fréchet distances of known Gaussians, a 3x3 eigenproblem,
+//! scores of one-hot and uniform predictions) and against orderings of sampled sets.
+
 use super::*;
 
 /// `n` rows of `dim` features from a fixed generator: uniform in [-1, 1], scaled per column by
