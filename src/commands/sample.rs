@@ -57,7 +57,6 @@ enum Target {
 
 fn sample(args: &Args, reporter: &Reporter) -> Result<(), Status> {
     let run_dir = &args.run;
-    let not_run = |reason: &str| SampleError::NoRunFolder { path: run_dir.clone(), reason: reason.into() };
     // The format follows the output's extension; one genc cannot write stops before any work.
     let out = args.out.clone();
     let format = match out.as_deref().map(OutputFormat::of) {
@@ -68,6 +67,100 @@ fn sample(args: &Args, reporter: &Reporter) -> Result<(), Status> {
             return Err(report_usage(reporter, &SampleError::OutputFormat { path }));
         }
     };
+    let prepared = prepare(args, reporter)?;
+    let started = Instant::now();
+    // The first run of a sampler on a Vulkan device compiles its kernels: say what is going on.
+    eprintln!(
+        "sampling `{}` from step {} on {}, into {}",
+        prepared.label,
+        prepared.step,
+        prepared.device.info().adapter.name,
+        out.as_ref().map_or_else(|| "the run folder".to_string(), |p| p.display().to_string())
+    );
+    let seed = prepared.seed;
+    let (pixels, shape) = prepared.draw(seed, reporter)?;
+    let label = &prepared.label;
+    let out = out.unwrap_or_else(|| run_dir.join(format!("sample-{}.png", file_label(label))));
+    match format {
+        OutputFormat::Grid => {
+            let nrow = (shape[0] as f64).sqrt().ceil() as usize;
+            genc_runtime::images::write_grid(&out, &pixels, shape, nrow, prepared.range)
+        }
+        OutputFormat::Npy => genc_runtime::npy::write_f32(&out, &pixels, &shape),
+    }
+    .map_err(|e| report(reporter, &e, "sample"))?;
+    eprintln!(
+        "wrote {}: {} samples of `{label}` (step {}) in {:.1}s",
+        out.display(),
+        shape[0],
+        prepared.step,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// A run's sampler loaded on a device with its weights and inputs, ready to draw.
+pub(crate) struct Prepared {
+    pub device: Device,
+    sampler: LoadedSampler,
+    params: Vec<DeviceTensor>,
+    buffers: Vec<DeviceTensor>,
+    inputs: Vec<DeviceTensor>,
+    /// The sampler's (or `sample` entry's) name.
+    pub label: String,
+    /// The checkpoint's step.
+    pub step: u64,
+    /// The value range of the run's images.
+    pub range: (f32, f32),
+    /// The seed `--seed`, the run config or the spec gives (0 by default).
+    pub seed: u64,
+}
+
+impl Prepared {
+    /// One run of the sampler from `seed`: `args.n` images `[n, C, H, W]` as f32 values.
+    pub fn draw(&self, seed: u64, reporter: &Reporter) -> Result<(Vec<f32>, [usize; 4]), Status> {
+        let started = Instant::now();
+        let total = self.sampler.segment_runs();
+        let mut last_report = Instant::now();
+        let mut progress = |runs: usize| {
+            // A line every ~10 s for long samplers (PixelCNN runs its net once per pixel).
+            if last_report.elapsed().as_secs() >= 10 {
+                last_report = Instant::now();
+                let per = started.elapsed().as_secs_f64() / runs as f64;
+                let left = per * total.saturating_sub(runs) as f64;
+                eprintln!("  {runs}/{total} segment runs, {per:.2}s each, about {left:.0}s left");
+            }
+        };
+        let outputs = self
+            .sampler
+            .run_with_progress(
+                &self.device,
+                &self.params,
+                &self.buffers,
+                self.inputs.clone(),
+                seed,
+                &mut progress,
+            )
+            .map_err(|e| report(reporter, &e, "sample"))?;
+        let images = outputs.iter().find(|(name, _)| name == "out").or(outputs.first()).map(|(_, t)| t);
+        let shape: Option<[usize; 4]> = images.and_then(|t| t.shape.clone().try_into().ok());
+        let (Some(images), Some(shape)) = (images, shape) else {
+            let found = images.map_or("nothing".to_string(), |t| format!("a tensor of shape {:?}", t.shape));
+            return Err(report(
+                reporter,
+                &SampleError::NotImages { name: self.label.clone(), found },
+                "sample",
+            ));
+        };
+        let pixels = images.to_f32(&self.device).map_err(|e| report(reporter, &e, "sample"))?;
+        Ok((pixels, shape))
+    }
+}
+
+/// Loads the run's sampler (`args.sampler`, for `args.n` samples) with its last checkpoint.
+pub(crate) fn prepare(args: &Args, reporter: &Reporter) -> Result<Prepared, Status> {
+    let run_dir = &args.run;
+    let not_run = |reason: &str| SampleError::NoRunFolder { path: run_dir.clone(), reason: reason.into() };
     if !run_dir.is_dir() {
         return Err(report_usage(reporter, &not_run("there is no such folder")));
     }
@@ -144,53 +237,18 @@ fn sample(args: &Args, reporter: &Reporter) -> Result<(), Status> {
         .map_err(|e| report(reporter, &e, "sample"))?;
 
     let seed = args.seed.or(config.seed).or(checked.run.as_ref().and_then(|r| r.seed)).unwrap_or(0);
-    let started = Instant::now();
-    // The first run of a sampler on a Vulkan device compiles its kernels: say what is going on.
-    eprintln!(
-        "sampling `{label}` from step {} on {}, into {}",
-        ck.step,
-        device.info().adapter.name,
-        out.as_ref().map_or_else(|| "the run folder".to_string(), |p| p.display().to_string())
-    );
     let sampler = LoadedSampler::load(&device, &program).map_err(|e| report(reporter, &e, "sample"))?;
-    let total = sampler.segment_runs();
-    let mut last_report = Instant::now();
-    let mut progress = |runs: usize| {
-        // A line every ~10 s for long samplers (PixelCNN runs its net once per pixel).
-        if last_report.elapsed().as_secs() >= 10 {
-            last_report = Instant::now();
-            let per = started.elapsed().as_secs_f64() / runs as f64;
-            let left = per * total.saturating_sub(runs) as f64;
-            eprintln!("  {runs}/{total} segment runs, {per:.2}s each, about {left:.0}s left");
-        }
-    };
-    let outputs = sampler
-        .run_with_progress(&device, &params, &buffers, inputs, seed, &mut progress)
-        .map_err(|e| report(reporter, &e, "sample"))?;
-    let images = outputs.iter().find(|(name, _)| name == "out").or(outputs.first()).map(|(_, t)| t);
-    let shape: Option<[usize; 4]> = images.and_then(|t| t.shape.clone().try_into().ok());
-    let (Some(images), Some(shape)) = (images, shape) else {
-        let found = images.map_or("nothing".to_string(), |t| format!("a tensor of shape {:?}", t.shape));
-        return Err(report(reporter, &SampleError::NotImages { name: label, found }, "sample"));
-    };
-    let pixels = images.to_f32(&device).map_err(|e| report(reporter, &e, "sample"))?;
-    let out = out.unwrap_or_else(|| run_dir.join(format!("sample-{}.png", file_label(&label))));
-    match format {
-        OutputFormat::Grid => {
-            let nrow = (shape[0] as f64).sqrt().ceil() as usize;
-            genc_runtime::images::write_grid(&out, &pixels, shape, nrow, feed::range(data))
-        }
-        OutputFormat::Npy => genc_runtime::npy::write_f32(&out, &pixels, &shape),
-    }
-    .map_err(|e| report(reporter, &e, "sample"))?;
-    eprintln!(
-        "wrote {}: {} samples of `{label}` (step {}) in {:.1}s",
-        out.display(),
-        shape[0],
-        ck.step,
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    Ok(Prepared {
+        device,
+        sampler,
+        params,
+        buffers,
+        inputs,
+        label,
+        step: ck.step,
+        range: feed::range(data),
+        seed,
+    })
 }
 
 /// What `--out` asks for, by its extension.
