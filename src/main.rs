@@ -126,10 +126,21 @@ enum Command {
     /// classifier: Fréchet distance of its features (FID's formula), KID, classifier score
     /// and the classes covered.
     Eval {
-        /// A float32 `.npy` array [N, 1, 28, 28] (`genc sample RUN --n 10000 --out F.npy`).
+        /// A run folder `genc train` wrote: samples are drawn from its sampler.
+        run: Option<PathBuf>,
+        /// How many samples to draw from the run.
+        #[arg(long, default_value_t = 10_000)]
+        n: usize,
+        /// The run's sampler, or a `sample` entry (default: its first sampler).
         #[arg(long)]
-        images: PathBuf,
-        /// The images' value range, `LO,HI` (a run's data range: `-1,1` for tanh outputs).
+        sampler: Option<String>,
+        /// The seed of the first draw (default: the run's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Score a float32 `.npy` array [N, 1, 28, 28] instead of a run.
+        #[arg(long, conflicts_with = "run")]
+        images: Option<PathBuf>,
+        /// The images' value range, `LO,HI`, with `--images` (a run's samples use its data range).
         #[arg(long, default_value = "0,1", value_parser = parse_range)]
         range: (f32, f32),
         /// Where the classifier runs: `auto`, `gpu`, `cpu` or `vulkan-cpu`.
@@ -203,8 +214,24 @@ fn main() -> ExitCode {
             };
             commands::train::run(&args, &reporter)
         }
-        Command::Eval { images, range, device, kid_subsets, kid_size, reference, json } => {
+        Command::Eval {
+            run,
+            n,
+            sampler,
+            seed,
+            images,
+            range,
+            device,
+            kid_subsets,
+            kid_size,
+            reference,
+            json,
+        } => {
             let args = commands::eval::Args {
+                run: run.clone(),
+                n: *n,
+                sampler: sampler.clone(),
+                seed: *seed,
                 images: images.clone(),
                 range: *range,
                 device: *device,

@@ -108,3 +108,55 @@ fn eval_refuses_what_it_cannot_score() {
     assert_eq!(missing.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+const TINY_GENERATOR: &str = r#"// A tiny generator for tests of `genc eval RUN`.
+dims B, C = 1, H = 28, W = 28, Z = 8
+
+net G(z: [B, Z]) -> [B, C, H, W] {
+    return reshape(z |> linear(C * H * W) |> sigmoid, [B, C, H, W])
+}
+
+loss rec(x: [B, C, H, W], z: [B, Z]) = mse(G(z), x)
+
+sampler prior(n: int = 16) -> [n, C, H, W] {
+    return G(normal([n, Z]))
+}
+
+train {
+    data x = fashion_mnist(split: "train", range: [0, 1])
+    batch B = 8
+    steps 2
+    optimizer opt = adam(G, lr: 1e-3)
+    step {
+        minimize rec(x, normal([B, Z])) with opt
+    }
+}
+"#;
+
+#[test]
+fn eval_draws_the_samples_of_a_run_itself() {
+    let dir = std::env::temp_dir().join(format!("genc-eval-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let spec = dir.join("tiny.gen");
+    std::fs::write(&spec, TINY_GENERATOR).unwrap_or_else(|e| panic!("{e}"));
+    let run = dir.join("run");
+    let trained = genc(&[
+        "train",
+        &spec.display().to_string(),
+        "--set",
+        "device=cpu",
+        "--out",
+        &run.display().to_string(),
+    ]);
+    assert_eq!(trained.status.code(), Some(0), "{}", String::from_utf8_lossy(&trained.stderr));
+    let args = ["--n", "30", "--device", "cpu", "--reference", "100", "--kid-size", "20", "--json"];
+    let out = genc(&[&["eval", &run.display().to_string()][..], &args[..]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report["images"], 30);
+    assert!(report["frechet_distance"].as_f64().is_some_and(|d| d > 0.0), "{report}");
+    assert_eq!(report["class_histogram"].as_array().map(|h| h.len()), Some(10));
+    let both = genc(&["eval", &run.display().to_string(), "--images", "x.npy"]);
+    assert_eq!(both.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,4 +1,5 @@
-//! `genc eval --images F.npy`: how close a set of generated 28x28 grayscale images is to
+//! `genc eval RUN_DIR` (samples drawn from the run's sampler) or `genc eval --images F.npy`:
+//! how close a set of generated 28x28 grayscale images is to
 //! Fashion-MNIST's test set, through genc's own classifier (`specs/fmnist_classifier.gen`,
 //! weights in `assets/`, both built into the binary): the Fréchet distance between Gaussians
 //! fitted to the classifier's 128 penultimate features (FID's formula with this network, not
@@ -29,8 +30,17 @@ const CLASSES: usize = 10;
 const BATCH: usize = 500;
 
 pub struct Args {
-    pub images: PathBuf,
-    /// The value range of the images (mapped to the classifier's [0, 1]).
+    /// A run folder to draw samples from.
+    pub run: Option<PathBuf>,
+    /// How many samples to draw from the run.
+    pub n: usize,
+    /// The run's sampler (default: its first).
+    pub sampler: Option<String>,
+    pub seed: Option<u64>,
+    /// An array of images instead of a run.
+    pub images: Option<PathBuf>,
+    /// The value range of the images (mapped to the classifier's [0, 1]); a run's own range
+    /// when sampling from a run.
     pub range: (f32, f32),
     pub device: DeviceChoice,
     /// KID's subsets and their size.
@@ -128,19 +138,67 @@ struct Report {
     modes_covered: usize,
 }
 
-fn evaluate(args: &Args, reporter: &Reporter) -> Result<(), Status> {
-    let bytes = std::fs::read(&args.images)
-        .map_err(|e| fail(format!("cannot read `{}`: {e}", args.images.display())))?;
-    let (mut images, shape) = genc_runtime::npy::decode_f32(&bytes)
-        .map_err(|e| fail(format!("`{}`: {e}", args.images.display())))?;
-    if shape.len() != 4 || shape[1..] != [1, 28, 28] || shape[0] < 2 {
-        return Err(fail(format!(
-            "`{}` holds an array of shape {shape:?}; the classifier reads at least two 28x28 grayscale images \
-             [N, 1, 28, 28] (write them with `genc sample RUN --n 10000 --out samples.npy`)",
-            args.images.display()
-        )));
+/// Draws `args.n` samples from the run's sampler, in runs of at most [`BATCH`] with seeds
+/// `seed, seed + 1, ..`; the images, their shape and the run's value range.
+fn draw(run: &Path, args: &Args, reporter: &Reporter) -> Result<(Vec<f32>, Vec<usize>, (f32, f32)), Status> {
+    let per = args.n.clamp(2, BATCH);
+    let sample_args = super::sample::Args {
+        run: run.to_path_buf(),
+        n: per,
+        sampler: args.sampler.clone(),
+        out: None,
+        seed: args.seed,
+        spec: None,
+    };
+    let prepared = super::sample::prepare(&sample_args, reporter)?;
+    eprintln!(
+        "drawing {} samples of `{}` from step {} of {} on {}",
+        args.n,
+        prepared.label,
+        prepared.step,
+        run.display(),
+        prepared.device.info().adapter.name
+    );
+    let mut images = Vec::with_capacity(args.n * 784);
+    let mut shape = vec![0, 1, 28, 28];
+    for k in 0.. {
+        if images.len() >= args.n * 784 {
+            break;
+        }
+        let (pixels, s) = prepared.draw(prepared.seed.wrapping_add(k), reporter)?;
+        if s[1..] != [1, 28, 28] {
+            return Err(fail(format!(
+                "`{}` draws images of shape {:?}; genc's classifier reads 28x28 grayscale images",
+                prepared.label,
+                &s[1..]
+            )));
+        }
+        images.extend_from_slice(&pixels);
     }
-    let (lo, hi) = args.range;
+    images.truncate(args.n.max(2) * 784);
+    shape[0] = images.len() / 784;
+    Ok((images, shape, prepared.range))
+}
+
+fn evaluate(args: &Args, reporter: &Reporter) -> Result<(), Status> {
+    let (mut images, shape, (lo, hi)) = match (&args.run, &args.images) {
+        (Some(run), None) => draw(run, args, reporter)?,
+        (None, Some(path)) => {
+            let bytes =
+                std::fs::read(path).map_err(|e| fail(format!("cannot read `{}`: {e}", path.display())))?;
+            let (images, shape) = genc_runtime::npy::decode_f32(&bytes)
+                .map_err(|e| fail(format!("`{}`: {e}", path.display())))?;
+            if shape.len() != 4 || shape[1..] != [1, 28, 28] || shape[0] < 2 {
+                return Err(fail(format!(
+                    "`{}` holds an array of shape {shape:?}; the classifier reads at least two 28x28 grayscale \
+                     images [N, 1, 28, 28] (write them with `genc sample RUN --n 10000 --out samples.npy`)",
+                    path.display()
+                )));
+            }
+            (images, shape, args.range)
+        }
+        _ => return Err(fail("give a run folder (`genc eval runs/dcgan`) or `--images F.npy`, not both")),
+    };
     if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
         return Err(fail(format!("the range [{lo}, {hi}] is empty: give `--range LO,HI` with LO < HI")));
     }
