@@ -138,9 +138,12 @@ struct Report {
     modes_covered: usize,
 }
 
+/// Images as values, their shape `[N, 1, 28, 28]` and their value range.
+type Images = (Vec<f32>, Vec<usize>, (f32, f32));
+
 /// Draws `args.n` samples from the run's sampler, in runs of at most [`BATCH`] with seeds
 /// `seed, seed + 1, ..`; the images, their shape and the run's value range.
-fn draw(run: &Path, args: &Args, reporter: &Reporter) -> Result<(Vec<f32>, Vec<usize>, (f32, f32)), Status> {
+fn draw(run: &Path, args: &Args, reporter: &Reporter) -> Result<Images, Status> {
     let per = args.n.clamp(2, BATCH);
     let sample_args = super::sample::Args {
         run: run.to_path_buf(),
