@@ -151,7 +151,7 @@ impl LoadedPhase {
         let phase = &self.phase;
         let mut values: Vec<Option<DeviceTensor>> = vec![None; phase.values.len()];
         for step in &phase.steps {
-            let started = profile.enabled().then(std::time::Instant::now);
+            let started = profile.start();
             let written: Vec<usize> = match step {
                 Step::Op { prim, inputs, output } => {
                     let args = self.operands(inputs, &values, leaves)?;
@@ -227,9 +227,9 @@ impl LoadedPhase {
                     vec![]
                 }
             };
-            if let Some(start) = started {
-                device.sync()?;
-                profile.add(&step_kind(step), start.elapsed());
+            // The kind's name is only built when profiling.
+            if started.is_some() {
+                profile.stop(device, &step_kind(step), started)?;
             }
             for v in written {
                 if let Some(t) = &values[v] {

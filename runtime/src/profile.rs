@@ -34,22 +34,19 @@ impl Profile {
         self.enabled
     }
 
-    /// Runs `work`, and when the profile is on, waits for `device` and charges the time to
-    /// `kind()`.
-    pub fn time<R>(
-        &mut self,
-        device: &Device,
-        kind: impl FnOnce() -> String,
-        work: impl FnOnce() -> Result<R, DeviceError>,
-    ) -> Result<R, DeviceError> {
-        if !self.enabled {
-            return work();
+    /// The start of a timed piece of work: `None` when the profile is off.
+    pub fn start(&self) -> Option<Instant> {
+        self.enabled.then(Instant::now)
+    }
+
+    /// Ends a piece of work begun at `started` ([`Profile::start`]): waits for `device` and
+    /// charges the time to `kind`. Nothing when the profile is off.
+    pub fn stop(&mut self, device: &Device, kind: &str, started: Option<Instant>) -> Result<(), DeviceError> {
+        if let Some(start) = started {
+            device.sync()?;
+            self.add(kind, start.elapsed());
         }
-        let start = Instant::now();
-        let result = work()?;
-        device.sync()?;
-        self.add(&kind(), start.elapsed());
-        Ok(result)
+        Ok(())
     }
 
     /// Charges `elapsed` to `kind`.

@@ -178,10 +178,9 @@ impl Trainer {
         for o in self.optimizers.iter().filter(|o| o.is_scheduled() && o.steps > 0) {
             sums.push((format!("lr.{}", o.name), o.lr_at(o.steps - 1), 1));
         }
-        let mut profile = std::mem::take(&mut self.profile);
-        let ema = profile.time(device, || "EMA update".into(), || Ok(self.update_ema(device)));
-        self.profile = profile;
-        ema??;
+        let started = self.profile.start();
+        self.update_ema(device)?;
+        self.profile.stop(device, "EMA update", started)?;
         self.step += 1;
         Ok(StepReport { metrics: sums.into_iter().map(|(n, s, c)| (n, s / f64::from(c))).collect() })
     }
@@ -202,16 +201,11 @@ impl Trainer {
                 }
                 StepOp::Phase { phase } => self.run_phase(device, *phase, feed, sums)?,
                 StepOp::Clip { params, lo, hi } => {
-                    let mut profile = std::mem::take(&mut self.profile);
-                    let clipped: Result<Vec<DeviceTensor>, DeviceError> = profile.time(
-                        device,
-                        || "weight clip".into(),
-                        || params.iter().map(|&p| clamp(device, &self.params[p], *lo, *hi)).collect(),
-                    );
-                    self.profile = profile;
-                    for (&p, value) in params.iter().zip(clipped?) {
-                        self.params[p] = value;
+                    let started = self.profile.start();
+                    for &p in params {
+                        self.params[p] = clamp(device, &self.params[p], *lo, *hi)?;
                     }
+                    self.profile.stop(device, "weight clip", started)?;
                 }
             }
         }
@@ -226,16 +220,16 @@ impl Trainer {
         sums: &mut Vec<(String, f64, u32)>,
     ) -> Result<(), TrainError> {
         let Some(loaded) = self.phases.get(k) else { return Ok(()) };
-        let fed = std::time::Instant::now();
+        let started = self.profile.start();
         let inputs = feed(&loaded.phase).map_err(TrainError::Feed)?;
-        self.profile.add("data feed", fed.elapsed());
+        self.profile.stop(device, "data feed", started)?;
         // A distinct stream of random draws per step, phase and run of the phase (`repeat`).
         self.runs += 1;
         let run_seed = mix(mix(self.seed, self.step), (k as u64) << 32 | self.runs);
         let leaves =
             Leaves { inputs, params: self.params.clone(), buffers: self.buffers.clone(), seed: run_seed };
         let outputs = loaded.run_profiled(device, &leaves, &mut self.profile)?;
-        let read_back = std::time::Instant::now();
+        let read_back = self.profile.start();
         let phase_name = loaded.phase.name.clone();
         let (opt, maximize) = self.phase_optimizer.get(k).copied().unwrap_or((0, false));
         let mut grads: Vec<Option<DeviceTensor>> = vec![None; self.program.params.len()];
@@ -275,13 +269,11 @@ impl Trainer {
                 None => sums.push((metric, value, 1)),
             }
         }
-        self.profile.add("read back losses", read_back.elapsed());
+        self.profile.stop(device, "read back losses", read_back)?;
         let computed: Vec<DeviceTensor> = grads.iter().flatten().cloned().collect();
-        let norm2 = self.profile.time(
-            device,
-            || "gradient finiteness check".into(),
-            || squared_norm(device, &computed),
-        )?;
+        let started = self.profile.start();
+        let norm2 = squared_norm(device, &computed)?;
+        self.profile.stop(device, "gradient finiteness check", started)?;
         if !norm2.is_finite() {
             let first = self.diagnose(device, k, &leaves);
             let what = "a parameter gradient".to_string();
@@ -305,12 +297,9 @@ impl Trainer {
                     }
                 })
                 .collect::<Result<_, _>>()?;
-            let started = std::time::Instant::now();
+            let started = self.profile.start();
             optimizer.step(device, &mut self.params, &g, maximize)?;
-            if self.profile.enabled() {
-                device.sync()?;
-                self.profile.add("optimizer update", started.elapsed());
-            }
+            self.profile.stop(device, "optimizer update", started)?;
         }
         Ok(())
     }

@@ -17,8 +17,8 @@ use genc_runtime::device::{Device, DeviceChoice, DeviceTensor};
 use genc_runtime::metrics::{self, Gaussian};
 use genc_runtime::sample::LoadedSampler;
 
-use super::Status;
 use super::sample::{check_weights, upload_weights};
+use super::{Status, fail};
 use crate::report::Reporter;
 
 const CLASSIFIER_SPEC: &str = include_str!("../../specs/fmnist_classifier.gen");
@@ -49,11 +49,6 @@ pub struct Args {
     /// Use the first this many test images as the reference (default: all 10,000).
     pub reference: Option<usize>,
     pub json: bool,
-}
-
-fn fail(message: impl std::fmt::Display) -> Status {
-    eprintln!("error: {message}");
-    Status::Usage
 }
 
 pub fn run(args: &Args, reporter: &Reporter) -> Status {

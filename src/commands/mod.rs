@@ -30,6 +30,12 @@ impl Status {
     }
 }
 
+/// A usage or I/O error without a code of its own: one `error:` line, exit status 2.
+pub fn fail(message: impl std::fmt::Display) -> Status {
+    eprintln!("error: {message}");
+    Status::Usage
+}
+
 /// Reads a file, reporting a failure as a diagnostic.
 pub fn load(path: &Path, reporter: &Reporter) -> Result<SourceFile, Status> {
     read_source(path).map_err(|error| {

@@ -140,6 +140,31 @@ fn im2col_chunk(d: &ConvDims, x: &[f32], gi: usize, n0: usize, col: &mut [f32]) 
     });
 }
 
+/// Group `gi`'s output channels of images `n0 ..` of `y [n, co, p]` as one row-major
+/// `[cog, nc * p]` matrix (`dst`'s length says how many images).
+fn gather_group(d: &ConvDims, y: &[f32], gi: usize, n0: usize, dst: &mut [f32]) {
+    let (p, cog) = (d.p(), d.cog());
+    let width = dst.len() / cog.max(1);
+    dst.par_chunks_mut(width).enumerate().for_each(|(co, row)| {
+        for (j, pixels) in row.chunks_exact_mut(p).enumerate() {
+            pixels.copy_from_slice(&y[((n0 + j) * d.co + gi * cog + co) * p..][..p]);
+        }
+    });
+}
+
+/// The inverse of [`gather_group`]: `src [cog, nc * p]` into group `gi`'s output channels of
+/// images `n0 ..` of `y [n, co, p]`, images in parallel.
+fn scatter_group(d: &ConvDims, src: &[f32], gi: usize, n0: usize, y: &mut [f32]) {
+    let (p, cog) = (d.p(), d.cog());
+    let width = src.len() / cog.max(1);
+    let images = &mut y[n0 * d.co * p..][..width * d.co];
+    images.par_chunks_mut(d.co * p).enumerate().for_each(|(j, image)| {
+        for co in 0..cog {
+            image[(gi * cog + co) * p..][..p].copy_from_slice(&src[co * width + j * p..][..p]);
+        }
+    });
+}
+
 /// `out [n, co, oh, ow] = conv2d(x [n, c, h, w], w [co, c / g, kh, kw])`, all contiguous.
 /// Per chunk of images and group: `y_g [cog, nc * p] = w_g [cog, k] @ col_g [k, nc * p]` in
 /// one product on every thread, then each image's rows copied into place.
@@ -158,14 +183,7 @@ pub fn conv2d(d: &ConvDims, x: &[f32], w: &[f32], out: &mut [f32], budget_elems:
                 let col = &mut col[..k * width];
                 im2col_chunk(d, x, gi, n0, col);
                 gemm(&mut y[..cog * width], wg, Mat::row_major(col, k, width), false, Threads::All);
-                let y = &y[..cog * width];
-                out[n0 * d.co * p..][..nc * d.co * p].par_chunks_mut(d.co * p).enumerate().for_each(
-                    |(j, image)| {
-                        for co in 0..cog {
-                            image[(gi * cog + co) * p..][..p].copy_from_slice(&y[co * width + j * p..][..p]);
-                        }
-                    },
-                );
+                scatter_group(d, &y[..cog * width], gi, n0, out);
             }
         }
     });
@@ -190,12 +208,7 @@ pub fn conv_transpose2d(d: &ConvDims, x: &[f32], w: &[f32], out: &mut [f32], bud
             let nc = chunk.min(d.n - n0);
             let width = nc * p;
             for gi in 0..d.groups() {
-                // x_g as [cog, nc * p].
-                xg[..cog * width].par_chunks_mut(width).enumerate().for_each(|(co, row)| {
-                    for (j, pixels) in row.chunks_exact_mut(p).enumerate() {
-                        pixels.copy_from_slice(&x[((n0 + j) * d.co + gi * cog + co) * p..][..p]);
-                    }
-                });
+                gather_group(d, x, gi, n0, &mut xg[..cog * width]);
                 let wg = Mat::row_major(&w[gi * cog * k..], cog, k).t();
                 let col = &mut col[..k * width];
                 gemm(col, wg, Mat::row_major(&xg[..cog * width], cog, width), false, Threads::All);
@@ -251,12 +264,7 @@ pub fn conv2d_weight_grad(d: &ConvDims, x: &[f32], dy: &[f32], dw: &mut [f32], b
                 let width = nc * p;
                 let col = &mut col[..k * width];
                 im2col_chunk(d, x, gi, n0, col);
-                // dy_g as [cog, nc * p].
-                dyc[..cog * width].par_chunks_mut(width).enumerate().for_each(|(co, row)| {
-                    for (j, pixels) in row.chunks_exact_mut(p).enumerate() {
-                        pixels.copy_from_slice(&dy[((n0 + j) * d.co + gi * cog + co) * p..][..p]);
-                    }
-                });
+                gather_group(d, dy, gi, n0, &mut dyc[..cog * width]);
                 let a = Mat::row_major(&dyc[..cog * width], cog, width);
                 gemm(dwg, a, Mat::row_major(col, k, width).t(), true, Threads::All);
             }

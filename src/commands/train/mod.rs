@@ -23,7 +23,7 @@ use folder::{RunFolder, record};
 use interrupt::Interrupt;
 use progress::Progress;
 
-use super::{Status, load, parse, typecheck};
+use super::{Status, fail, load, parse, typecheck};
 use crate::report::Reporter;
 
 /// What the command line gives.
@@ -36,11 +36,6 @@ pub struct Args {
     pub resume: Option<PathBuf>,
     /// Profile the steps (`--profile`).
     pub profile: bool,
-}
-
-fn fail(message: impl std::fmt::Display) -> Status {
-    eprintln!("error: {message}");
-    Status::Usage
 }
 
 pub fn run(args: &Args, reporter: &Reporter) -> Status {
