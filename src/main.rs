@@ -122,13 +122,14 @@ enum Command {
         #[arg(long)]
         spec: Option<PathBuf>,
     },
-    /// Score generated 28x28 grayscale images against Fashion-MNIST's test set with genc's own
-    /// classifier: Fréchet distance of its features (FID's formula), KID, classifier score
-    /// and the classes covered.
+    /// Score a trained run: the spec's `eval` entries on its last checkpoint over the whole
+    /// test set (test NLL, reconstruction error, PSNR/SSIM), and generated 28x28 grayscale
+    /// images against Fashion-MNIST's test set with genc's own classifier: Fréchet distance
+    /// of its features (FID's formula), KID, classifier score and the classes covered.
     Eval {
-        /// A run folder `genc train` wrote: samples are drawn from its sampler.
+        /// A run folder `genc train` wrote: its evals run, and samples are drawn from its sampler.
         run: Option<PathBuf>,
-        /// How many samples to draw from the run.
+        /// How many samples to draw from the run (0: the spec's evals alone).
         #[arg(long, default_value_t = 10_000)]
         n: usize,
         /// The run's sampler, or a `sample` entry (default: its first sampler).

@@ -129,6 +129,13 @@ def parse_args(description, extra=None):
         "--compile", action="store_true", help="torch.compile each phase's forward and loss"
     )
     p.add_argument("--compile-mode", default="default", help="torch.compile mode (default \"default\")")
+    p.add_argument(
+        "--samples",
+        default=None,
+        help="after training, write --n-samples samples as a float32 .npy [N, C, H, W] in the "
+        "data's range (for `genc eval --images`)",
+    )
+    p.add_argument("--n-samples", type=int, default=10000, help="how many samples --samples writes")
     args = p.parse_args()
     if args.steps < 1:
         p.error("--steps must be at least 1")
@@ -156,9 +163,21 @@ def sync(args):
         torch.cuda.synchronize()
 
 
-def run(model, args, batch, step, extra=None):
+def write_samples(args, sample):
+    """`sample(n)` (a tensor [n, C, H, W]) in runs of 500, eval mode and no gradients, saved as
+    float32 .npy at args.samples."""
+    parts = []
+    with torch.no_grad():
+        for start in range(0, args.n_samples, 500):
+            parts.append(sample(min(500, args.n_samples - start)).float().cpu().numpy())
+    tmp = args.samples + ".tmp.npy"
+    np.save(tmp, np.concatenate(parts).astype(np.float32))
+    os.replace(tmp, args.samples)
+
+
+def run(model, args, batch, step, extra=None, sample=None):
     """Runs `step()` (which returns {loss name: float}) warmup + steps times; prints the JSON
-    (with `extra`'s keys added)."""
+    (with `extra`'s keys added; `extra` may be a function returning them). With --samples, then writes `sample(n)`'s images."""
     first = None
     w0 = time.perf_counter()
     for _ in range(args.warmup):
@@ -189,5 +208,11 @@ def run(model, args, batch, step, extra=None):
     if args.device == "cuda":
         out["gpu"] = torch.cuda.get_device_name()
         out["max_memory_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    out.update(extra or {})
+    # `extra` may be a function, for figures known only after training (a test loss)
+    out.update((extra() if callable(extra) else extra) or {})
+    if args.samples:
+        if sample is None:
+            sys.exit(f"--samples: the {model} peer has no sampler")
+        write_samples(args, sample)
+        out["samples"] = args.samples
     print(json.dumps(out), flush=True)

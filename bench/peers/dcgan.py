@@ -116,8 +116,15 @@ def main():
         opt_g.step()
         return {"discriminator": loss_d.item(), "generator": loss_g.item()}
 
+    def sample(n):
+        g.eval()
+        try:
+            return g(2 * torch.rand(n, Z, device=dev) - 1)
+        finally:
+            g.train()
+
     counts = {"G": sum(p.numel() for p in g.parameters()), "D": sum(p.numel() for p in d.parameters())}
-    common.run("dcgan", args, batch, step, {"params": counts})
+    common.run("dcgan", args, batch, step, {"params": counts}, sample)
 
 
 if __name__ == "__main__":

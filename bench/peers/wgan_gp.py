@@ -135,8 +135,15 @@ def main():
         critic, wdist, gp = (s / N_CRITIC for s in sums)
         return {"critic": critic, "wdist": wdist, "gradient_penalty": gp, "generator": loss_g.item()}
 
+    def sample(n):
+        g.eval()
+        try:
+            return g(torch.randn(n, Z, device=dev))
+        finally:
+            g.train()
+
     counts = {"G": sum(p.numel() for p in g.parameters()), "D": sum(p.numel() for p in d.parameters())}
-    common.run("wgan_gp", args, batch, step, {"params": counts})
+    common.run("wgan_gp", args, batch, step, {"params": counts}, sample)
 
 
 if __name__ == "__main__":

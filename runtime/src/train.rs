@@ -331,7 +331,20 @@ impl Trainer {
         Ok(())
     }
 
-    /// Runs a forward-only program (a sample or eval) with the current weights.
+    /// The parameters a model is evaluated with: the EMA averages where the spec keeps them
+    /// (as the papers sample and evaluate with them), the trained values elsewhere.
+    pub fn averaged_params(&self) -> Vec<DeviceTensor> {
+        let mut params = self.params.clone();
+        for (indices, _, averages) in &self.ema {
+            for (&p, average) in indices.iter().zip(averages) {
+                params[p] = average.clone();
+            }
+        }
+        params
+    }
+
+    /// Runs a forward-only program (a sample or eval) with the averaged weights
+    /// ([`Trainer::averaged_params`]).
     pub fn forward(
         &self,
         device: &Device,
@@ -339,7 +352,7 @@ impl Trainer {
         inputs: Vec<DeviceTensor>,
         seed: u64,
     ) -> Result<Vec<(String, DeviceTensor)>, TrainError> {
-        let leaves = Leaves { inputs, params: self.params.clone(), buffers: self.buffers.clone(), seed };
+        let leaves = Leaves { inputs, params: self.averaged_params(), buffers: self.buffers.clone(), seed };
         Ok(program.run(device, &leaves)?)
     }
 }

@@ -289,7 +289,7 @@ impl Binding {
 
 /// A relative spec path as written in the config (relative to where `genc train` ran), or
 /// else relative to the run folder.
-fn resolve(spec: &Path, run_dir: &Path) -> PathBuf {
+pub(crate) fn resolve(spec: &Path, run_dir: &Path) -> PathBuf {
     if spec.is_relative() && !spec.exists() && run_dir.join(spec).exists() {
         return run_dir.join(spec);
     }

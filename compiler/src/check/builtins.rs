@@ -84,6 +84,9 @@ pub(super) const NAMES: &[&str] = &[
     "bce_logits",
     "cross_entropy",
     "kl_normal",
+    // image quality
+    "psnr",
+    "ssim",
     // differentiation, output
     "grad",
     "grid",
@@ -120,6 +123,7 @@ const OPTION_NAMES: &[&str] = &[
     "parts",
     "factor",
     "p",
+    "range",
 ];
 
 /// PyTorch's spellings of the options, which edit distance alone would not find.
@@ -382,6 +386,8 @@ impl<'a> Checker<'a> {
                 let k = self.reduce(ReduceOp::Sum, t, &axes, false, s)?;
                 self.binary_const(BinaryOp::Mul, k, 0.5, s).map(Val::Tensor)
             }),
+            "psnr" => self.psnr(a),
+            "ssim" => self.ssim(a),
             "grad" => self.grad_fn(a, span),
             "grid" => self.one_tensor(a, name).and_then(|(x, s)| {
                 if self.ty(x).rank() != 4 {
@@ -460,7 +466,7 @@ impl<'a> Checker<'a> {
         Ok((n, a.span))
     }
 
-    fn two_tensors(&mut self, a: &mut Args, what: &str) -> Result<(NodeId, NodeId, Span), ()> {
+    pub(super) fn two_tensors(&mut self, a: &mut Args, what: &str) -> Result<(NodeId, NodeId, Span), ()> {
         let (x, xs) = self.pos_arg(a, 0, "input")?;
         let (y, ys) = self.pos_arg(a, 1, "target")?;
         let x = self.expect_tensor(&x, xs, &format!("`{what}`'s first argument"))?;

@@ -11,6 +11,7 @@ mod calls;
 mod causal;
 mod expr;
 mod host;
+mod image_metrics;
 mod layers;
 mod module;
 mod ops;

@@ -5,7 +5,7 @@
 mod feed;
 mod folder;
 mod interrupt;
-mod outputs;
+pub(crate) mod outputs;
 mod progress;
 
 use std::path::PathBuf;
