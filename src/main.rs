@@ -100,8 +100,8 @@ enum Command {
         #[arg(long)]
         profile: bool,
     },
-    /// Sample from a trained run's last checkpoint (EMA weights when kept) into a PNG grid or
-    /// a `.npy` array.
+    /// Sample from a trained run's last checkpoint (EMA weights when kept) into a PNG grid, a
+    /// `.npy` array or a folder of PNGs.
     Sample {
         /// The run folder `genc train` wrote.
         run: PathBuf,
@@ -112,9 +112,14 @@ enum Command {
         #[arg(long)]
         sampler: Option<String>,
         /// The file to write, by its extension: `.png` a grid, `.npy` the samples as a float32
-        /// array [N, C, H, W] (default `RUN/sample-<sampler>.png`).
+        /// array [N, C, H, W] (default `RUN/sample-<sampler>.png`); the folder with
+        /// `--format png-dir`.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// `grid`, `npy` or `png-dir` (one PNG per sample, `000000.png`, ..), whatever
+        /// `--out`'s extension (default: by the extension, else `grid`).
+        #[arg(long, value_parser = parse_format)]
+        format: Option<commands::sample::OutputFormat>,
         /// The seed of the random draws (default: the run's seed).
         #[arg(long)]
         seed: Option<u64>,
@@ -171,6 +176,10 @@ enum Command {
 }
 
 /// `LO,HI` as a pair of numbers.
+fn parse_format(text: &str) -> Result<commands::sample::OutputFormat, String> {
+    text.parse()
+}
+
 fn parse_range(text: &str) -> Result<(f32, f32), String> {
     let parse = |t: &str| t.trim().parse::<f32>().map_err(|_| format!("`{t}` is not a number"));
     match text.split_once(',') {
@@ -244,12 +253,13 @@ fn main() -> ExitCode {
             commands::eval::run(&args, &reporter)
         }
         Command::Weights { run, out } => commands::weights::run(run, out, &reporter),
-        Command::Sample { run, n, sampler, out, seed, spec } => {
+        Command::Sample { run, n, sampler, out, format, seed, spec } => {
             let args = commands::sample::Args {
                 run: run.clone(),
                 n: *n,
                 sampler: sampler.clone(),
                 out: out.clone(),
+                format: *format,
                 seed: *seed,
                 spec: spec.clone(),
             };

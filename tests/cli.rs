@@ -237,6 +237,18 @@ fn sample_draws_a_grid_from_a_trained_run() {
     let sample = genc(&[&args[..], &[out.display().to_string().as_str()]].concat());
     assert_eq!(code(&sample), 0, "{}", text(&sample.stderr));
     assert_eq!(png_size(&out), (92, 92));
+    // One PNG per sample, unpadded, whatever the folder's name.
+    let folder = dir.join("pngs.d");
+    let args = ["sample", &run, "--n", "3", "--format", "png-dir", "--out"];
+    let sample = genc(&[&args[..], &[folder.display().to_string().as_str()]].concat());
+    assert_eq!(code(&sample), 0, "{}", text(&sample.stderr));
+    for k in 0..3 {
+        assert_eq!(png_size(&folder.join(format!("00000{k}.png"))), (28, 28));
+    }
+    assert!(!folder.join("000003.png").exists());
+    let bad = genc(&["sample", &run, "--format", "jpeg"]);
+    assert_eq!(code(&bad), 2);
+    assert!(text(&bad.stderr).contains("png-dir"), "{}", text(&bad.stderr));
 
     let unknown = genc(&["sample", "--color", "never", &run, "--sampler", "revers"]);
     assert_eq!(code(&unknown), 1);

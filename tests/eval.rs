@@ -1,5 +1,5 @@
 //! `genc eval`: the metric's self-test — real images score far closer to the test set than
-//! blurred ones, and blurred ones than noise — and its refusals.
+//! blurred ones, and blurred ones than noise — its refusals, and a run's own evals.
 
 mod common;
 
@@ -124,12 +124,15 @@ sampler prior(n: int = 16) -> [n, C, H, W] {
 
 train {
     data x = fashion_mnist(split: "train", range: [0, 1])
-    batch B = 8
+    data x_test = fashion_mnist(split: "test", range: [0, 1])
+    batch B = 400
     steps 2
     optimizer opt = adam(G, lr: 1e-3)
     step {
         minimize rec(x, normal([B, Z])) with opt
     }
+    eval mse every 2 steps: rec(x_test, normal([B, Z]))
+    eval psnr every 2 steps: psnr(G(zeros([B, Z])), x_test)
 }
 "#;
 
@@ -156,6 +159,32 @@ fn eval_draws_the_samples_of_a_run_itself() {
     assert_eq!(report["images"], 30);
     assert!(report["frechet_distance"].as_f64().is_some_and(|d| d > 0.0), "{report}");
     assert_eq!(report["class_histogram"].as_array().map(|h| h.len()), Some(10));
+    // The spec's evals on the last checkpoint: the values `genc train` logged at that step.
+    assert_eq!(report["step"], 2);
+    let logged = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap_or_else(|e| panic!("{e}"));
+    let last = |key: &str| {
+        logged
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v.get(key).cloned())
+            .last()
+            .unwrap_or_else(|| panic!("no {key} in {logged}"))
+    };
+    let evals = report["evals"].as_array().unwrap_or_else(|| panic!("no evals in {report}"));
+    let names: Vec<_> = evals.iter().map(|e| e["name"].as_str().unwrap_or("")).collect();
+    assert_eq!(names, ["mse", "psnr"]);
+    for e in evals {
+        assert_eq!(e["examples"], 10_000, "{e}");
+        let name = e["name"].as_str().unwrap_or("");
+        assert_eq!(e["value"], last(&format!("eval.{name}")), "{name}: genc eval against genc train");
+    }
+    let psnr = evals[1]["value"].as_f64().unwrap_or(f64::NAN);
+    assert!((3.0..30.0).contains(&psnr), "psnr {psnr} dB of an untrained generator");
+    // `--n 0`: the evals alone.
+    let only = genc(&["eval", &run.display().to_string(), "--n", "0", "--device", "cpu", "--json"]);
+    assert_eq!(only.status.code(), Some(0), "{}", String::from_utf8_lossy(&only.stderr));
+    let only: serde_json::Value = serde_json::from_slice(&only.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert!(only.get("images").is_none() && only["evals"].as_array().is_some(), "{only}");
     let both = genc(&["eval", &run.display().to_string(), "--images", "x.npy"]);
     assert_eq!(both.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);

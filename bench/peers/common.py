@@ -105,6 +105,22 @@ def genc_init_(module):
     return module
 
 
+def dcgan_init_(module, std=0.02):
+    """genc's `init NET(std: 0.02)` (compiler/src/check/init.rs), pytorch/examples' DCGAN
+    weights_init extended to linear layers as the paper says ("all weights"): linear and
+    convolution weights ~ N(0, std), their biases 0; norm scales ~ N(1, std), shifts 0."""
+    for m in module.modules():
+        with torch.no_grad():
+            if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                m.weight.normal_(0.0, std)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)) and m.weight is not None:
+                m.weight.normal_(1.0, std)
+                m.bias.zero_()
+    return module
+
+
 def running_stats_option(p):
     p.add_argument(
         "--no-running-stats",

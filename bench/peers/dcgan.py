@@ -15,9 +15,8 @@ Mirrors (specs/dcgan.gen, ngf = ndf = 64, Z = 100, 28x28x1):
          adam(D / G, lr 2e-4, betas (0.5, 0.999)) (genc eps 1e-8, no weight decay, = torch's);
          step { minimize discriminator(x, 2*uniform([B, Z]) - 1) with opt_d
                 minimize generator(2*uniform([B, Z]) - 1) with opt_g }   (a fresh z per phase)
-Init: genc's defaults (the spec names none): linear/conv/conv_transpose weight and bias
-  ~ U(+-1/sqrt(fan_in)), batch norm weight 1, bias 0 (common.genc_init_). The paper's N(0, 0.02)
-  is not what the spec asks for.
+Init: `init G(std: 0.02)`, `init D(std: 0.02)` (the paper's): linear/conv/conv_transpose
+  weights ~ N(0, 0.02), biases 0, batch norm weight ~ N(1, 0.02), bias 0 (common.dcgan_init_).
 bce_logits = mean(softplus(z) - z*y) = F.binary_cross_entropy_with_logits (same formula).
 
 Deliberate details:
@@ -80,7 +79,7 @@ def main():
     dev = common.setup(args)
     batch = args.batch or SPEC_BATCH
     data = common.Batches(common.fashion_mnist("train", -1.0, 1.0, args.data), batch, args.seed, dev)
-    g, d = common.genc_init_(G(running)).to(dev), common.genc_init_(D(running)).to(dev)
+    g, d = common.dcgan_init_(G(running)).to(dev), common.dcgan_init_(D(running)).to(dev)
     opt_d = torch.optim.Adam(d.parameters(), lr=LR, betas=BETAS)
     opt_g = torch.optim.Adam(g.parameters(), lr=LR, betas=BETAS)
     g_params = list(g.parameters())

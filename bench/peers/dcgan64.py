@@ -19,9 +19,9 @@ nc = C = 3, 64x64, no bias anywhere):
          adam(D / G, lr 2e-4, betas (0.5, 0.999)) (genc eps 1e-8, no weight decay, = torch's);
          step { minimize discriminator(x, normal([B, Z, 1, 1])) with opt_d
                 minimize generator(normal([B, Z, 1, 1])) with opt_g }   (a fresh z per phase)
-Init: genc's defaults (the spec names none): conv/conv_transpose weight ~ U(+-1/sqrt(fan_in)),
-  batch norm weight 1, bias 0 (common.genc_init_). pytorch/examples' N(0, 0.02) init is not
-  what the spec asks for.
+Init: `init G(std: 0.02)`, `init D(std: 0.02)`: pytorch/examples' weights_init, conv and
+  conv_transpose weights ~ N(0, 0.02), batch norm weight ~ N(1, 0.02), bias 0
+  (common.dcgan_init_).
 bce is genc's: -mean(y log(max(p, 1e-12)) + (1 - y) log(max(1 - p, 1e-12))) (as in vae.py).
 G has 3,576,704 parameters, D 2,765,568 (the spec header's counts; checked at start).
 
@@ -131,7 +131,7 @@ def main():
     batch = args.batch or SPEC_BATCH
     folder = SPEC_DATA if args.data == common.DEFAULT_DATA else args.data
     data = common.Batches(images(folder, args.seed), batch, args.seed, dev)
-    g, d = common.genc_init_(G(running)), common.genc_init_(D(running))
+    g, d = common.dcgan_init_(G(running)), common.dcgan_init_(D(running))
     counts = (sum(p.numel() for p in g.parameters()), sum(p.numel() for p in d.parameters()))
     assert counts == (3_576_704, 2_765_568), f"parameter counts {counts} differ from the spec's"
     g, d = g.to(dev), d.to(dev)

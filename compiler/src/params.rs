@@ -24,7 +24,10 @@ pub enum Init {
     Uniform {
         bound: f64,
     },
+    /// `N(mean, std)`: embeddings (N(0, 1)), and DCGAN's `init` (N(0, std) weights, N(1, std)
+    /// norm scales).
     Normal {
+        mean: f64,
         std: f64,
     },
     /// The causal mask of a PixelCNN convolution: type `A` hides the centre pixel, `B` shows it.

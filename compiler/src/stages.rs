@@ -59,7 +59,8 @@ fn init_text(e: &Entry) -> String {
         Init::Zeros => "zeros".into(),
         Init::Ones => "ones".into(),
         Init::Uniform { bound } => format!("uniform(±{bound:.6})"),
-        Init::Normal { std } => format!("normal(std={std})"),
+        Init::Normal { mean: 0.0, std } => format!("normal(std={std})"),
+        Init::Normal { mean, std } => format!("normal(mean={mean}, std={std})"),
         Init::CausalMask { kind } => format!("causal_mask({kind})"),
         Init::Computed { node } => format!("consts %{}", node.index()),
     }

@@ -346,19 +346,47 @@ pub struct TrainEntry {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum TrainEntryKind {
-    Data { pattern: Pattern, source: Expr },
-    Batch { dim: Ident, size: Expr },
+    Data {
+        pattern: Pattern,
+        source: Expr,
+    },
+    Batch {
+        dim: Ident,
+        size: Expr,
+    },
     Steps(Expr),
     Epochs(Expr),
     Seed(Expr),
-    Optimizer { name: Ident, spec: Expr },
-    Schedule { optimizer: Ident, spec: Expr },
-    Ema { target: Path, args: Vec<Arg> },
+    Optimizer {
+        name: Ident,
+        spec: Expr,
+    },
+    Schedule {
+        optimizer: Ident,
+        spec: Expr,
+    },
+    Ema {
+        target: Path,
+        args: Vec<Arg>,
+    },
+    /// `init G(std: 0.02)`: the initialisation of a net's layers, replacing the defaults.
+    Init {
+        target: Path,
+        args: Vec<Arg>,
+    },
     Step(Vec<StepStmt>),
-    Sample { name: Option<Ident>, every: Cadence, what: Option<Expr> },
+    Sample {
+        name: Option<Ident>,
+        every: Cadence,
+        what: Option<Expr>,
+    },
     Checkpoint(Cadence),
     Log(Cadence),
-    Eval { name: Option<Ident>, every: Cadence, what: Expr },
+    Eval {
+        name: Option<Ident>,
+        every: Cadence,
+        what: Expr,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -10,7 +10,7 @@ use crate::parser::GrammarRule as Rule;
 use crate::span::Span;
 use crate::suggest::did_you_mean;
 
-const TRAIN_ENTRIES: [&str; 13] = [
+const TRAIN_ENTRIES: [&str; 14] = [
     "data",
     "batch",
     "steps",
@@ -19,6 +19,7 @@ const TRAIN_ENTRIES: [&str; 13] = [
     "optimizer",
     "schedule",
     "ema",
+    "init",
     "step",
     "sample",
     "checkpoint",
@@ -259,11 +260,10 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         let_stmt | return_stmt | for_stmt | if_stmt | log_stmt | assign_stmt | place => "a statement",
         kw_let | kw_return | kw_for | kw_if | kw_log => "a statement",
         data_entry | batch_entry | steps_entry | epochs_entry | seed_entry | optimizer_entry
-        | schedule_entry | ema_entry | sample_entry | checkpoint_entry | log_entry | eval_entry => {
-            "a `train` entry"
-        }
+        | schedule_entry | ema_entry | init_entry | sample_entry | checkpoint_entry | log_entry
+        | eval_entry => "a `train` entry",
         kw_data | kw_batch | kw_steps | kw_epochs | kw_seed | kw_optimizer | kw_schedule | kw_ema
-        | kw_step | kw_sample | kw_checkpoint | kw_eval => "a `train` entry",
+        | kw_init | kw_step | kw_sample | kw_checkpoint | kw_eval => "a `train` entry",
         minimize_stmt | clip_stmt | kw_minimize | kw_repeat | kw_clip => "`minimize`, `repeat` or `clip`",
         param_list => "`(`",
         output_type => "`->`",

@@ -124,6 +124,9 @@ impl Dumper {
             TrainEntryKind::Ema { target, args: a } => {
                 format!("(ema {} {})", path(target), args(a))
             }
+            TrainEntryKind::Init { target, args: a } => {
+                format!("(init {} {})", path(target), args(a))
+            }
             TrainEntryKind::Step(stmts) => {
                 self.nested("step", |d| d.step_stmts(stmts));
                 return;

@@ -329,6 +329,9 @@ impl Printer<'_> {
             TrainEntryKind::Ema { target, args: a } => {
                 self.simple(span, &format!("ema {}({})", path(target), args(a)));
             }
+            TrainEntryKind::Init { target, args: a } => {
+                self.simple(span, &format!("init {}({})", path(target), args(a)));
+            }
             TrainEntryKind::Step(stmts) => {
                 let open = open_brace(self.source, span);
                 self.braced(span, open, "step", |p| p.step_stmts(stmts));

@@ -580,6 +580,11 @@ impl Builder<'_> {
                 let args = self.args(next(&mut inner)).into_iter().map(|a| a.0).collect();
                 TrainEntryKind::Ema { target, args }
             }
+            Rule::init_entry => {
+                let target = self.path(next(&mut inner));
+                let args = self.args(next(&mut inner)).into_iter().map(|a| a.0).collect();
+                TrainEntryKind::Init { target, args }
+            }
             Rule::step_entry => TrainEntryKind::Step(inner.map(|p| self.step_stmt(p)).collect()),
             Rule::sample_entry | Rule::eval_entry => {
                 let mut name = None;

@@ -4,6 +4,8 @@
 //!   pixels of black padding around and between them, values mapped from `range` to 0..255
 //!   (`⌊255·(v − lo)/(hi − lo) + 0.5⌋`, clamped; NaN becomes 0); 1 channel gives a grayscale
 //!   PNG, 3 an RGB one.
+//! - [`write_png_dir`] writes each image as its own PNG (no padding), for tools that read
+//!   folders of images.
 //! - [`write_loss_plot`] draws line plots with `image`'s pixel buffers only: axes, grid lines,
 //!   tick labels and a legend in a built-in 3×5 pixel font drawn at twice its size.
 //! - [`write_atomic`] writes to a temporary file in the same folder, syncs it and renames it
@@ -35,6 +37,17 @@ pub fn make_grid(
     nrow: usize,
     range: (f32, f32),
 ) -> Result<DynamicImage, DataError> {
+    tile(images, shape, nrow, range, GRID_PADDING)
+}
+
+/// [`make_grid`] with `p` pixels of padding.
+fn tile(
+    images: &[f32],
+    shape: [usize; 4],
+    nrow: usize,
+    range: (f32, f32),
+    p: usize,
+) -> Result<DynamicImage, DataError> {
     let [n, c, h, w] = shape;
     let (lo, hi) = range;
     if n == 0 || h == 0 || w == 0 {
@@ -53,7 +66,6 @@ pub fn make_grid(
     if expected != Some(images.len()) {
         return Err(grid_err(format!("{} values do not make images of shape {shape:?}", images.len())));
     }
-    let p = GRID_PADDING;
     let cols = nrow.min(n);
     let rows = n.div_ceil(cols);
     let (cell_h, cell_w) = (h + p, w + p);
@@ -103,6 +115,29 @@ pub fn write_grid(
 ) -> Result<(), DataError> {
     let grid = make_grid(images, shape, nrow, range)?;
     write_png(path, &grid)
+}
+
+/// Writes each image of `shape = [n, c, h, w]` as its own PNG, `000000.png`, `000001.png`, ..
+/// in the folder `dir` (created if missing), each file atomically; values mapped from `range`
+/// as in a grid.
+pub fn write_png_dir(
+    dir: &Path,
+    images: &[f32],
+    shape: [usize; 4],
+    range: (f32, f32),
+) -> Result<(), DataError> {
+    let [n, c, h, w] = shape;
+    let per_image = c * h * w;
+    if per_image == 0 || n.checked_mul(per_image) != Some(images.len()) {
+        return Err(grid_err(format!("{} values do not make images of shape {shape:?}", images.len())));
+    }
+    fs::create_dir_all(dir)
+        .map_err(|e| DataError::Write { path: dir.to_path_buf(), reason: e.to_string() })?;
+    for (k, image) in images.chunks_exact(per_image).enumerate() {
+        let img = tile(image, [1, c, h, w], 1, range, 0)?;
+        write_png(&dir.join(format!("{k:06}.png")), &img)?;
+    }
+    Ok(())
 }
 
 /// Encodes `img` as PNG and writes it atomically.

@@ -409,10 +409,10 @@ fn init(
         Init::Zeros => vec![0.0; n],
         Init::Ones => vec![1.0; n],
         Init::Uniform { bound } => (0..n).map(|_| (2.0 * uniform() - 1.0) * bound).collect(),
-        Init::Normal { std } => (0..n)
+        Init::Normal { mean, std } => (0..n)
             .map(|_| {
                 let (u1, u2) = (1.0 - uniform(), uniform());
-                (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos() * std
+                mean + (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos() * std
             })
             .collect(),
         Init::CausalMask { kind } => causal_mask(&e.shape, *kind),

@@ -1,7 +1,7 @@
 //! Training on real Fashion-MNIST on the device (lavapipe in CI), a few hundred images and a
 //! handful of steps: the VAE's negative ELBO falls, and WGAN-GP's critic step (a second-order
 //! gradient penalty) runs and stays finite. Batch norm's running statistics follow the
-//! batches as the reference interpreter says.
+//! batches as the reference interpreter says. DCGAN starts from its paper's initialisation.
 
 mod common;
 
@@ -207,5 +207,34 @@ fn every_repeat_of_a_phase_draws_fresh_noise() {
             "the runs drew the same noise: mean square {m2}, square of the mean {}",
             mean_of_means * mean_of_means
         );
+    });
+}
+
+/// `init G(std: 0.02)` and `init D(std: 0.02)` in specs/dcgan.gen: every weight of a linear
+/// or convolution layer starts ~ N(0, 0.02) with a zero bias, every batch-norm scale ~ N(1, 0.02).
+#[test]
+fn dcgan_starts_from_its_papers_initialisation() {
+    let c = checked("dcgan");
+    let (program, _) = plan::plan(&c, Some(8)).unwrap_or_else(|e| panic!("{e}"));
+    on_every_device(|| {
+        let d = device();
+        let trainer = Trainer::new(d, &c, program.clone(), 11, 1).unwrap_or_else(|e| panic!("{e}"));
+        for (entry, tensor) in c.table.params.iter().zip(&trainer.params) {
+            let v = tensor.to_f64(d).unwrap_or_else(|e| panic!("{e}"));
+            let n = v.len() as f64;
+            let mean = v.iter().sum::<f64>() / n;
+            let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+            let name = &entry.name;
+            if name.ends_with(".bias") {
+                assert!(v.iter().all(|&x| x == 0.0), "{name} starts at zero");
+            } else if name.contains("batch_norm") {
+                assert!(
+                    (mean - 1.0).abs() < 0.01 && (std - 0.02).abs() < 0.01,
+                    "{name}: mean {mean}, std {std}"
+                );
+            } else if v.len() >= 1000 {
+                assert!(mean.abs() < 0.002 && (std - 0.02).abs() < 0.001, "{name}: mean {mean}, std {std}");
+            }
+        }
     });
 }

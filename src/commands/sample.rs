@@ -26,6 +26,8 @@ pub struct Args {
     pub n: usize,
     pub sampler: Option<String>,
     pub out: Option<PathBuf>,
+    /// How to write the samples (default: by `out`'s extension, else a grid).
+    pub format: Option<OutputFormat>,
     pub seed: Option<u64>,
     /// The spec, when the run's config does not name it.
     pub spec: Option<PathBuf>,
@@ -57,12 +59,13 @@ enum Target {
 
 fn sample(args: &Args, reporter: &Reporter) -> Result<(), Status> {
     let run_dir = &args.run;
-    // The format follows the output's extension; one genc cannot write stops before any work.
+    // `--format`, else the output's extension; one genc cannot write stops before any work.
     let out = args.out.clone();
-    let format = match out.as_deref().map(OutputFormat::of) {
-        None => OutputFormat::Grid,
-        Some(Some(format)) => format,
-        Some(None) => {
+    let format = match (args.format, out.as_deref().map(OutputFormat::of)) {
+        (Some(format), _) => format,
+        (None, None) => OutputFormat::Grid,
+        (None, Some(Some(format))) => format,
+        (None, Some(None)) => {
             let path = out.clone().unwrap_or_default();
             return Err(report_usage(reporter, &SampleError::OutputFormat { path }));
         }
@@ -80,13 +83,14 @@ fn sample(args: &Args, reporter: &Reporter) -> Result<(), Status> {
     let seed = prepared.seed;
     let (pixels, shape) = prepared.draw(seed, reporter)?;
     let label = &prepared.label;
-    let out = out.unwrap_or_else(|| run_dir.join(format!("sample-{}.png", file_label(label))));
+    let out = out.unwrap_or_else(|| run_dir.join(format.default_name(&file_label(label))));
     match format {
         OutputFormat::Grid => {
             let nrow = (shape[0] as f64).sqrt().ceil() as usize;
             genc_runtime::images::write_grid(&out, &pixels, shape, nrow, prepared.range)
         }
         OutputFormat::Npy => genc_runtime::npy::write_f32(&out, &pixels, &shape),
+        OutputFormat::PngDir => genc_runtime::images::write_png_dir(&out, &pixels, shape, prepared.range),
     }
     .map_err(|e| report(reporter, &e, "sample"))?;
     eprintln!(
@@ -251,13 +255,15 @@ pub(crate) fn prepare(args: &Args, reporter: &Reporter) -> Result<Prepared, Stat
     })
 }
 
-/// What `--out` asks for, by its extension.
+/// How the samples leave genc: `--format`, or else `--out`'s extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum OutputFormat {
-    /// `.png`: the samples tiled into one image.
+pub enum OutputFormat {
+    /// `grid` (`.png`): the samples tiled into one image.
     Grid,
-    /// `.npy`: the samples as a float32 array `[N, C, H, W]`.
+    /// `npy` (`.npy`): the samples as a float32 array `[N, C, H, W]`.
     Npy,
+    /// `png-dir`: a folder with one PNG per sample.
+    PngDir,
 }
 
 impl OutputFormat {
@@ -266,6 +272,28 @@ impl OutputFormat {
             "png" => Some(OutputFormat::Grid),
             "npy" => Some(OutputFormat::Npy),
             _ => None,
+        }
+    }
+
+    /// The default output in the run folder.
+    fn default_name(self, label: &str) -> String {
+        match self {
+            OutputFormat::Grid => format!("sample-{label}.png"),
+            OutputFormat::Npy => format!("sample-{label}.npy"),
+            OutputFormat::PngDir => format!("sample-{label}"),
+        }
+    }
+}
+
+impl std::str::FromStr for OutputFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "grid" => Ok(OutputFormat::Grid),
+            "npy" => Ok(OutputFormat::Npy),
+            "png-dir" => Ok(OutputFormat::PngDir),
+            _ => Err(format!("`{s}` is not an output format: use `grid`, `npy` or `png-dir`")),
         }
     }
 }

@@ -565,8 +565,14 @@ impl<'a> Checker<'a> {
             return Err(());
         }
         let lname = self.layer_name("embedding");
-        let table =
-            self.param(&lname, "weight", &[n, d], Init::Normal { std: 1.0 }, Kind::Trainable, span)?;
+        let table = self.param(
+            &lname,
+            "weight",
+            &[n, d],
+            Init::Normal { mean: 0.0, std: 1.0 },
+            Kind::Trainable,
+            span,
+        )?;
         self.node(Prim::Gather { axis: 0 }, &[table, idx], None, span)
     }
 

@@ -12,6 +12,7 @@ mod causal;
 mod expr;
 mod host;
 mod image_metrics;
+mod init;
 mod layers;
 mod module;
 mod ops;

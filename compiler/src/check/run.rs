@@ -183,6 +183,7 @@ impl<'a> Checker<'a> {
                     }
                     run.ema.push((params, decay));
                 }
+                ast::TrainEntryKind::Init { target, args } => self.apply_init(target, args),
                 ast::TrainEntryKind::Step(stmts) => run.step = self.step_ops(stmts, &mut phases),
                 ast::TrainEntryKind::Sample { name, every, .. } => {
                     let name = name.as_ref().map_or("sample".to_string(), |n| n.name.clone());

@@ -140,6 +140,7 @@ impl<'a> Checker<'a> {
                         let _ = self.eval(&a.value);
                     }
                 }
+                ast::TrainEntryKind::Init { target, args } => self.check_init(target, args),
                 ast::TrainEntryKind::Step(stmts) => {
                     let phases = self.step(stmts, 1, &data, &mut optimizers);
                     sched.phases.extend(phases);
@@ -499,7 +500,7 @@ impl<'a> Checker<'a> {
     }
 
     /// The trainable parameters a path (`G`, `D.conv2d0`) names; buffers are refused.
-    fn net_path(&mut self, path: &ast::Path, what: &str) -> Option<Vec<usize>> {
+    pub(super) fn net_path(&mut self, path: &ast::Path, what: &str) -> Option<Vec<usize>> {
         let first = path.segments.first()?;
         if let Some((_, span)) = self.consts.get(&first.name) {
             let span = *span;

@@ -89,6 +89,7 @@ fn draw(run: &Path, args: &Args, reporter: &Reporter) -> Result<Images, Status> 
         n: per,
         sampler: args.sampler.clone(),
         out: None,
+        format: None,
         seed: args.seed,
         spec: None,
     };
