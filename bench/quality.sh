@@ -25,6 +25,8 @@
 #   PYTHON      the interpreter with torch and numpy (default /tmp/torchenv/bin/python)
 #   THREADS     torch threads (default nproc)
 #   N_SAMPLES   override the family's number of scored samples
+#   SEED        train (genc and the peer) with this seed instead of the spec's, into
+#               runs/quality/FAMILY-seedSEED (to see how much a figure moves between seeds)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -58,7 +60,7 @@ stacked_ae|specs/stacked_ae.gen|n_pre=1200 steps=10800|none|0|-
 pixelcnn|specs/pixelcnn.gen|epochs=1|autoregressive|500|-
 pixelrnn|specs/pixelrnn.gen|epochs=1|autoregressive|500|-
 realnvp|specs/realnvp.gen|epochs=3|inverse|10000|-
-ddpm|specs/ddpm.gen|steps=3000 warmup=500|reverse|500|-
+ddpm|specs/ddpm.gen|steps=3000|reverse|500|-
 srgan|specs/srgan.gen|pre_steps=3000 steps=4000|none|0|-
 pix2pix|specs/pix2pix.gen|steps=6000|none|0|-
 inpainting|specs/inpainting.gen|epochs=2|none|0|-
@@ -92,11 +94,12 @@ has_phase() { [[ " $PHASES " == *" $1 "* ]]; }
 for f in "$@"; do
     spec=$(field "$f" 2) settings=$(field "$f" 3) sampler=$(field "$f" 4) n=${N_SAMPLES:-$(field "$f" 5)}
     peer=$(field "$f" 6)
-    dir=$OUT_ROOT/$f
+    dir=$OUT_ROOT/$f${SEED:+-seed$SEED}
     mkdir -p "$dir"
     if has_phase train; then
         sets=()
         for s in $settings; do sets+=(--set "$s"); done
+        [[ -n ${SEED:-} ]] && sets+=(--set "seed=$SEED")
         rm -rf "$dir/run"
         echo "== $f: genc train $spec ${settings} on $DEVICE (log $dir/train.log)" >&2
         start=$EPOCHREALTIME
@@ -109,7 +112,7 @@ for f in "$@"; do
     if has_phase peer && [[ $peer != - ]]; then
         read -r script steps <<<"$peer"
         echo "== $f: PyTorch peer $script, $steps steps, $THREADS threads" >&2
-        (cd bench/peers && nice "$PYTHON" "$script" --steps "$steps" --warmup 0 --threads "$THREADS" \
+        (cd bench/peers && nice "$PYTHON" "$script" --steps "$steps" --warmup 0 --threads "$THREADS" --seed "${SEED:-0}" \
             --samples "$ROOT/$dir/peer-samples.npy" --n-samples "$n") >"$dir/peer.json"
         case $f in vae) range=0,1 ;; *) range=-1,1 ;; esac
         "$GENC_BIN" eval --images "$dir/peer-samples.npy" --range "$range" --json >"$dir/peer-eval.json"
@@ -117,6 +120,8 @@ for f in "$@"; do
     if has_phase eval; then
         args=(--json --n "$n")
         [[ $sampler != - && $sampler != none ]] && args+=(--sampler "$sampler")
+        # cGAN's sample entry asks for class k mod 10 in sample k
+        [[ $f == cgan ]] && args+=(--conditional)
         echo "== $f: genc eval ($n samples)" >&2
         "$GENC_BIN" eval "$dir/run" "${args[@]}" >"$dir/genc.json"
         grid_args=(--n 64 --out "$dir/grid.png")

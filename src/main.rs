@@ -163,6 +163,10 @@ enum Command {
         /// Print the metrics as JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// The k-th sample was asked for class k mod 10 (a conditional sampler labelled
+        /// `arange(n) % 10`): also report how often the classifier agrees.
+        #[arg(long)]
+        conditional: bool,
     },
     /// Write a run's trained weights (parameters and buffers, EMA copies where kept; no
     /// optimizer state) to a safetensors file.
@@ -236,6 +240,7 @@ fn main() -> ExitCode {
             kid_size,
             reference,
             json,
+            conditional,
         } => {
             let args = commands::eval::Args {
                 run: run.clone(),
@@ -249,6 +254,7 @@ fn main() -> ExitCode {
                 kid_size: *kid_size,
                 reference: *reference,
                 json: *json,
+                conditional: *conditional,
             };
             commands::eval::run(&args, &reporter)
         }

@@ -167,7 +167,7 @@ fn eval_draws_the_samples_of_a_run_itself() {
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter_map(|v| v.get(key).cloned())
-            .last()
+            .next_back()
             .unwrap_or_else(|| panic!("no {key} in {logged}"))
     };
     let evals = report["evals"].as_array().unwrap_or_else(|| panic!("no evals in {report}"));

@@ -237,6 +237,21 @@ pub fn class_histogram(probs: &[f32], k: usize) -> Vec<usize> {
     counts
 }
 
+/// The fraction of images whose most probable class is the one asked for: image `k` asked for
+/// class `k % k_classes` (a conditional generator's `arange(n) % classes` labels). `None`
+/// without images.
+pub fn cyclic_class_agreement(probs: &[f32], k_classes: usize) -> Option<f64> {
+    let rows = probs.chunks_exact(k_classes.max(1));
+    let n = rows.len();
+    let agree = rows
+        .enumerate()
+        .filter(|(i, row)| {
+            row.iter().enumerate().fold(0, |b, (c, &p)| if p > row[b] { c } else { b }) == i % k_classes
+        })
+        .count();
+    (n > 0).then(|| agree as f64 / n as f64)
+}
+
 /// The classes a histogram covers: those holding at least a tenth of an even share.
 pub fn modes_covered(histogram: &[usize]) -> usize {
     let total: usize = histogram.iter().sum();

@@ -101,3 +101,17 @@ fn the_classifier_score_runs_from_one_to_the_class_count() {
     assert_eq!(modes_covered(&[8, 0, 0, 0]), 1);
     assert_eq!(modes_covered(&[50, 50, 50, 1]), 3, "a class far under a tenth of its share is not covered");
 }
+
+#[test]
+fn class_agreement_counts_samples_in_the_class_asked_for() {
+    // Sample k asked for class k % 4: all right, then the last two of eight wrong.
+    let right: Vec<f32> =
+        (0..8).flat_map(|i| (0..4).map(move |c| if c == i % 4 { 0.9 } else { 0.03 })).collect();
+    assert_eq!(cyclic_class_agreement(&right, 4), Some(1.0));
+    let mut wrong = right.clone();
+    wrong[6 * 4..].iter_mut().for_each(|p| *p = 0.0);
+    wrong[6 * 4] = 1.0;
+    wrong[7 * 4] = 1.0;
+    assert_eq!(cyclic_class_agreement(&wrong, 4), Some(0.75));
+    assert_eq!(cyclic_class_agreement(&[], 4), None);
+}

@@ -42,6 +42,8 @@ pub struct Args {
     /// Use the first this many test images as the reference (default: all 10,000).
     pub reference: Option<usize>,
     pub json: bool,
+    /// Sample `k` was asked for class `k % 10`: report how often the classifier agrees.
+    pub conditional: bool,
 }
 
 pub fn run(args: &Args, reporter: &Reporter) -> Status {
@@ -63,6 +65,9 @@ struct SampleReport {
     reference_classifier_score: f64,
     class_histogram: Vec<usize>,
     modes_covered: usize,
+    /// With `--conditional`: the fraction of samples the classifier puts in their class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    class_agreement: Option<f64>,
 }
 
 /// Everything `genc eval` measured: the run's checkpoint step and spec evals (for a run), and
@@ -211,6 +216,11 @@ fn score(images: &Images, args: &Args, device: &Device, reporter: &Reporter) -> 
         reference_classifier_score: metrics::classifier_score(&p_ref, CLASSES).unwrap_or(f64::NAN),
         modes_covered: metrics::modes_covered(&histogram),
         class_histogram: histogram,
+        class_agreement: if args.conditional {
+            metrics::cyclic_class_agreement(&p_gen, CLASSES)
+        } else {
+            None
+        },
     })
 }
 
@@ -241,6 +251,9 @@ fn print(report: &Report, json: bool) -> Result<(), Status> {
         );
         println!("| modes covered | {} of {CLASSES} |", r.modes_covered);
         println!("| class histogram | {:?} |", r.class_histogram);
+        if let Some(a) = r.class_agreement {
+            println!("| class agreement (sample k asked for class k mod 10) | {:.1} % |", 100.0 * a);
+        }
     }
     if report.evals.is_empty() && report.samples.is_none() {
         println!("nothing to report: the spec has no `eval` entries and `--n 0` draws no samples");
