@@ -49,6 +49,29 @@ enum Command {
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
     },
+    /// Snapshot tests of your own specs: each stage's stable text in
+    /// `snapshots/<spec>.<stage>.snap` beside the spec (insta's file format). New snapshots are
+    /// written; a changed stage gets its diff printed and its new text in `.snap.new`, and the
+    /// exit status is 1.
+    Snap {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The stages to keep (repeatable, or comma-separated).
+        #[arg(long, value_enum, value_delimiter = ',', default_values = ["summary", "typed"])]
+        stage: Vec<commands::snap::SnapStage>,
+        /// Write nothing: exit 1 with a unified diff if a stage changed or has no snapshot (for CI).
+        #[arg(long, conflicts_with_all = ["accept", "review"])]
+        check: bool,
+        /// Write every snapshot as it is now.
+        #[arg(long, conflicts_with = "review")]
+        accept: bool,
+        /// Show each change and ask on stdin whether to accept it.
+        #[arg(long)]
+        review: bool,
+        /// Override a `param`: `--set ngf=32` (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+    },
     /// Print specs in the canonical layout.
     Fmt {
         /// Change nothing; exit 1 if a file is not formatted.
@@ -205,6 +228,18 @@ fn main() -> ExitCode {
     let status = match &cli.command {
         Command::Check { files, set } => commands::check::run(files, set, &reporter),
         Command::Summary { file, set } => commands::summary::run(file, set, &reporter),
+        Command::Snap { files, stage, check, accept, review, set } => {
+            use commands::snap::Mode;
+            let mode = match (check, accept, review) {
+                (true, _, _) => Mode::Check,
+                (_, true, _) => Mode::Accept,
+                (_, _, true) => Mode::Review,
+                _ => Mode::Write,
+            };
+            let args =
+                commands::snap::Args { specs: files.clone(), stages: stage.clone(), mode, sets: set.clone() };
+            commands::snap::run(&args, &reporter)
+        }
         Command::Fmt { check, write, files } => {
             let mode = if *check {
                 Mode::Check

@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use genc_compiler::check::Checked;
+
 use super::{Status, load, parse, typecheck};
 use crate::report::Reporter;
 
@@ -41,64 +43,82 @@ pub fn run(path: &Path, stage: Stage, sets: &[String], reporter: &Reporter) -> S
         Ok(c) => c,
         Err(status) => return status,
     };
-    match stage {
-        Stage::Ast => {}
-        Stage::Graph => print!("{}", genc_compiler::stages::graph_text(&checked, false)),
-        Stage::Typed => print!("{}", genc_compiler::stages::graph_text(&checked, true)),
-        Stage::Dot => print!("{}", genc_compiler::stages::dot_text(&checked)),
-        Stage::Grad | Stage::Fused | Stage::Program => return print_planned(&checked, stage),
-        Stage::Sampler => return print_samplers(&checked),
+    match stage_text(&checked, stage) {
+        Ok(StageText { text, notes }) => {
+            print!("{text}");
+            notes.iter().for_each(|n| eprintln!("{n}"));
+            Status::Ok
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            Status::Diagnostics
+        }
     }
-    Status::Ok
+}
+
+/// A stage's stable text, and notes about it for stderr (each phase's size).
+pub struct StageText {
+    pub text: String,
+    pub notes: Vec<String>,
+}
+
+/// A checked spec's `stage` in its stable text form (the AST stage needs the syntax tree:
+/// `genc_grammar::dump::dump`). Planned stages plan the spec at its batch size.
+pub fn stage_text(checked: &Checked, stage: Stage) -> Result<StageText, String> {
+    use genc_compiler::stages;
+    let text = match stage {
+        Stage::Ast => {
+            return Err("the syntax tree is dumped from the parsed file, not the checked one".into());
+        }
+        Stage::Graph => stages::graph_text(checked, false),
+        Stage::Typed => stages::graph_text(checked, true),
+        Stage::Dot => stages::dot_text(checked),
+        Stage::Grad | Stage::Fused | Stage::Program => return planned_text(checked, stage),
+        Stage::Sampler => sampler_text(checked)?,
+    };
+    Ok(StageText { text, notes: Vec::new() })
 }
 
 /// Every `sampler` as a host program, its free dims (`n` of `x: [n, C, H, W]`) at the
 /// spec's batch size (or 1).
-fn print_samplers(checked: &genc_compiler::check::Checked) -> Status {
+fn sampler_text(checked: &Checked) -> Result<String, String> {
     let batch = checked.schedule.as_ref().and_then(|s| s.batch.as_ref()).map_or(1, |b| b.1 as i64);
-    let mut status = Status::Ok;
+    let mut out = String::new();
     for unit in checked.units.iter().filter(|u| u.kind == genc_compiler::check::UnitKind::Sampler) {
-        match genc_compiler::sampler::plan_sampler(checked, unit, &|_| Some(batch)) {
-            Ok(p) => println!("{}", p.to_text()),
-            Err(e) => {
-                eprintln!("error: {e}");
-                status = Status::Diagnostics;
-            }
-        }
+        let program = genc_compiler::sampler::plan_sampler(checked, unit, &|_| Some(batch))
+            .map_err(|e| e.to_string())?;
+        out.push_str(&program.to_text());
+        out.push('\n');
     }
-    status
+    Ok(out)
 }
 
-/// The planned stages, and on stderr one line per phase: primitive ops, kernels, peak memory.
-fn print_planned(checked: &genc_compiler::check::Checked, stage: Stage) -> Status {
-    let (program, stages) = match genc_compiler::plan::plan(checked, None) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Status::Diagnostics;
-        }
-    };
-    match stage {
+/// The gradient graphs, the fused partitions or the Program of every training phase; each
+/// phase's primitive ops, kernels and peak memory as notes.
+fn planned_text(checked: &Checked, stage: Stage) -> Result<StageText, String> {
+    let (program, stages) = genc_compiler::plan::plan(checked, None).map_err(|e| e.to_string())?;
+    let notes = program
+        .phases
+        .iter()
+        .map(|p| {
+            format!(
+                "phase {}: {} primitive ops, {} kernels after fusion, peak {:.1} MiB",
+                p.name,
+                p.primitive_ops,
+                p.kernels,
+                p.peak_bytes as f64 / (1 << 20) as f64
+            )
+        })
+        .collect();
+    let text = match stage {
         Stage::Grad => {
-            for s in &stages {
-                print!("phase {} {{\n{}}}\n\n", s.name, s.grad.to_text(true));
-            }
+            stages.iter().map(|s| format!("phase {} {{\n{}}}\n\n", s.name, s.grad.to_text(true))).collect()
         }
-        Stage::Fused => {
-            for s in &stages {
-                print!("phase {} {{\n{}}}\n\n", s.name, s.partition.to_text(&s.simplified));
-            }
-        }
-        _ => print!("{}", program.to_text()),
-    }
-    for p in &program.phases {
-        eprintln!(
-            "phase {}: {} primitive ops, {} kernels after fusion, peak {:.1} MiB",
-            p.name,
-            p.primitive_ops,
-            p.kernels,
-            p.peak_bytes as f64 / (1 << 20) as f64
-        );
-    }
-    Status::Ok
+        Stage::Fused => stages
+            .iter()
+            .map(|s| format!("phase {} {{\n{}}}\n\n", s.name, s.partition.to_text(&s.simplified)))
+            .collect(),
+        _ => program.to_text(),
+    };
+    Ok(StageText { text, notes })
 }

@@ -6,6 +6,7 @@ pub mod devices;
 pub mod eval;
 pub mod fmt;
 pub mod sample;
+pub mod snap;
 pub mod summary;
 pub mod train;
 pub mod weights;
