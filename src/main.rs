@@ -72,6 +72,9 @@ enum Command {
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
     },
+    /// A language server over stdio for editors: diagnostics while typing, hover with shapes,
+    /// go to definition, symbols, formatting and completion (docs/editors.md).
+    Lsp,
     /// Print specs in the canonical layout.
     Fmt {
         /// Change nothing; exit 1 if a file is not formatted.
@@ -228,6 +231,7 @@ fn main() -> ExitCode {
     let status = match &cli.command {
         Command::Check { files, set } => commands::check::run(files, set, &reporter),
         Command::Summary { file, set } => commands::summary::run(file, set, &reporter),
+        Command::Lsp => commands::lsp::run(),
         Command::Snap { files, stage, check, accept, review, set } => {
             use commands::snap::Mode;
             let mode = match (check, accept, review) {

@@ -5,6 +5,7 @@ pub mod compile;
 pub mod devices;
 pub mod eval;
 pub mod fmt;
+pub mod lsp;
 pub mod sample;
 pub mod snap;
 pub mod summary;

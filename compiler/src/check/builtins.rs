@@ -93,7 +93,7 @@ pub(super) const NAMES: &[&str] = &[
 ];
 
 /// Every named option a built-in or layer takes, for "did you mean" suggestions.
-const OPTION_NAMES: &[&str] = &[
+pub(super) const OPTION_NAMES: &[&str] = &[
     "out",
     "kernel",
     "stride",

@@ -110,6 +110,21 @@ pub struct Checked {
     pub errors: Vec<TypeError>,
 }
 
+/// Every built-in function and layer name, for editors' completion and hover.
+pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+    builtins::all_names()
+}
+
+/// True for a layer (a built-in with weights).
+pub fn is_layer(name: &str) -> bool {
+    layers::LAYERS.contains(&name)
+}
+
+/// Every named option a built-in or layer takes (`kernel`, `stride`, ..).
+pub fn option_names() -> &'static [&'static str] {
+    builtins::OPTION_NAMES
+}
+
 /// Checks a parsed spec. Never panics; every mistake is a diagnostic in `Checked::errors`.
 pub fn check(file: &ast::File, overrides: &[Override]) -> Checked {
     check_with(file, overrides, None)
