@@ -142,6 +142,25 @@ fn type_errors_exit_1_with_coded_diagnostics() {
 }
 
 #[test]
+fn set_overrides_a_bound_dim_and_says_so_when_it_breaks_a_constraint() {
+    // Every dim derived from H follows it.
+    let path = temp_file(
+        "sized.gen",
+        b"dims B, C = 1, H = 28, H2 = H / 2\nnet D(x: [B, C, H, H]) -> [B, 8, H2, H2] {\n    return x |> conv2d(8, kernel: 4, stride: 2, pad: 1)\n}\n",
+    );
+    let out = genc(&["summary", &path.display().to_string(), "--set", "H=32"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("[B, 8, 16, 16]"), "{}", text(&out.stdout));
+    let out = genc(&["check", "--color", "never", "specs/dcgan.gen", "--set", "H=30"]);
+    assert_eq!(code(&out), 1);
+    let err = text(&out.stderr);
+    assert!(err.contains("H = 30 here (`--set`)") && err.contains("E0102"), "{err}");
+    let free = genc(&["check", "--color", "never", "specs/dcgan.gen", "--set", "B=30"]);
+    let err = text(&free.stderr);
+    assert!(err.contains("`B` is a free dim") && err.contains("--set batch=30"), "{err}");
+}
+
+#[test]
 fn summary_prints_layers_shapes_and_counts() {
     let out = genc(&["summary", "specs/dcgan64.gen"]);
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));

@@ -169,6 +169,8 @@ struct DimEntry {
     value: Option<i64>,
     span: Span,
     poisoned: bool,
+    /// The value came from `--set` (a `where` that breaks says so).
+    set: bool,
 }
 
 /// A `const`: a plain value, or a buffer computed by node `node` of the constant graph.

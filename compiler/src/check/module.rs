@@ -25,7 +25,7 @@ impl<'a> Checker<'a> {
             match item {
                 ast::Item::Dims(dims) => {
                     for d in &dims.dims {
-                        self.declare_dim(d);
+                        self.declare_dim(d, overrides);
                     }
                 }
                 ast::Item::Where(w) => self.check_where(w),
@@ -35,7 +35,7 @@ impl<'a> Checker<'a> {
             }
         }
         for o in overrides {
-            if !self.hparams.contains_key(&o.name) {
+            if !self.hparams.contains_key(&o.name) && !self.dims.contains_key(&o.name) {
                 let names: Vec<&str> = self.hparams.keys().map(String::as_str).collect();
                 let message = format!("`--set {}`: the spec has no `param {}`", o.name, o.name);
                 let e = match did_you_mean(&o.name, names.iter().copied()) {
@@ -75,9 +75,12 @@ impl<'a> Checker<'a> {
         );
     }
 
-    fn declare_dim(&mut self, d: &ast::DimDecl) {
+    fn declare_dim(&mut self, d: &ast::DimDecl, overrides: &[Override]) {
         if let Some(first) = self.declared_span(&d.name.name) {
             return self.duplicate(&d.name, first);
+        }
+        if let Some(o) = overrides.iter().rev().find(|o| o.name == d.name.name) {
+            return self.set_dim(d, o);
         }
         let value = match &d.value {
             None => None,
@@ -121,7 +124,34 @@ impl<'a> Checker<'a> {
         };
         // A bound dim whose value failed stays known (poisoned), so uses do not cascade.
         let poisoned = d.value.is_some() && value.is_none();
-        self.dims.insert(d.name.name.clone(), DimEntry { value, span: d.name.span, poisoned });
+        self.dims.insert(d.name.name.clone(), DimEntry { value, span: d.name.span, poisoned, set: false });
+    }
+
+    /// `--set H=32` on a bound dim: the dim takes the value, and the dims derived from it
+    /// follow. A free dim (`B`) is bound by each call and by `batch`, not by `--set`.
+    fn set_dim(&mut self, d: &ast::DimDecl, o: &Override) {
+        let name = &d.name.name;
+        let value = match (&d.value, parse_override(&o.value)) {
+            (None, _) => {
+                self.error(
+                    TypeError::new("E0120", d.name.span, format!("`--set {name}`: `{name}` is a free dim"))
+                        .label("free: bound by each call")
+                        .help(format!("a free dim takes its size from the data; the batch size is `--set batch={}`", o.value)),
+                );
+                None
+            }
+            (Some(_), Some(Val::Int(v))) if v.as_const().is_some_and(|v| v >= 1) => v.as_const(),
+            (Some(_), _) => {
+                self.error(
+                    TypeError::new("E0120", d.name.span, format!("`--set {name}={}` does not fit this dim", o.value))
+                        .label("a dim")
+                        .help("give a whole number of at least 1"),
+                );
+                None
+            }
+        };
+        let poisoned = value.is_none() && d.value.is_some();
+        self.dims.insert(name.clone(), DimEntry { value, span: d.name.span, poisoned, set: value.is_some() });
     }
 
     fn check_where(&mut self, w: &ast::Where) {
@@ -135,7 +165,8 @@ impl<'a> Checker<'a> {
                         if let Some(entry) = self.dims.get(&name)
                             && let Some(v) = entry.value
                         {
-                            e = e.note(entry.span, format!("{name} = {v} here"));
+                            let how = if entry.set { " (`--set`)" } else { "" };
+                            e = e.note(entry.span, format!("{name} = {v} here{how}"));
                         }
                     }
                     self.error(e.help("change the dims so that the constraint holds"));
