@@ -126,8 +126,39 @@ pub fn option_names() -> &'static [&'static str] {
 }
 
 /// Checks a parsed spec. Never panics; every mistake is a diagnostic in `Checked::errors`.
+///
+/// A sampler with `int` parameters (`n: int = 64`) is checked at its defaults and again
+/// called for [`PROBE_SAMPLES`]: a size written as a number where `n` belongs passes at the
+/// default and fails there. Only mistakes the first check did not report are added.
 pub fn check(file: &ast::File, overrides: &[Override]) -> Checked {
-    check_with(file, overrides, None)
+    let mut checked = check_with(file, overrides, None);
+    if !checked.errors.is_empty() {
+        return checked;
+    }
+    for def in file.items.iter().filter_map(|i| match i {
+        ast::Item::Def(d) if d.kind == ast::DefKind::Sampler && d.params.iter().any(is_int_param) => Some(d),
+        _ => None,
+    }) {
+        let call = SamplerCall { name: def.name.name.clone(), n: PROBE_SAMPLES };
+        for mut e in check_with(file, overrides, Some(&call)).errors {
+            if !checked.errors.iter().any(|x| x.code == e.code && x.span == e.span) {
+                e.message = format!("{} (`{}` called for {PROBE_SAMPLES} samples)", e.message, def.name.name);
+                e.help = Some(match e.help.take() {
+                    Some(h) => format!("{h}; a size that changes with the call is written with the sampler's `int` parameter"),
+                    None => "a size that changes with the call is written with the sampler's `int` parameter, not a number".into(),
+                });
+                checked.errors.push(e);
+            }
+        }
+    }
+    checked
+}
+
+/// The sample count a sampler with `int` parameters is checked at besides its defaults.
+pub const PROBE_SAMPLES: i64 = 3;
+
+fn is_int_param(p: &ast::Param) -> bool {
+    matches!(&p.ty, Some(ast::Type { kind: ast::TypeKind::Scalar(s), .. }) if s == "int")
 }
 
 /// A sampler elaborated for a given number of samples (`genc sample --n`).

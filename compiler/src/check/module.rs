@@ -136,16 +136,23 @@ impl<'a> Checker<'a> {
                 self.error(
                     TypeError::new("E0120", d.name.span, format!("`--set {name}`: `{name}` is a free dim"))
                         .label("free: bound by each call")
-                        .help(format!("a free dim takes its size from the data; the batch size is `--set batch={}`", o.value)),
+                        .help(format!(
+                            "a free dim takes its size from the data; the batch size is `--set batch={}`",
+                            o.value
+                        )),
                 );
                 None
             }
             (Some(_), Some(Val::Int(v))) if v.as_const().is_some_and(|v| v >= 1) => v.as_const(),
             (Some(_), _) => {
                 self.error(
-                    TypeError::new("E0120", d.name.span, format!("`--set {name}={}` does not fit this dim", o.value))
-                        .label("a dim")
-                        .help("give a whole number of at least 1"),
+                    TypeError::new(
+                        "E0120",
+                        d.name.span,
+                        format!("`--set {name}={}` does not fit this dim", o.value),
+                    )
+                    .label("a dim")
+                    .help("give a whole number of at least 1"),
                 );
                 None
             }
