@@ -50,7 +50,7 @@ def sample_cells(report):
 def evals_cell(report):
     if not report or not report.get("evals"):
         return "-"
-    return "; ".join(f"{e['name']} {e['value']:.4g}" for e in report["evals"])
+    return "; ".join(f"{e['name']} {e['value']:.6g}" for e in report["evals"])
 
 
 def peer_cell(peer, peer_eval):

@@ -320,13 +320,65 @@ impl<'a> Checker<'a> {
         )
     }
 
+    /// `x @ y` as NumPy's `matmul` on tensors of rank 2 or more: the last two axes multiply,
+    /// the leading (batch) axes broadcast. `[B, N, K] @ [K, M]` folds the batch into the rows
+    /// (one product); other batch shapes are broadcast to a common one first.
     fn matmul_val(&mut self, a: &Val, b: &Val, span: Span) -> Val {
         let (Ok(x), Ok(y)) =
             (self.expect_tensor(a, span, "`@`'s left side"), self.expect_tensor(b, span, "`@`'s right side"))
         else {
             return Val::Poison;
         };
-        self.val(Prim::MatMul { transpose_a: false, transpose_b: false }, &[x, y], None, span)
+        let (tx, ty) = (self.ty(x).clone(), self.ty(y).clone());
+        let (rx, ry) = (tx.rank(), ty.rank());
+        let product = |s: &mut Self, x, y| {
+            s.val(Prim::MatMul { transpose_a: false, transpose_b: false }, &[x, y], None, span)
+        };
+        if rx < 2 || ry < 2 || (rx == ry && tx.shape[..rx - 2] == ty.shape[..ry - 2]) {
+            return product(self, x, y);
+        }
+        let folded = (|| -> Result<Val, ()> {
+            if ry == 2 {
+                // Rows of every batch at once: [B.., N, K] -> [B..*N, K] @ [K, M] -> [B.., N, M].
+                let rows = tx.shape[..rx - 1]
+                    .iter()
+                    .try_fold(Dim::constant(1), |acc, d| acc.mul(d))
+                    .map_err(|_| ())?;
+                let flat = self.reshape(x, vec![rows, tx.shape[rx - 1].clone()], span)?;
+                let Val::Tensor(p) = product(self, flat, y) else { return Err(()) };
+                let mut shape = tx.shape[..rx - 1].to_vec();
+                shape.push(ty.shape[1].clone());
+                return self.reshape(p, shape, span).map(Val::Tensor);
+            }
+            let rank = rx.max(ry);
+            let (x, y) = (self.lift_rank(x, rank, span)?, self.lift_rank(y, rank, span)?);
+            let (sx, sy) = (self.ty(x).shape.clone(), self.ty(y).shape.clone());
+            let mut batch = Vec::with_capacity(rank - 2);
+            for (dx, dy) in sx[..rank - 2].iter().zip(&sy[..rank - 2]) {
+                batch.push(match (dx.as_const(), dy.as_const()) {
+                    (Some(1), _) => dy.clone(),
+                    (_, Some(1)) => dx.clone(),
+                    _ if dx == dy => dx.clone(),
+                    _ => {
+                        self.error(
+                            TypeError::new(
+                                "E0106",
+                                span,
+                                format!("`@` cannot broadcast the batch axes of {tx} and {ty}"),
+                            )
+                            .label(format!("{dx} against {dy}"))
+                            .help("batch axes broadcast where they are equal or one of them is 1"),
+                        );
+                        return Err(());
+                    }
+                });
+            }
+            let with = |batch: &[Dim], last: &[Dim]| batch.iter().chain(last).cloned().collect::<Vec<_>>();
+            let x = self.broadcast(x, with(&batch, &sx[rank - 2..]), span)?;
+            let y = self.broadcast(y, with(&batch, &sy[rank - 2..]), span)?;
+            Ok(product(self, x, y))
+        })();
+        folded.unwrap_or(Val::Poison)
     }
 
     // ---- indexing ----------------------------------------------------------------------
