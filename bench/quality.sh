@@ -115,7 +115,7 @@ for f in "$@"; do
         (cd bench/peers && nice "$PYTHON" "$script" --steps "$steps" --warmup 0 --threads "$THREADS" --seed "${SEED:-0}" \
             --samples "$ROOT/$dir/peer-samples.npy" --n-samples "$n") >"$dir/peer.json"
         case $f in vae) range=0,1 ;; *) range=-1,1 ;; esac
-        "$GENC_BIN" eval --images "$dir/peer-samples.npy" --range "$range" --json >"$dir/peer-eval.json"
+        "$GENC_BIN" eval --images "$dir/peer-samples.npy" --range="$range" --json >"$dir/peer-eval.json"
     fi
     if has_phase eval; then
         args=(--json --n "$n")

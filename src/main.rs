@@ -173,7 +173,7 @@ enum Command {
         #[arg(long, conflicts_with = "run")]
         images: Option<PathBuf>,
         /// The images' value range, `LO,HI`, with `--images` (a run's samples use its data range).
-        #[arg(long, default_value = "0,1", value_parser = parse_range)]
+        #[arg(long, default_value = "0,1", value_parser = parse_range, allow_hyphen_values = true)]
         range: (f32, f32),
         /// Where the classifier runs: `auto`, `gpu`, `cpu` or `vulkan-cpu`.
         #[arg(long, default_value = "auto")]

@@ -24,21 +24,13 @@ fn write(dir: &Path, name: &str, images: &[f32]) -> PathBuf {
     path
 }
 
-/// The metrics of `file` against the first 600 test images, as JSON.
-fn eval(file: &Path) -> serde_json::Value {
+/// The metrics of `file` (values in [0, 1], or the `--range` in `extra`) against the first
+/// 600 test images, as JSON.
+fn eval(file: &Path, extra: &[&str]) -> serde_json::Value {
     let path = file.display().to_string();
-    let out = genc(&[
-        "eval",
-        "--images",
-        &path,
-        "--device",
-        "cpu",
-        "--reference",
-        "600",
-        "--kid-size",
-        "200",
-        "--json",
-    ]);
+    let args =
+        ["eval", "--images", &path, "--device", "cpu", "--reference", "600", "--kid-size", "200", "--json"];
+    let out = genc(&[&args[..], extra].concat());
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
@@ -82,13 +74,17 @@ fn real_images_score_closer_than_blurred_ones_and_blurred_than_noise() {
             (state >> 40) as f32 / (1u64 << 24) as f32
         })
         .collect();
-    let real = eval(&write(&dir, "real.npy", &train.images));
-    let blurred = eval(&write(&dir, "blurred.npy", &blur(&train.images)));
-    let noisy = eval(&write(&dir, "noise.npy", &noise));
+    let real = eval(&write(&dir, "real.npy", &train.images), &[]);
+    let blurred = eval(&write(&dir, "blurred.npy", &blur(&train.images)), &[]);
+    let noisy = eval(&write(&dir, "noise.npy", &noise), &[]);
+    // The same images in [-1, 1], said so with `--range -1,1` (a leading minus is a value).
+    let signed: Vec<f32> = train.images.iter().map(|v| 2.0 * v - 1.0).collect();
+    let signed = eval(&write(&dir, "signed.npy", &signed), &["--range", "-1,1"]);
     let fd = |v: &serde_json::Value| v["frechet_distance"].as_f64().unwrap_or(f64::NAN);
     let score = |v: &serde_json::Value| v["classifier_score"].as_f64().unwrap_or(f64::NAN);
     assert!(fd(&real) * 10.0 < fd(&blurred) && fd(&blurred) < fd(&noisy), "{real}\n{blurred}\n{noisy}");
     assert!(score(&real) > score(&blurred) && score(&blurred) > score(&noisy));
+    assert!((fd(&signed) - fd(&real)).abs() < 1e-3 * fd(&real), "{signed}\n{real}");
     assert_eq!(real["modes_covered"], 10);
     assert_eq!(real["images"], 600);
     let _ = std::fs::remove_dir_all(&dir);
