@@ -297,8 +297,10 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Records a mistake once: the same code at the same place is one cause, whatever size
+    /// it was met at (a net checked with `B` and again at the batch size says it once).
     fn error(&mut self, e: TypeError) -> Val {
-        if !self.errors.contains(&e) {
+        if !self.errors.iter().any(|x| x.code == e.code && x.span == e.span) {
             self.errors.push(e);
         }
         Val::Poison
