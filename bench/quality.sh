@@ -42,21 +42,22 @@ PHASES=${PHASES:-train peer eval}
 DEVICE=${DEVICE:-auto}
 OUT_ROOT=${QUALITY_DIR:-runs/quality}
 
-# family | spec | genc settings (--set ...) | sampler scored ("-": none) | samples scored |
-# peer script and its steps ("-": no peer)
+# family | spec | genc settings (--set ...) | the sampler or `sample` entry drawn for the grid
+# and scored ("-": the spec's first, "none": no grid) | samples scored (0: the spec's evals
+# alone) | peer script and its steps ("-": no peer)
 BUDGET=$(
     cat <<'EOF'
 vae|bench/quality/vae_examples.gen|epochs=10|prior|10000|vae_examples.py 4680
 dcgan|specs/dcgan.gen|epochs=5|-|10000|dcgan.py 2340
-wgan_gp|specs/wgan_gp.gen|steps=3000|-|10000|wgan_gp.py 3000
+wgan_gp|specs/wgan_gp.gen|steps=1000|-|10000|wgan_gp.py 1000
 wgan|specs/wgan.gen|steps=3000|-|10000|-
 gan|specs/gan.gen|epochs=20|-|10000|-
 cgan|specs/cgan.gen|epochs=20|-|10000|-
-ae|specs/ae.gen|epochs=20|none|0|-
-sparse_ae|specs/sparse_ae.gen|epochs=10|none|0|-
-denoising_ae|specs/denoising_ae.gen|epochs=3|none|0|-
-contractive_ae|specs/contractive_ae.gen|epochs=3|none|0|-
-stacked_ae|specs/stacked_ae.gen|n_pre=1200 steps=10800|none|0|-
+ae|specs/ae.gen|epochs=20|recon|0|-
+sparse_ae|specs/sparse_ae.gen|epochs=10|recon|0|-
+denoising_ae|specs/denoising_ae.gen|epochs=3|recon|0|-
+contractive_ae|specs/contractive_ae.gen|epochs=3|recon|0|-
+stacked_ae|specs/stacked_ae.gen|n_pre=1200 steps=10800|recon|0|-
 pixelcnn|specs/pixelcnn.gen|epochs=1|autoregressive|500|-
 pixelrnn|specs/pixelrnn.gen|epochs=1|autoregressive|500|-
 realnvp|specs/realnvp.gen|epochs=3|inverse|10000|-
