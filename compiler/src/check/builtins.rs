@@ -138,6 +138,15 @@ const OPTION_SYNONYMS: &[(&str, &str)] = &[
     ("num_classes", "classes"),
 ];
 
+/// The option a misspelt or PyTorch-spelt option name means (`padding` -> `pad`).
+fn option_suggestion(name: &str) -> Option<&'static str> {
+    OPTION_SYNONYMS
+        .iter()
+        .find(|(from, _)| *from == name)
+        .map(|(_, to)| *to)
+        .or_else(|| genc_grammar::did_you_mean(name, OPTION_NAMES.iter().copied()))
+}
+
 /// True for a built-in function or layer.
 pub(super) fn is_builtin(name: &str) -> bool {
     NAMES.contains(&name) || super::layers::LAYERS.contains(&name)
@@ -161,6 +170,9 @@ impl<'a> Checker<'a> {
         // spec meant, so it poisons instead of cascading into shape errors.
         if r.is_ok() && self.reject_leftover(&a, name) {
             return Val::Poison;
+        }
+        if r.is_err() {
+            self.reject_misspelt(&a, name);
         }
         r.unwrap_or(Val::Poison)
     }
@@ -422,17 +434,30 @@ impl<'a> Checker<'a> {
         for (n, _, span) in &a.named {
             let mut e = TypeError::new("E0104", *span, format!("`{name}` has no argument `{n}`"))
                 .label("unknown argument");
-            if let Some(s) = OPTION_SYNONYMS
-                .iter()
-                .find(|(from, _)| from == n)
-                .map(|(_, to)| *to)
-                .or_else(|| genc_grammar::did_you_mean(n, OPTION_NAMES.iter().copied()))
-            {
+            if let Some(s) = option_suggestion(n) {
                 e = e.help(format!("did you mean `{s}`?"));
             }
             self.error(e);
         }
         !a.named.is_empty()
+    }
+
+    /// After a call failed part-way (its later options never read): the named arguments no
+    /// built-in takes but one is spelt like (`padding:` for `pad:`), so every misspelling
+    /// shows at once instead of one per run.
+    pub(super) fn reject_misspelt(&mut self, a: &Args, name: &str) {
+        for (n, _, span) in &a.named {
+            if OPTION_NAMES.contains(&n.as_str()) {
+                continue;
+            }
+            if let Some(s) = option_suggestion(n) {
+                self.error(
+                    TypeError::new("E0104", *span, format!("`{name}` has no argument `{n}`"))
+                        .label("unknown argument")
+                        .help(format!("did you mean `{s}`?")),
+                );
+            }
+        }
     }
 
     // ---- argument access -----------------------------------------------------------------
@@ -653,6 +678,20 @@ impl<'a> Checker<'a> {
 
     fn missing<T>(&mut self, a: &Args, name: &str) -> Result<T, ()> {
         let origin = self.origin.clone();
+        // `kernel_size: 4` where `kernel` is missing: one mistake, said where it was made.
+        if let Some((n, span)) = a
+            .named
+            .iter()
+            .find(|(n, _, _)| option_suggestion(n) == Some(name))
+            .map(|(n, _, s)| (n.clone(), *s))
+        {
+            self.error(
+                TypeError::new("E0104", span, format!("`{origin}` has no argument `{n}`"))
+                    .label(format!("this is `{name}`"))
+                    .help(format!("did you mean `{name}`?")),
+            );
+            return Err(());
+        }
         self.error(
             TypeError::new("E0104", a.span, format!("`{origin}` is missing its argument `{name}`"))
                 .label("in this call")

@@ -39,6 +39,9 @@ impl<'a> Checker<'a> {
         if r.is_ok() && self.reject_leftover(&a, name) {
             return Val::Poison;
         }
+        if r.is_err() {
+            self.reject_misspelt(&a, name);
+        }
         r.map(Val::Tensor).unwrap_or(Val::Poison)
     }
 
