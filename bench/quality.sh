@@ -54,9 +54,9 @@ wgan|specs/wgan.gen|steps=3000|-|10000|-
 gan|specs/gan.gen|epochs=20|-|10000|-
 cgan|specs/cgan.gen|epochs=20|-|10000|-
 ae|specs/ae.gen|epochs=20|recon|0|-
-sparse_ae|specs/sparse_ae.gen|epochs=10|recon|0|-
-denoising_ae|specs/denoising_ae.gen|epochs=3|recon|0|-
-contractive_ae|specs/contractive_ae.gen|epochs=3|recon|0|-
+sparse_ae|specs/sparse_ae.gen|epochs=50|recon|0|-
+denoising_ae|specs/denoising_ae.gen|epochs=15|recon|0|-
+contractive_ae|specs/contractive_ae.gen|epochs=20|recon|0|-
 stacked_ae|specs/stacked_ae.gen|n_pre=1200 steps=10800|recon|0|-
 pixelcnn|specs/pixelcnn.gen|epochs=1|autoregressive|500|-
 pixelrnn|specs/pixelrnn.gen|epochs=1|autoregressive|500|-

@@ -6,12 +6,12 @@ Mirrors (specs/ddpm.gen, T = 1000, F = 64, E = 64, E4 = 4E = 256, p_drop = 0.1, 
   block timestep_embedding(t): k = 0..E/2-1, freq = exp(-log(10000) k / (E/2 - 1)),
          arg = t[:, None] * freq[None, :], concat([sin(arg), cos(arg)], 1)          [B, E]
   block res(x [B, c, h, w], temb, co):
-         y = conv2d(co, 3, pad 1)(silu(layer_norm(x)))
+         y = conv2d(co, 3, pad 1)(silu(group_norm(NG)(x)))
          y = y + linear(co)(silu(temb)).reshape([B, co, 1, 1])
-         y = conv2d(co, 3, pad 1)(dropout(p_drop)(silu(layer_norm(y))))
+         y = conv2d(co, 3, pad 1)(dropout(p_drop)(silu(group_norm(NG)(y))))
          return x + y if c == co else conv2d(co, kernel 1)(x) + y
-     genc's layer_norm normalises each sample over [c, h, w] with an elementwise affine of
-     shape [c, h, w] (eps 1e-5) = nn.LayerNorm([c, h, w]); every conv and linear has a bias;
+     genc's group_norm(NG) with NG = F / 2 = 32 groups and a per-channel affine (eps 1e-5)
+     = nn.GroupNorm(32, c); every conv and linear has a bias;
      dropout is inverted dropout (x * keep / (1 - p)), as F.dropout.
   block down(x): conv2d(c, 3, stride 2, pad 1);  block up(x): nearest x2, conv2d(c, 3, pad 1)
   net UNet(x, t): temb = linear(E4)(silu(linear(E4)(timestep_embedding(t))))
@@ -22,7 +22,7 @@ Mirrors (specs/ddpm.gen, T = 1000, F = 64, E = 64, E4 = 4E = 256, p_drop = 0.1, 
          u = res(cat[m, h5], 128); u = up(res(cat[u, h4], 128))          7 -> 14
          u = res(cat[u, h3], 128); u = up(res(cat[u, h2], 128))         14 -> 28
          u = res(cat[u, h1], 64); u = res(cat[u, h0], 64)
-         return conv2d(C, 3, pad 1)(silu(layer_norm(u)))
+         return conv2d(C, 3, pad 1)(silu(group_norm(NG)(u)))
   loss simple(x0): t ~ randint([B], 0, T); eps ~ normal([B, C, H, W]);
          ab = alpha_bars[t]; x_t = sqrt(ab) x0 + sqrt(1 - ab) eps;
          mse(UNet(x_t, float(t)), eps)
@@ -32,7 +32,7 @@ Mirrors (specs/ddpm.gen, T = 1000, F = 64, E = 64, E4 = 4E = 256, p_drop = 0.1, 
          exceeds 1 = clip_grad_norm_); schedule constant(warmup: 5000): lr factor
          min(1, (t + 1) / 5000) at update t (0-based) = LambdaLR; ema UNet(decay: 0.9999):
          after each update avg = 0.9999 avg + 0.0001 p for every UNet parameter.
-Init: genc's defaults: conv/linear weight and bias ~ U(+-1/sqrt(fan_in)), layer norm weight 1,
+Init: genc's defaults: conv/linear weight and bias ~ U(+-1/sqrt(fan_in)), group norm weight 1,
   bias 0 (common.genc_init_).
 
 Deliberate details:
@@ -52,6 +52,7 @@ import common
 C, H, W = 1, 28, 28
 T, NF, E = 1000, 64, 64
 E2, E4 = E // 2, 4 * E
+NG = NF // 2  # group norm groups: 32
 P_DROP = 0.1
 SPEC_BATCH = 128
 LR, GRAD_CLIP, WARMUP, EMA_DECAY = 2e-4, 1.0, 5000, 0.9999
@@ -62,10 +63,10 @@ class Res(nn.Module):
 
     def __init__(self, c, co, side):
         super().__init__()
-        self.norm1 = nn.LayerNorm([c, side, side], eps=1e-5)
+        self.norm1 = nn.GroupNorm(NG, c, eps=1e-5)
         self.conv1 = nn.Conv2d(c, co, 3, padding=1)
         self.temb = nn.Linear(E4, co)
-        self.norm2 = nn.LayerNorm([co, side, side], eps=1e-5)
+        self.norm2 = nn.GroupNorm(NG, co, eps=1e-5)
         self.conv2 = nn.Conv2d(co, co, 3, padding=1)
         self.skip = nn.Conv2d(c, co, 1) if c != co else None
         self.co = co
@@ -106,7 +107,7 @@ class UNet(nn.Module):
         self.up_conv2 = nn.Conv2d(2 * NF, 2 * NF, 3, padding=1)
         self.up_res5 = Res(3 * NF, NF, s1)  # cat[u, h1]
         self.up_res6 = Res(2 * NF, NF, s1)  # cat[u, h0]
-        self.norm_out = nn.LayerNorm([NF, s1, s1], eps=1e-5)
+        self.norm_out = nn.GroupNorm(NG, NF, eps=1e-5)
         self.conv_out = nn.Conv2d(NF, C, 3, padding=1)
 
     def forward(self, x, t):

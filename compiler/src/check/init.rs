@@ -3,8 +3,8 @@
 //! with standard deviation 0.02"), replacing genc's defaults (PyTorch's, `U(±1/sqrt(fan_in))`).
 //!
 //! Under the named net or layer: the weights of `linear`, `conv2d`, `conv_transpose2d` and
-//! `masked_conv2d` ~ N(0, std) and their biases 0; the scales of `batch_norm`, `layer_norm` and
-//! `instance_norm` ~ N(1, std) and their shifts 0. Other tensors (embeddings, buffers) keep
+//! `masked_conv2d` ~ N(0, std) and their biases 0; the scales of `batch_norm`, `layer_norm`,
+//! `instance_norm` and `group_norm` ~ N(1, std) and their shifts 0. Other tensors (embeddings, buffers) keep
 //! their initialisers.
 
 use genc_grammar::ast;
@@ -14,7 +14,7 @@ use crate::diag::TypeError;
 use crate::params::{Entry, Init};
 
 const WEIGHTED: &[&str] = &["linear", "conv2d", "conv_transpose2d", "masked_conv2d"];
-const NORMS: &[&str] = &["batch_norm", "layer_norm", "instance_norm"];
+const NORMS: &[&str] = &["batch_norm", "layer_norm", "instance_norm", "group_norm"];
 
 impl Checker<'_> {
     /// Checks `init PATH(std: S)`: a net (or a layer in one) and a positive, finite `std`.

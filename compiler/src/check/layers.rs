@@ -21,6 +21,7 @@ pub(super) const LAYERS: &[&str] = &[
     "batch_norm",
     "layer_norm",
     "instance_norm",
+    "group_norm",
     "embedding",
     "dropout",
 ];
@@ -32,6 +33,7 @@ impl<'a> Checker<'a> {
             "conv2d" | "masked_conv2d" => self.conv2d(name, &mut a, span),
             "conv_transpose2d" => self.conv_transpose2d(&mut a, span),
             "batch_norm" | "layer_norm" | "instance_norm" => self.norm_layer(name, &mut a, span),
+            "group_norm" => self.group_norm(&mut a, span),
             "embedding" => self.embedding(&mut a, span),
             "dropout" => self.dropout(&mut a, span),
             _ => return self.unknown(name, span, "layer"),
@@ -410,16 +412,69 @@ impl<'a> Checker<'a> {
         };
         let var_eps = self.binary_const(BinaryOp::Add, var, eps, span)?;
         let inv = self.unary(UnaryOp::Rsqrt, var_eps, span)?;
-        let mut y = self.binary(BinaryOp::Mul, centred, inv, span)?;
-        if affine {
-            let g = self.param(&lname, "weight", &stat_shape, Init::Ones, Kind::Trainable, span)?;
-            let b = self.param(&lname, "bias", &stat_shape, Init::Zeros, Kind::Trainable, span)?;
-            let g = self.reshape(g, affine_shape.clone(), span)?;
-            let b = self.reshape(b, affine_shape, span)?;
-            y = self.binary(BinaryOp::Mul, y, g, span)?;
-            y = self.binary(BinaryOp::Add, y, b, span)?;
+        let y = self.binary(BinaryOp::Mul, centred, inv, span)?;
+        if !affine {
+            return Ok(y);
         }
-        Ok(y)
+        self.norm_affine(&lname, y, &stat_shape, affine_shape, span)
+    }
+
+    /// A norm layer's learned scale (from 1) and shift (from 0), of shape `stat`, applied to
+    /// `y` through the broadcastable shape `shape`.
+    fn norm_affine(
+        &mut self,
+        lname: &str,
+        y: NodeId,
+        stat: &[Dim],
+        shape: Vec<Dim>,
+        span: Span,
+    ) -> Result<NodeId, ()> {
+        let g = self.param(lname, "weight", stat, Init::Ones, Kind::Trainable, span)?;
+        let b = self.param(lname, "bias", stat, Init::Zeros, Kind::Trainable, span)?;
+        let g = self.reshape(g, shape.clone(), span)?;
+        let b = self.reshape(b, shape, span)?;
+        let y = self.binary(BinaryOp::Mul, y, g, span)?;
+        self.binary(BinaryOp::Add, y, b, span)
+    }
+
+    /// `group_norm(groups, eps:, affine:)` (Wu & He 2018, PyTorch's `GroupNorm`): the
+    /// channels split into `groups` groups, each normalised over its channels and positions
+    /// per sample (biased variance), then a per-channel scale and shift.
+    fn group_norm(&mut self, a: &mut Args, span: Span) -> Result<NodeId, ()> {
+        let x = self.input(a, "group_norm")?;
+        let groups = self.int_arg(a, 1, "groups", None)?;
+        let eps = self.float_arg(a, 2, "eps", Some(1e-5))?;
+        let affine = self.bool_arg(a, 3, "affine", true)?;
+        let t = self.ty(x).clone();
+        if t.rank() < 2 || t.dtype != DType::F32 {
+            return self.fail(span, &format!("group_norm needs [N, C, ..] of rank 2 or more, found {t}"));
+        }
+        let channels = t.shape[1].as_const();
+        let Some(c) = channels.filter(|&c| groups >= 1 && c % groups == 0) else {
+            let found = channels.map_or_else(|| t.shape[1].to_string(), |c| c.to_string());
+            return self.fail(
+                span,
+                &format!("group_norm splits the channels into groups: {groups} groups do not divide {found} channels"),
+            );
+        };
+        // Named first: every node of the layer carries its name.
+        let lname = self.layer_name("group_norm");
+        // [N, C, ..] -> [N, G, C / G, ..], normalised over every axis after G.
+        let mut grouped = vec![t.shape[0].clone(), Dim::constant(groups), Dim::constant(c / groups)];
+        grouped.extend(t.shape[2..].iter().cloned());
+        let axes: Vec<usize> = (2..grouped.len()).collect();
+        let xg = self.reshape(x, grouped, span)?;
+        let (_, centred, var) = self.batch_moments(xg, &axes, span)?;
+        let var_eps = self.binary_const(BinaryOp::Add, var, eps, span)?;
+        let inv = self.unary(UnaryOp::Rsqrt, var_eps, span)?;
+        let normed = self.binary(BinaryOp::Mul, centred, inv, span)?;
+        let y = self.reshape(normed, t.shape.clone(), span)?;
+        if !affine {
+            return Ok(y);
+        }
+        let mut per_channel = vec![Dim::constant(1); t.rank()];
+        per_channel[1] = Dim::constant(c);
+        self.norm_affine(&lname, y, &[Dim::constant(c)], per_channel, span)
     }
 
     /// Batch norm's `momentum`: the weight of the batch statistics in the running ones.
