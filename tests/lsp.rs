@@ -135,6 +135,7 @@ fn an_editor_session() {
     record("hover on the batch dim", &hover("B = 128", 0));
     record("hover on a param", &hover("ngf = 64", 0));
     record("hover on a built-in", &hover("leaky_relu", 2));
+    record("hover on a layer", &hover("conv_transpose2d(ngf", 2));
     let definition = client.request(
         "textDocument/definition",
         json!({"textDocument": {"uri": URI}, "position": position(&spec, "G(2", 0)}),

@@ -20,8 +20,10 @@ const LANGUAGE_DOC: &str = include_str!("../../../docs/language.md");
 pub fn hover(doc: &Document, offset: usize) -> Option<Hover> {
     let (word, start, end) = doc.word_at(offset).unwrap_or(("", offset, offset));
     let text = match (named_hover(doc, word), expression_hover(doc, offset)) {
-        // A built-in's doc line, and what this call of it makes.
-        (Some(named), Some(ty)) if builtin(word) => format!("{ty}\n\n{named}"),
+        // A built-in's doc line, and what this call of it makes (with a layer's weights).
+        (Some(named), Some(ty)) if builtin(word) => {
+            format!("{ty}{}\n\n{named}", layer_weights(doc, start).unwrap_or_default())
+        }
         (Some(named), _) => named,
         (None, ty) => ty?,
     };
@@ -98,6 +100,17 @@ fn binding<'a>(doc: &'a Document, name: &str) -> Option<&'a ast::Binding> {
         ast::Item::Param(b) | ast::Item::Const(b) if b.name.name == name => Some(b),
         _ => None,
     })
+}
+
+/// The trainable weights the layer call starting at `offset` made: "; 1,792 parameters in
+/// `UNet.res0.conv2d0`".
+fn layer_weights(doc: &Document, offset: usize) -> Option<String> {
+    let checked = doc.checked.as_ref()?;
+    let made: Vec<_> = checked.table.params.iter().filter(|p| p.span.start == offset).collect();
+    let first = made.first()?;
+    let layer = first.name.rsplit_once('.').map_or(first.name.as_str(), |(l, _)| l);
+    let count: usize = made.iter().map(|p| p.numel()).sum();
+    Some(format!("; {} parameters in `{layer}`", group_digits(count)))
 }
 
 fn builtin(word: &str) -> bool {
