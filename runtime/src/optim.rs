@@ -52,8 +52,11 @@ pub struct Optimizer {
     pub params: Vec<usize>,
     /// Per parameter, the state tensors (momentum buffer; Adam's m and v; ...).
     pub state: Vec<Vec<DeviceTensor>>,
-    /// Updates applied so far (Adam's bias correction, schedules).
+    /// Updates so far, the ones skipped at a zero rate included: the schedule's position.
     pub steps: u64,
+    /// Updates that changed the weights: Adam's bias-correction count (a stage that starts
+    /// after a zero-rate stretch starts its moments afresh).
+    pub applied: u64,
 }
 
 fn num(options: &Options, key: &str, default: f64) -> f64 {
@@ -123,6 +126,7 @@ impl Optimizer {
             params: spec.params.clone(),
             state,
             steps: 0,
+            applied: 0,
         })
     }
 
@@ -166,7 +170,7 @@ impl Optimizer {
         grads: &[DeviceTensor],
         maximize: bool,
     ) -> Result<(), DeviceError> {
-        let t = self.steps + 1;
+        let t = self.applied + 1;
         let lr = self.lr_at(self.steps);
         let gscale = match self.grad_clip {
             Some(max) => {
@@ -208,8 +212,20 @@ impl Optimizer {
             }
             self.state[k] = outs.collect();
         }
-        self.steps = t;
+        self.steps += 1;
+        self.applied = t;
         Ok(())
+    }
+
+    /// Whether this update's rate is zero: the phase it would follow changes nothing, so the
+    /// trainer skips it ([`Optimizer::skip`]).
+    pub fn idle(&self) -> bool {
+        self.lr_at(self.steps) == 0.0
+    }
+
+    /// An update at a zero rate, not computed: the schedule moves on, the state stays.
+    pub fn skip(&mut self) {
+        self.steps += 1;
     }
 
     /// The update as a register program over inputs `[p, g, state.., scalars..]`, and the

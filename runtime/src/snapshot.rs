@@ -14,6 +14,10 @@ fn steps_key(optimizer: &str) -> String {
     format!("optim.{optimizer}.steps")
 }
 
+fn applied_key(optimizer: &str) -> String {
+    format!("optim.{optimizer}.applied")
+}
+
 impl Trainer {
     /// Every tensor a checkpoint of this trainer holds, by name, with where it lives.
     fn named_tensors(&self) -> Vec<(String, &DeviceTensor)> {
@@ -47,6 +51,7 @@ impl Trainer {
         }
         for opt in &self.optimizers {
             ck.metadata.insert(steps_key(&opt.name), opt.steps.to_string());
+            ck.metadata.insert(applied_key(&opt.name), opt.applied.to_string());
         }
         Ok(ck)
     }
@@ -84,6 +89,9 @@ impl Trainer {
         }
         for (opt, count) in self.optimizers.iter_mut().zip(steps) {
             opt.steps = count;
+            // Checkpoints from before zero-rate skipping count every update as applied.
+            let applied = ck.metadata.get(&applied_key(&opt.name)).and_then(|v| v.parse::<u64>().ok());
+            opt.applied = applied.unwrap_or(count);
             for (k, &p) in opt.params.iter().enumerate() {
                 for (slot, t) in opt.slot_names().iter().zip(opt.state[k].iter_mut()) {
                     *t = load(&checkpoint::optim_name(&opt.name, slot, &params[p].name))?;

@@ -238,3 +238,66 @@ fn dcgan_starts_from_its_papers_initialisation() {
         }
     });
 }
+
+/// Two stages, as SRGAN and the stacked autoencoder schedule them: `second` has a zero rate
+/// for 3 updates. Its phase is skipped then (no loss logged, weights and Adam state untouched,
+/// the schedule moving on), and its first real update is Adam's first: a step of about `lr`.
+const STAGES_SPEC: &str = r#"
+dims B, D = 4
+
+net P(v: [B, D]) -> [B, 1] = v |> linear(1, bias: false)
+net Q(v: [B, D]) -> [B, 1] = v |> linear(1, bias: false)
+
+loss first(x: [B, 1, 28, 28]) = mean(P(ones([B, D]))) + 0 * mean(x)
+loss second(x: [B, 1, 28, 28]) = mean(Q(ones([B, D]))) + 0 * mean(x)
+
+train {
+    data x = fashion_mnist(split: "train", range: [0, 1])
+    batch B = 4
+    steps 4
+    optimizer opt_p = adam(P, lr: 0.01)
+    optimizer opt_q = adam(Q, lr: 0.01)
+    schedule opt_q = piecewise(boundaries: [3], values: [0.0, 1.0])
+    step {
+        minimize first(x) with opt_p
+        minimize second(x) with opt_q
+    }
+}
+"#;
+
+#[test]
+fn a_phase_at_a_zero_rate_is_skipped_and_its_stage_starts_fresh() {
+    on_every_device(|| {
+        let (ast, errors) = genc_grammar::parse(STAGES_SPEC);
+        assert!(errors.is_empty(), "{errors:?}");
+        let c = genc_compiler::check::check(&ast, &[]);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        let (program, _) = plan::plan(&c, Some(4)).unwrap_or_else(|e| panic!("{e}"));
+        let d = device();
+        let mut trainer = Trainer::new(d, &c, program, 5, 4).unwrap_or_else(|e| panic!("{e}"));
+        let q = |t: &Trainer| t.params[1].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
+        let start = q(&trainer);
+        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
+            let zeros = |s: &TensorSpec| {
+                DeviceTensor::from_f32(d, s.dtype, &s.shape, &vec![0.0; s.shape.iter().product()])
+            };
+            phase.inputs.iter().map(zeros).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+        };
+        for step in 1..=3 {
+            let report = trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
+            let losses: Vec<&str> =
+                report.metrics.iter().map(|(n, _)| n.as_str()).filter(|n| !n.starts_with("lr.")).collect();
+            assert_eq!(losses, ["first"], "step {step}: the zero-rate phase ran");
+        }
+        assert_eq!(q(&trainer), start, "a zero rate moved the weights");
+        let opt_q = &trainer.optimizers[1];
+        assert_eq!((opt_q.steps, opt_q.applied), (3, 0));
+        let report = trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
+        assert!(report.metrics.iter().any(|(n, _)| n == "second"));
+        // d/dq of mean(Q(ones)) is 1 for every weight: Adam's first step is lr * 1 / (1 + eps).
+        for (a, b) in start.iter().zip(q(&trainer)) {
+            assert!(((a - b) - 0.01).abs() < 1e-6, "first real update moved {a} to {b}, not by lr");
+        }
+        assert_eq!((trainer.optimizers[1].steps, trainer.optimizers[1].applied), (4, 1));
+    });
+}
