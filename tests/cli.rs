@@ -36,6 +36,7 @@ fn every_spec_checks_and_is_formatted() {
     let out = genc(&args);
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).lines().filter(|l| l.starts_with("ok: ")).count(), 20);
+    assert!(!text(&out.stderr).contains("W0"), "a shipped spec has a warning: {}", text(&out.stderr));
     args[0] = "fmt";
     args.insert(1, "--check");
     let out = genc(&args);
@@ -158,6 +159,26 @@ fn set_overrides_a_bound_dim_and_says_so_when_it_breaks_a_constraint() {
     let free = genc(&["check", "--color", "never", "specs/dcgan.gen", "--set", "B=30"]);
     let err = text(&free.stderr);
     assert!(err.contains("`B` is a free dim") && err.contains("--set batch=30"), "{err}");
+}
+
+#[test]
+fn a_warning_is_shown_and_the_spec_still_checks() {
+    let path = temp_file(
+        "bce_on_logits.gen",
+        b"dims B, C = 1, H = 28, W = 28\nnet D(x: [B, C, H, W]) -> [B] = x |> flatten |> linear(1) |> reshape([B])\nloss d(x: [B, C, H, W]) = bce(D(x), ones([B]))\n",
+    );
+    let out = genc(&["check", "--color", "never", &path.display().to_string()]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("W0101") && err.contains("bce_logits"), "{err}");
+    assert!(text(&out.stdout).starts_with("ok: "));
+    // With a sigmoid, nothing to say.
+    let fixed = temp_file(
+        "bce_on_probabilities.gen",
+        b"dims B, C = 1, H = 28, W = 28\nnet D(x: [B, C, H, W]) -> [B] = x |> flatten |> linear(1) |> sigmoid |> reshape([B])\nloss d(x: [B, C, H, W]) = bce(D(x), ones([B]))\n",
+    );
+    let out = genc(&["check", "--color", "never", &fixed.display().to_string()]);
+    assert_eq!((code(&out), text(&out.stderr)), (0, String::new()));
 }
 
 #[test]

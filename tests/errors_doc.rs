@@ -5,7 +5,8 @@ mod common;
 
 use std::collections::BTreeSet;
 
-/// `(code, example)` for every `### E0xxx` heading, with the first fenced block after it.
+/// `(code, example)` for every `### E0xxx` (or `W0xxx`) heading, with the first fenced block
+/// after it.
 fn documented() -> Vec<(String, String, String)> {
     let doc = common::read(&common::root().join("docs/errors.md"));
     let mut out = Vec::new();
@@ -64,7 +65,7 @@ fn every_syntax_example_produces_its_code() {
             errors.iter().filter_map(|e| miette::Diagnostic::code(e).map(|c| c.to_string())).collect();
         if errors.is_empty() {
             let checked = genc_compiler::check::check(&ast, &[]);
-            produced.extend(checked.errors.iter().map(|e| e.code.to_string()));
+            produced.extend(checked.errors.iter().chain(&checked.warnings).map(|e| e.code.to_string()));
         }
         assert!(produced.contains(&code), "the example of {code} produced {produced:?}:\n{example}");
     }

@@ -1,4 +1,5 @@
-//! Semantic diagnostics: name, type, shape and schedule errors.
+//! Semantic diagnostics: name, type, shape and schedule errors, and warnings (`W` codes) about
+//! specs that check but would train on values a loss does not expect.
 //!
 //! Every code the checker can emit is listed in [`CODES`] with its one-line meaning, and each
 //! has an example in `docs/errors.md` (a test keeps the two in step). A diagnostic has one
@@ -35,6 +36,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0120", "`--set` names no `param`, or its value does not parse"),
     ("E0121", "a buffer is given to an optimizer or an EMA"),
     ("E0122", "an element type does not fit an operation"),
+    ("W0101", "a loss is given values outside what it expects (logits to `bce`)"),
 ];
 
 /// One semantic diagnostic.
@@ -46,6 +48,8 @@ pub struct TypeError {
     pub label: String,
     pub secondary: Vec<(Span, String)>,
     pub help: Option<String>,
+    /// A warning (`W` codes): reported, but the spec still checks.
+    pub warning: bool,
 }
 
 impl TypeError {
@@ -58,6 +62,7 @@ impl TypeError {
             label: String::new(),
             secondary: Vec::new(),
             help: None,
+            warning: code.starts_with('W'),
         }
     }
 
@@ -90,6 +95,10 @@ impl std::error::Error for TypeError {}
 impl Diagnostic for TypeError {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(self.code))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(if self.warning { miette::Severity::Warning } else { miette::Severity::Error })
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {

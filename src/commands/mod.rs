@@ -79,8 +79,9 @@ pub fn typecheck(
         Status::Usage
     })?;
     let checked = genc_compiler::check::check(ast, &overrides);
-    for error in &checked.errors {
-        reporter.emit(error, &file.name(), Some(&file.text));
+    // Warnings do not stop anything; errors do.
+    for diagnostic in checked.warnings.iter().chain(&checked.errors) {
+        reporter.emit(diagnostic, &file.name(), Some(&file.text));
     }
     if checked.errors.is_empty() { Ok(checked) } else { Err(Status::Diagnostics) }
 }

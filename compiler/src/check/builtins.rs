@@ -382,7 +382,10 @@ impl<'a> Checker<'a> {
                 };
                 self.mean_all(e, s).map(Val::Tensor)
             }),
-            "bce" => self.two_tensors(a, name).and_then(|(p, y, s)| self.bce(p, y, s).map(Val::Tensor)),
+            "bce" => self.two_tensors(a, name).and_then(|(p, y, s)| {
+                self.warn_on_logits(p, s);
+                self.bce(p, y, s).map(Val::Tensor)
+            }),
             "bce_logits" => {
                 self.two_tensors(a, name).and_then(|(z, y, s)| self.bce_logits(z, y, s).map(Val::Tensor))
             }
@@ -410,6 +413,43 @@ impl<'a> Checker<'a> {
                 Ok(Val::Tensor(x))
             }),
             _ => Ok(self.unknown(name, span, "function")),
+        }
+    }
+
+    /// W0101 when `bce`'s probabilities come straight from a linear or convolution layer
+    /// (through reshapes and a bias): unbounded logits, which `bce` clamps into nonsense (a
+    /// discriminator's loss trains to negative values) where PyTorch would raise.
+    fn warn_on_logits(&mut self, p: NodeId, span: Span) {
+        let producer = |s: &Self, mut n: NodeId| {
+            while matches!(
+                s.graph.node(n).prim,
+                Prim::Reshape | Prim::Broadcast | Prim::Permute { .. } | Prim::Slice { .. } | Prim::StopGrad
+            ) {
+                n = s.graph.inputs(n)[0];
+            }
+            n
+        };
+        let layer = |prim: &Prim| {
+            matches!(prim, Prim::MatMul { .. } | Prim::Conv2d(_) | Prim::ConvTranspose2d { .. })
+        };
+        let n = producer(self, p);
+        let logits = match &self.graph.node(n).prim {
+            prim if layer(prim) => true,
+            Prim::Binary(BinaryOp::Add) => {
+                self.graph.inputs(n).iter().any(|&i| layer(&self.graph.node(producer(self, i)).prim))
+            }
+            _ => false,
+        };
+        if logits {
+            self.error(
+                TypeError::new(
+                    "W0101",
+                    span,
+                    "`bce` is given the output of a layer: logits, not probabilities",
+                )
+                .label("values outside [0, 1]")
+                .help("use `bce_logits` on logits, or apply `sigmoid` first"),
+            );
         }
     }
 

@@ -108,6 +108,8 @@ pub struct Checked {
     /// The training run with its options evaluated (when the spec has a `train` block).
     pub run: Option<RunSpec>,
     pub errors: Vec<TypeError>,
+    /// Mistakes that do not stop the spec from checking (`W` codes).
+    pub warnings: Vec<TypeError>,
 }
 
 /// Every built-in function and layer name, for editors' completion and hover.
@@ -356,8 +358,10 @@ impl<'a> Checker<'a> {
 
     fn finish(self) -> Checked {
         let dims = self.dims.iter().filter_map(|(k, v)| v.value.map(|x| (k.clone(), x))).collect();
-        let mut errors = self.errors;
+        let (mut warnings, mut errors): (Vec<TypeError>, Vec<TypeError>) =
+            self.errors.into_iter().partition(|e| e.warning);
         errors.sort_by_key(|e| (e.span.start, e.span.end));
+        warnings.sort_by_key(|e| (e.span.start, e.span.end));
         Checked {
             units: self.units,
             table: self.table,
@@ -366,6 +370,7 @@ impl<'a> Checker<'a> {
             schedule: self.schedule,
             run: self.run,
             errors,
+            warnings,
         }
     }
 

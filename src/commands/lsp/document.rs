@@ -39,7 +39,7 @@ impl Document {
             |d: &dyn miette::Diagnostic| super::convert::diagnostic(d, &self.text, &self.lines, &self.uri);
         let mut out: Vec<lsp_types::Diagnostic> = self.syntax_errors.iter().map(|e| convert(e)).collect();
         if let Some(c) = &self.checked {
-            out.extend(c.errors.iter().map(|e| convert(e)));
+            out.extend(c.errors.iter().chain(&c.warnings).map(|e| convert(e)));
         }
         out
     }
