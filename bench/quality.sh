@@ -62,9 +62,9 @@ pixelcnn|specs/pixelcnn.gen|epochs=1|autoregressive|100|-
 pixelrnn|specs/pixelrnn.gen|epochs=1|autoregressive|100|-
 realnvp|specs/realnvp.gen|epochs=1|inverse|10000|-
 ddpm|specs/ddpm.gen|steps=3000|reverse|500|-
-srgan|specs/srgan.gen|pre_steps=1500 steps=2000|none|0|-
-pix2pix|specs/pix2pix.gen|steps=3000|none|0|-
-inpainting|specs/inpainting.gen|epochs=2|none|0|-
+srgan|specs/srgan.gen|pre_steps=1500 steps=2000|-|0|-
+pix2pix|specs/pix2pix.gen|steps=3000|-|0|-
+inpainting|specs/inpainting.gen|epochs=2|-|0|-
 EOF
 )
 
