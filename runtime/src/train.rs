@@ -8,7 +8,7 @@
 use genc_compiler::check::{Checked, StepOp};
 use genc_compiler::interp;
 use genc_compiler::params::{Entry, Init};
-use genc_compiler::prim::DType;
+use genc_compiler::prim::{DType, ReduceOp};
 use genc_compiler::program::{PhaseProgram, Program};
 
 use crate::device::{Device, DeviceError, DeviceTensor};
@@ -207,6 +207,13 @@ impl Trainer {
                     }
                     self.profile.stop(device, "weight clip", started)?;
                 }
+                StepOp::ClipNorm { params, max } => {
+                    let started = self.profile.start();
+                    for &p in params {
+                        self.params[p] = clip_norm(device, &self.params[p], *max)?;
+                    }
+                    self.profile.stop(device, "weight clip", started)?;
+                }
             }
         }
         Ok(())
@@ -377,7 +384,7 @@ fn count_updates(ops: &[StepOp], phase_optimizer: &[(usize, bool)], times: u64, 
             StepOp::Repeat { count, body } => {
                 count_updates(body, phase_optimizer, times.saturating_mul(*count), per_step)
             }
-            StepOp::Clip { .. } => {}
+            StepOp::Clip { .. } | StepOp::ClipNorm { .. } => {}
         }
     }
 }
@@ -473,6 +480,46 @@ fn clamp(device: &Device, x: &DeviceTensor, lo: f64, hi: f64) -> Result<DeviceTe
     };
     let mut out = run_fused(device, &program, &[x, &s[0], &s[1]], &x.shape, &[DType::F32])?;
     out.pop().ok_or_else(|| DeviceError::Kernel { op: "clip".into(), reason: "no output".into() })
+}
+
+/// Each output unit's weights (the slices along axis 0: a `linear` row, a convolution
+/// filter) scaled down to a norm of at most `max`: `w * min(1, max / |w_row|)`.
+fn clip_norm(device: &Device, w: &DeviceTensor, max: f64) -> Result<DeviceTensor, DeviceError> {
+    let rank = w.shape.len();
+    let square = FusedProgram {
+        n_inputs: 1,
+        instrs: vec![Instr { op: EwOp::Mul, a: 0, b: 0, c: 0 }],
+        outputs: vec![1],
+    };
+    let sq = run_fused(device, &square, &[w], &w.shape, &[DType::F32])?;
+    let mut per_row = vec![1; rank];
+    per_row[0] = w.shape[0];
+    let ss = crate::kernels::eval(
+        device,
+        &genc_compiler::prim::Prim::Reduce { op: ReduceOp::Sum, axes: (1..rank).collect() },
+        &[&sq[0]],
+        &per_row,
+        DType::F32,
+        &Leaves::default(),
+    )?;
+    // The row sums seen at every element of their row.
+    let mut strides = vec![0; rank];
+    strides[0] = ss.strides[0];
+    let ss = DeviceTensor { shape: w.shape.clone(), strides, ..ss };
+    let s = scalar_views(device, &[max, 1e-24, 1.0], rank)?;
+    let program = FusedProgram {
+        n_inputs: 5,
+        instrs: vec![
+            Instr { op: EwOp::Max, a: 1, b: 3, c: 0 },   // 5: |w_row|^2, not 0
+            Instr { op: EwOp::Rsqrt, a: 5, b: 0, c: 0 }, // 6: 1 / |w_row|
+            Instr { op: EwOp::Mul, a: 2, b: 6, c: 0 },   // 7: max / |w_row|
+            Instr { op: EwOp::Min, a: 7, b: 4, c: 0 },   // 8: the factor, at most 1
+            Instr { op: EwOp::Mul, a: 0, b: 8, c: 0 },
+        ],
+        outputs: vec![9],
+    };
+    let mut out = run_fused(device, &program, &[w, &ss, &s[0], &s[1], &s[2]], &w.shape, &[DType::F32])?;
+    out.pop().ok_or_else(|| DeviceError::Kernel { op: "clip to norm".into(), reason: "no output".into() })
 }
 
 /// `decay * avg + (1 - decay) * x`.

@@ -11,6 +11,7 @@ use common::{checked, device, on_every_device};
 
 use genc_compiler::interp::{self, Value};
 use genc_compiler::plan;
+use genc_compiler::prim::DType;
 use genc_compiler::program::{PhaseProgram, TensorSpec};
 use genc_runtime::data::{Dataset, Split};
 use genc_runtime::device::DeviceTensor;
@@ -299,5 +300,68 @@ fn a_phase_at_a_zero_rate_is_skipped_and_its_stage_starts_fresh() {
             assert!(((a - b) - 0.01).abs() < 1e-6, "first real update moved {a} to {b}, not by lr");
         }
         assert_eq!((trainer.optimizers[1].steps, trainer.optimizers[1].applied), (4, 1));
+    });
+}
+
+/// `clip F to norm(1)` after an SGD step at lr 0: each row of the linear weight (one output
+/// unit's weights) keeps its direction and has a norm of at most 1; rows inside the ball stay.
+const CLIP_NORM_SPEC: &str = r#"
+dims B, D = 4, U = 6
+
+net F(v: [B, D]) -> [B, U] = v |> linear(U)
+
+loss l(x: [B, 1, 28, 28]) = mean(F(ones([B, D]))) + 0 * mean(x)
+
+train {
+    data x = fashion_mnist(split: "train", range: [0, 1])
+    batch B = 4
+    steps 1
+    optimizer opt = sgd(F, lr: 0.0001)
+    step {
+        minimize l(x) with opt
+        clip F to norm(1)
+    }
+}
+"#;
+
+#[test]
+fn clip_to_norm_bounds_each_units_weights() {
+    on_every_device(|| {
+        let (ast, errors) = genc_grammar::parse(CLIP_NORM_SPEC);
+        assert!(errors.is_empty(), "{errors:?}");
+        let c = genc_compiler::check::check(&ast, &[]);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        let (program, _) = plan::plan(&c, Some(4)).unwrap_or_else(|e| panic!("{e}"));
+        let d = device();
+        let mut trainer = Trainer::new(d, &c, program, 9, 1).unwrap_or_else(|e| panic!("{e}"));
+        // Rows of norm 0.5 (kept) and 3 (scaled to 1).
+        let rows: Vec<f32> = (0..6)
+            .flat_map(|r| {
+                let scale = if r % 2 == 0 { 0.25 } else { 1.5 };
+                [scale, -scale, scale, -scale]
+            })
+            .collect();
+        trainer.params[0] =
+            DeviceTensor::from_f32(d, DType::F32, &[6, 4], &rows).unwrap_or_else(|e| panic!("{e}"));
+        let bias_before = trainer.params[1].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
+        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
+            let zeros = |s: &TensorSpec| {
+                DeviceTensor::from_f32(d, s.dtype, &s.shape, &vec![0.0; s.shape.iter().product()])
+            };
+            phase.inputs.iter().map(zeros).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+        };
+        trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
+        let w = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
+        for (r, row) in w.chunks(4).enumerate() {
+            let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+            let want = if r % 2 == 0 { 0.5 } else { 1.0 };
+            assert!((norm - want).abs() < 1e-3, "row {r}: norm {norm}, want {want}");
+            assert!(row[0] > 0.0 && row[1] < 0.0, "row {r} changed direction: {row:?}");
+        }
+        // The bias (rank 1) is not a unit's weight vector: only SGD's tiny step moved it.
+        let bias = trainer.params[1].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
+        for (a, b) in bias_before.iter().zip(&bias) {
+            assert!((a - b).abs() < 1e-3);
+        }
     });
 }

@@ -75,6 +75,13 @@ pub enum StepOp {
         lo: f64,
         hi: f64,
     },
+    /// Rescale each output unit's weights (a row of a `linear` weight, a filter of a
+    /// convolution's) to a norm of at most `max` (pylearn2's `max_col_norm`); tensors of rank
+    /// 1 (biases, norm scales) are left alone.
+    ClipNorm {
+        params: Vec<usize>,
+        max: f64,
+    },
     Repeat {
         count: u64,
         body: Vec<StepOp>,
@@ -237,6 +244,12 @@ impl<'a> Checker<'a> {
                 }
                 ast::StepStmtKind::Clip { target, range } => {
                     let params = self.params_under(&path_text(target));
+                    if let Some(max) = norm_bound(range).and_then(|e| self.number(e)) {
+                        let weights =
+                            params.into_iter().filter(|&p| self.table.params[p].shape.len() >= 2).collect();
+                        out.push(StepOp::ClipNorm { params: weights, max });
+                        continue;
+                    }
                     let (lo, hi) = match self.eval(range) {
                         Val::List(xs) if xs.len() == 2 => (number_of(&xs[0]), number_of(&xs[1])),
                         _ => (None, None),
@@ -295,6 +308,18 @@ impl<'a> Checker<'a> {
             .filter(|(_, p)| p.name == prefix || p.name.starts_with(&dotted))
             .map(|(i, _)| i)
             .collect()
+    }
+}
+
+/// `norm(c)` in `clip D to norm(c)`: the bound's expression.
+pub(super) fn norm_bound(e: &ast::Expr) -> Option<&ast::Expr> {
+    match &e.kind {
+        ast::ExprKind::Call(f, args)
+            if matches!(&f.kind, ast::ExprKind::Name(n) if n == "norm") && args.len() == 1 =>
+        {
+            Some(&args[0].value)
+        }
+        _ => None,
     }
 }
 

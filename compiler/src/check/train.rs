@@ -657,6 +657,24 @@ impl<'a> Checker<'a> {
                 }
                 ast::StepStmtKind::Clip { target, range } => {
                     self.net_path(target, "a weight clip");
+                    if let Some(bound) = super::run::norm_bound(range) {
+                        match self.eval(bound) {
+                            Val::Float(c) if c > 0.0 && c.is_finite() => {}
+                            Val::Int(d) if d.as_const().is_some_and(|c| c > 0) => {}
+                            Val::Poison => {}
+                            _ => {
+                                self.error(
+                                    TypeError::new(
+                                        "E0105",
+                                        bound.span,
+                                        "`clip .. to norm(c)` needs a positive number c",
+                                    )
+                                    .label("not a positive norm"),
+                                );
+                            }
+                        }
+                        continue;
+                    }
                     match self.eval(range) {
                         Val::List(xs)
                             if xs.len() == 2
@@ -665,7 +683,8 @@ impl<'a> Checker<'a> {
                         _ => {
                             self.error(
                                 TypeError::new("E0105", range.span, "clip needs a range [lo, hi] of numbers")
-                                    .label("not a range"),
+                                    .label("not a range")
+                                    .help("`clip D to [-0.01, 0.01]` clamps each weight; `clip D to norm(1.9)` bounds each unit's weight norm"),
                             );
                         }
                     }
