@@ -58,7 +58,7 @@ sparse_ae|specs/sparse_ae.gen|epochs=50|recon|0|-
 denoising_ae|specs/denoising_ae.gen|epochs=15|recon|0|-
 contractive_ae|specs/contractive_ae.gen|epochs=20|recon|0|-
 stacked_ae|specs/stacked_ae.gen|n_pre=1200 steps=10800|recon|0|-
-pixelcnn|specs/pixelcnn.gen|epochs=1|autoregressive|100|-
+pixelcnn|specs/pixelcnn.gen|steps=1000|autoregressive|100|-
 pixelrnn|specs/pixelrnn.gen|epochs=1|autoregressive|100|-
 realnvp|specs/realnvp.gen|epochs=1|inverse|10000|-
 ddpm|specs/ddpm.gen|steps=3000|reverse|500|-
