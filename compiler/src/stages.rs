@@ -147,7 +147,7 @@ pub fn summary(checked: &Checked) -> String {
 }
 
 /// `3576704` as `3,576,704`.
-fn group(n: usize) -> String {
+pub fn group(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

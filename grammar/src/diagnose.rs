@@ -10,7 +10,8 @@ use crate::parser::GrammarRule as Rule;
 use crate::span::Span;
 use crate::suggest::did_you_mean;
 
-const TRAIN_ENTRIES: [&str; 14] = [
+/// The words that start a `train` entry, and a statement of its `step` block.
+pub const TRAIN_ENTRIES: [&str; 14] = [
     "data",
     "batch",
     "steps",
@@ -26,7 +27,7 @@ const TRAIN_ENTRIES: [&str; 14] = [
     "log",
     "eval",
 ];
-const STEP_ENTRIES: [&str; 4] = ["repeat", "minimize", "maximize", "clip"];
+pub const STEP_ENTRIES: [&str; 4] = ["repeat", "minimize", "maximize", "clip"];
 /// Statement keywords, for "did you mean" on a misspelt one.
 const STATEMENT_KEYWORDS: [&str; 6] = ["let", "return", "for", "if", "else", "log"];
 

@@ -14,6 +14,7 @@ mod parser;
 mod span;
 mod suggest;
 
+pub use diagnose::{STEP_ENTRIES, TRAIN_ENTRIES};
 pub use error::{Delimiter, SyntaxError};
 pub use lexer::{Comment, ITEM_KEYWORDS, MAX_NESTING, RESERVED};
 pub use parser::parse;

@@ -45,7 +45,7 @@ fn named_hover(doc: &Document, word: &str) -> Option<String> {
                 let (tensors, count) = owned.fold((0, 0), |(t, n), p| (t + 1, n + p.numel()));
                 text.push_str(&format!(
                     "\n\n{} trainable parameters in {tensors} tensors",
-                    group_digits(count)
+                    genc_compiler::stages::group(count)
                 ));
             }
         }
@@ -110,7 +110,7 @@ fn layer_weights(doc: &Document, offset: usize) -> Option<String> {
     let first = made.first()?;
     let layer = first.name.rsplit_once('.').map_or(first.name.as_str(), |(l, _)| l);
     let count: usize = made.iter().map(|p| p.numel()).sum();
-    Some(format!("; {} parameters in `{layer}`", group_digits(count)))
+    Some(format!("; {} parameters in `{layer}`", genc_compiler::stages::group(count)))
 }
 
 fn builtin(word: &str) -> bool {
@@ -323,7 +323,8 @@ pub fn completion(doc: &Document) -> Vec<CompletionItem> {
         insert_text: Some(format!("{o}: ")),
         ..item(&format!("{o}:"), CompletionItemKind::PROPERTY, "option")
     }));
-    for keyword in genc_grammar::ITEM_KEYWORDS.iter().chain(TRAIN_KEYWORDS) {
+    let keywords = genc_grammar::ITEM_KEYWORDS.iter().chain(&genc_grammar::RESERVED);
+    for keyword in keywords.chain(&genc_grammar::TRAIN_ENTRIES).chain(&genc_grammar::STEP_ENTRIES) {
         out.push(item(keyword, CompletionItemKind::KEYWORD, "keyword"));
     }
     for d in doc.defs() {
@@ -338,41 +339,6 @@ pub fn completion(doc: &Document) -> Vec<CompletionItem> {
             }
             _ => {}
         }
-    }
-    out
-}
-
-const TRAIN_KEYWORDS: &[&str] = &[
-    "data",
-    "batch",
-    "steps",
-    "epochs",
-    "seed",
-    "optimizer",
-    "schedule",
-    "ema",
-    "init",
-    "step",
-    "repeat",
-    "minimize",
-    "maximize",
-    "clip",
-    "sample",
-    "eval",
-    "log",
-    "checkpoint",
-    "every",
-];
-
-/// 1234567 -> "1,234,567".
-fn group_digits(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
     }
     out
 }
