@@ -80,6 +80,14 @@ impl Dim {
         out
     }
 
+    /// The polynomial's terms: each coefficient with its atoms (as dims of their own) and
+    /// their powers, in canonical order. What a dim's value is built from when it meets a
+    /// tensor before its symbols are bound.
+    pub fn monomials(&self) -> Vec<(i64, Vec<(Dim, u32)>)> {
+        let term = |mono: &Monomial| mono.iter().map(|(a, p)| (Dim::atom(a.clone()), *p)).collect();
+        self.terms.iter().map(|(mono, coeff)| (*coeff, term(mono))).collect()
+    }
+
     pub fn add(&self, other: &Dim) -> Result<Dim, Overflow> {
         let mut terms = self.terms.clone();
         for (mono, coeff) in &other.terms {

@@ -114,15 +114,12 @@ impl<'a> Checker<'a> {
             Val::Int(d) => match d.as_const() {
                 Some(c) => Ok(self.splat(c as f64, dtype, rank, span)),
                 None => {
-                    self.error(
-                        TypeError::new(
-                            "E0105",
-                            span,
-                            format!("the symbolic size `{d}` cannot be used as a tensor value"),
-                        )
-                        .label("a free dim has no value until training binds it"),
-                    );
-                    Err(())
+                    let value = self.dim_value(d, span)?;
+                    let value = match dtype {
+                        DType::F32 => value,
+                        to => self.node(Prim::Cast { to }, &[value], None, span)?,
+                    };
+                    self.lift_rank(value, rank, span)
                 }
             },
             Val::Float(f) => Ok(self.splat(*f, dtype, rank, span)),
@@ -140,6 +137,29 @@ impl<'a> Checker<'a> {
                 Err(())
             }
         }
+    }
+
+    /// The value of a symbolic size (`B * (B - 1)` in a loss) as an f32 scalar. Each atom's
+    /// value is the element count of a tensor of ones of that extent (`sum(ones([B]))`),
+    /// which constant folding turns into a number once planning binds the batch; the
+    /// polynomial is then evaluated on those scalars, so `B - 100` may be negative.
+    fn dim_value(&mut self, d: &Dim, span: Span) -> Result<NodeId, ()> {
+        let mut total: Option<NodeId> = None;
+        for (coeff, atoms) in d.monomials() {
+            let mut term = self.splat(coeff as f64, DType::F32, 0, span);
+            for (atom, power) in atoms {
+                let ones = self.fill(1.0, TensorType::f32(vec![atom]), span);
+                let count = self.reduce(ReduceOp::Sum, ones, &[0], false, span)?;
+                for _ in 0..power {
+                    term = self.binary(BinaryOp::Mul, term, count, span)?;
+                }
+            }
+            total = Some(match total {
+                Some(sum) => self.binary(BinaryOp::Add, sum, term, span)?,
+                None => term,
+            });
+        }
+        Ok(total.unwrap_or_else(|| self.splat(0.0, DType::F32, 0, span)))
     }
 
     /// An element-wise binary op where at least one side is a tensor.
