@@ -1,25 +1,20 @@
-//! The autoregressive check for PixelCNN-style nets: computes, for the net's output, which
-//! input pixels (as offsets from the output pixel) it can see, through the real receptive
-//! field of the convolution stack (masks, kernel sizes, padding), and reports an output that
-//! sees its own or a later pixel in raster order. Mask names alone prove nothing: a mask-B
-//! first layer, or an unmasked 3x3 convolution in the stack, breaks causality.
+//! The autoregressive check for PixelCNN-style nets: computes, for each output pixel, which
+//! input pixels it can see (`pixels`: masks, kernels, padding, row slices and row-by-row
+//! updates followed position by position) and reports an output that sees its own or a
+//! later pixel in raster order, at the first layer that lets it (E0118). Mask names alone
+//! prove nothing: a mask-B first layer, or an unmasked 3x3 convolution in the stack, breaks
+//! causality. An op the analysis cannot follow is reported as such (W0102), never passed.
 
-use std::collections::BTreeSet;
+mod pixels;
 
 use genc_grammar::ast;
 
+use self::pixels::{Field, Grid, Image};
 use super::Checker;
 use crate::diag::TypeError;
 use crate::graph::{Graph, NodeId};
 use crate::params::Init;
-use crate::prim::{Prim, ReduceOp};
-
-/// Offsets `(dy, dx)` of input pixels an output pixel depends on; `None` when the analysis
-/// cannot follow the op (it then stays silent rather than guess).
-type Field = Option<BTreeSet<(i64, i64)>>;
-
-/// Offsets beyond this are clipped: a field that large is far past any image here.
-const MAX_OFFSET: i64 = 512;
+use crate::prim::Prim;
 
 impl<'a> Checker<'a> {
     pub(super) fn check_causal(&mut self, def: &ast::Def, g: &Graph) {
@@ -27,22 +22,41 @@ impl<'a> Checker<'a> {
         if !masked {
             return;
         }
-        let mut fields: Vec<Field> = vec![None; g.len()];
+        let Some(image) = Image::of(g) else {
+            self.cannot_decide(def, def.name.span, "this net reads no image of known size");
+            return;
+        };
         let mut culprit: Option<NodeId> = None;
-        for n in g.dag.node_indices() {
-            let field = self.field(g, n, &fields);
+        let mask_of = |n: NodeId| self.mask_kind(g, n);
+        let mut visit = |n: NodeId, field: &Field| {
             if culprit.is_none()
-                && let Some(f) = &field
-                && f.iter().any(|&(dy, dx)| dy > 0 || (dy == 0 && dx >= 0))
+                && let Field::Grid(grid) = field
+                && (grid.h, grid.w) == (image.h, image.w)
                 && !matches!(g.node(n).prim, Prim::Input { .. })
+                && first_leak(grid).is_some()
             {
                 culprit = Some(n);
             }
-            fields[n.index()] = field;
-        }
-        let Some(out) = g.outputs.first().map(|o| o.node) else { return };
-        let Some(field) = &fields[out.index()] else { return };
-        let Some(&(dy, dx)) = field.iter().find(|&&(dy, dx)| dy > 0 || (dy == 0 && dx >= 0)) else { return };
+        };
+        let output = pixels::analyse(g, image, &mask_of, &mut visit);
+        let grid = match output {
+            None | Some(Field::Blind) => return,
+            Some(Field::Lost(at)) => {
+                let what = format!("the check cannot follow this `{}`", g.node(at).prim);
+                self.cannot_decide(def, g.node(at).span, &what);
+                return;
+            }
+            Some(Field::Grid(grid)) if (grid.h, grid.w) != (image.h, image.w) => {
+                let what = format!(
+                    "the output's last two axes are {}x{}, the image's {}x{}",
+                    grid.h, grid.w, image.h, image.w
+                );
+                self.cannot_decide(def, def.name.span, &what);
+                return;
+            }
+            Some(Field::Grid(grid)) => grid,
+        };
+        let Some((dy, dx)) = first_leak(&grid) else { return };
         let what = if (dy, dx) == (0, 0) {
             "its own pixel".to_string()
         } else {
@@ -52,8 +66,14 @@ impl<'a> Checker<'a> {
         let (label, help) = match culprit.map(|c| (c, self.mask_kind(g, c), &g.node(c).prim)) {
             Some((c, None, Prim::Conv2d(_))) => {
                 let w = g.ty(g.inputs(c)[1]);
+                let (kh, kw) = (&w.shape[2], &w.shape[3]);
+                let sees = match (kh.as_const(), kw.as_const()) {
+                    (Some(1), _) => "the pixels to the right",
+                    (_, Some(1)) => "the pixels below",
+                    _ => "the pixels below and to the right",
+                };
                 (
-                    format!("this {}x{} conv2d is unmasked: it sees the pixels below and to the right", w.shape[2], w.shape[3]),
+                    format!("this {kh}x{kw} conv2d is unmasked: it sees {sees}"),
                     "use masked_conv2d(.., mask: \"B\") here; only 1x1 convolutions may stay unmasked".to_string(),
                 )
             }
@@ -78,6 +98,20 @@ impl<'a> Checker<'a> {
         );
     }
 
+    /// W0102: a masked net whose causality the analysis cannot establish either way.
+    fn cannot_decide(&mut self, def: &ast::Def, span: genc_grammar::Span, what: &str) {
+        self.error(
+            TypeError::new(
+                "W0102",
+                span,
+                format!("cannot tell whether `{}` is autoregressive", def.name.name),
+            )
+            .label(what.to_string())
+            .note(def.name.span, "this net has masked convolutions")
+            .help("keep image rows and columns as the last two axes up to the output, or check causality by sampling"),
+        );
+    }
+
     /// The causal-mask kind of a convolution's weight (`w * mask`), if any.
     fn mask_kind(&self, g: &Graph, conv: NodeId) -> Option<char> {
         if !matches!(g.node(conv).prim, Prim::Conv2d(_)) {
@@ -92,83 +126,26 @@ impl<'a> Checker<'a> {
             _ => None,
         })
     }
+}
 
-    fn field(&self, g: &Graph, n: NodeId, fields: &[Field]) -> Field {
-        let node = g.node(n);
-        let inputs = g.inputs(n);
-        let union = |ids: &[NodeId]| -> Field {
-            let mut out = BTreeSet::new();
-            for i in ids {
-                out.extend(fields[i.index()].as_ref()?.iter().copied());
+/// The smallest offset `(dy, dx)` (raster order) from an output position to a pixel it sees
+/// at or after itself, over every position; `None` when every position sees only earlier
+/// pixels.
+fn first_leak(grid: &Grid) -> Option<(i64, i64)> {
+    let mut best: Option<(i64, i64)> = None;
+    for y in 0..grid.h {
+        for x in 0..grid.w {
+            let own = y * grid.w + x;
+            let set = grid.at(y, x);
+            let first = (own / 64..set.len()).find_map(|i| {
+                let word = if i == own / 64 { set[i] & (u64::MAX << (own % 64)) } else { set[i] };
+                (word != 0).then(|| i * 64 + word.trailing_zeros() as usize)
+            });
+            if let Some(q) = first {
+                let offset = ((q / grid.w) as i64 - y as i64, (q % grid.w) as i64 - x as i64);
+                best = Some(best.map_or(offset, |b| b.min(offset)));
             }
-            Some(out)
-        };
-        // A value computed only from values that see no pixel (weights, biases, constants)
-        // sees no pixel either, whatever the op: this keeps bias reshapes and the like from
-        // hiding the stack from the analysis.
-        if !inputs.is_empty()
-            && inputs.iter().all(|i| fields[i.index()].as_ref().is_some_and(|f| f.is_empty()))
-        {
-            return Some(BTreeSet::new());
-        }
-        match &node.prim {
-            Prim::Input { .. } => {
-                Some(if node.ty.rank() == 4 { BTreeSet::from([(0, 0)]) } else { BTreeSet::new() })
-            }
-            Prim::Param { .. }
-            | Prim::Buffer { .. }
-            | Prim::Fill { .. }
-            | Prim::Iota { .. }
-            | Prim::Random { .. } => Some(BTreeSet::new()),
-            Prim::Unary(_) | Prim::Binary(_) | Prim::Select | Prim::Cast { .. } | Prim::StopGrad => {
-                union(&inputs)
-            }
-            Prim::Broadcast => union(&inputs),
-            Prim::Reshape => {
-                let from = &g.ty(inputs[0]).shape;
-                let to = &node.ty.shape;
-                let spatial = |s: &[crate::dim::Dim]| {
-                    s.len() >= 2 && s[s.len() - 2..] == to[to.len().saturating_sub(2)..]
-                };
-                if from.len() >= 2 && to.len() >= 2 && spatial(from) { union(&inputs) } else { None }
-            }
-            Prim::Reduce { op: ReduceOp::Sum | ReduceOp::Mean | ReduceOp::Max | ReduceOp::Min, axes } => {
-                let rank = node.ty.rank();
-                if axes.iter().all(|&a| a + 2 < rank) { union(&inputs) } else { None }
-            }
-            Prim::Conv2d(geo) => {
-                if geo.stride != [1, 1] {
-                    return None;
-                }
-                let x = fields[inputs[0].index()].as_ref()?;
-                let w = g.ty(inputs[1]);
-                let (kh, kw) = (w.shape[2].as_const()?, w.shape[3].as_const()?);
-                let mask = self.mask_kind(g, n);
-                let (ch, cw) = (kh / 2, kw / 2);
-                let mut out = BTreeSet::new();
-                for i in 0..kh {
-                    for j in 0..kw {
-                        let allowed = match mask {
-                            None => true,
-                            Some(kind) => i < ch || (i == ch && (j < cw || (j == cw && kind == 'B'))),
-                        };
-                        if !allowed {
-                            continue;
-                        }
-                        let dy = i * geo.dilation[0] as i64 - geo.pad[0] as i64;
-                        let dx = j * geo.dilation[1] as i64 - geo.pad[1] as i64;
-                        for &(y, xx) in x {
-                            let (a, b) = (y + dy, xx + dx);
-                            if a.abs() <= MAX_OFFSET && b.abs() <= MAX_OFFSET {
-                                out.insert((a, b));
-                            }
-                        }
-                    }
-                }
-                // The weight itself carries no pixels.
-                Some(out)
-            }
-            _ => None,
         }
     }
+    best
 }
