@@ -417,7 +417,9 @@ impl<'a> Checker<'a> {
                         )
                         .label(format!("this is {actual}"))
                         .note(t.span, format!("declared as {expected}"));
-                        if let Some(h) = self.shape_hint(*n, &expected) {
+                        if let Some((span, label, help)) = self.wrong_size_cause(*n, t, &expected) {
+                            e = e.note(span, label).help(help);
+                        } else if let Some(h) = self.shape_hint(*n, &expected) {
                             e = e.help(h);
                         }
                         self.error(e)
@@ -441,6 +443,46 @@ impl<'a> Checker<'a> {
 
     /// A fix for a wrong output shape when the last op was a convolution whose padding or
     /// stride could produce the declared shape.
+    /// Where an output of the wrong image size went wrong, when that is a layer before the
+    /// last: its span, "H and W become 8 here, expected 14", and the change that fixes it.
+    fn wrong_size_cause(
+        &mut self,
+        n: NodeId,
+        t: &ast::Type,
+        expected: &str,
+    ) -> Option<(Span, String, String)> {
+        let ast::TypeKind::Tensor { dims, .. } = &t.kind else { return None };
+        let declared = self.declared_tensor(t)?;
+        let r = declared.rank().checked_sub(2)?;
+        let want = [declared.shape[r].as_const()?, declared.shape[r + 1].as_const()?];
+        let cause = super::cause::trace(&self.graph, n, want)?;
+        let name = |axis: usize| genc_grammar::format::expr(&dims[r + axis]);
+        let wrong: Vec<usize> = (0..2).filter(|&a| cause.actual[a] != cause.expected[a]).collect();
+        let label = match wrong.as_slice() {
+            [a] => format!("{} becomes {} here, expected {}", name(*a), cause.actual[*a], cause.expected[*a]),
+            _ if cause.actual[0] == cause.actual[1] && cause.expected[0] == cause.expected[1] => {
+                format!(
+                    "{} and {} become {} here, expected {}",
+                    name(0),
+                    name(1),
+                    cause.actual[0],
+                    cause.expected[0]
+                )
+            }
+            _ => format!(
+                "{} x {} becomes {} x {} here, expected {} x {}",
+                name(0),
+                name(1),
+                cause.actual[0],
+                cause.actual[1],
+                cause.expected[0],
+                cause.expected[1]
+            ),
+        };
+        let help = format!("with {} at this layer the output would be {expected}, as declared", cause.change);
+        Some((self.graph.node(cause.node).span, label, help))
+    }
+
     fn shape_hint(&self, n: NodeId, expected: &str) -> Option<String> {
         let mut node = n;
         // Look through element-wise tails (activations, bias adds).

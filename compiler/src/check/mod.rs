@@ -9,6 +9,7 @@
 mod builtins;
 mod calls;
 mod causal;
+mod cause;
 mod expr;
 mod host;
 mod image_metrics;
