@@ -24,20 +24,27 @@ fn documented() -> Vec<(String, String, String)> {
     out
 }
 
+/// The Rust files under `dir`, recursively.
+fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every `code(E....)` a diagnostic derives, in every crate, and the checker's table.
 fn codes_in_source() -> BTreeSet<String> {
     let mut codes = BTreeSet::new();
-    for file in [
-        "grammar/src/error.rs",
-        "src/source.rs",
-        "runtime/src/device/error.rs",
-        "runtime/src/checkpoint.rs",
-        "runtime/src/config.rs",
-        "runtime/src/data/error.rs",
-        "runtime/src/optim.rs",
-        "runtime/src/sample.rs",
-        "runtime/src/train.rs",
-    ] {
-        let text = common::read(&common::root().join(file));
+    let mut files = Vec::new();
+    for dir in ["grammar/src", "src", "runtime/src"] {
+        rust_files(&common::root().join(dir), &mut files);
+    }
+    for file in files {
+        let text = common::read(&file);
         for (i, _) in text.match_indices("code(E") {
             codes.insert(text[i + 5..i + 10].to_string());
         }

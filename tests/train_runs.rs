@@ -343,6 +343,59 @@ fn a_folder_of_png_images_trains() {
     let _ = std::fs::remove_dir_all(&ws);
 }
 
+/// An IDX file: the magic number (unsigned bytes, `dims.len()` axes), the extents, the values.
+fn idx_file(path: &Path, dims: &[u32], values: &[u8]) {
+    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
+    for d in dims {
+        bytes.extend(d.to_be_bytes());
+    }
+    bytes.extend(values);
+    std::fs::write(path, bytes).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_label_beyond_the_classes_stops_the_run_at_the_op_that_reads_it() {
+    // Ten classes by the spec, which checks clean against Fashion-MNIST; this data set has a
+    // label 12, which one_hot would turn into a zero row.
+    let spec = r#"dims B, C = 1, H = 28, W = 28, K = 10
+
+net Cls(x: [B, C, H, W]) -> [B, K] = x |> flatten |> linear(K)
+
+loss ce(x: [B, C, H, W], y: int[B]) = -mean(sum(one_hot(y, K) * log_softmax(Cls(x), 1), over: [K]))
+
+train {
+    data (x, y) = fashion_mnist(split: "train", labels: true)
+    batch B = 4
+    steps 4
+    optimizer opt = adam([Cls], lr: 1e-3)
+    step {
+        minimize ce(x, y) with opt
+    }
+}
+"#;
+    let ws = workspace("labels", spec);
+    let data = ws.join("data");
+    std::fs::create_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
+    idx_file(&data.join("train-images-idx3-ubyte"), &[8, 28, 28], &[128; 8 * 28 * 28]);
+    idx_file(&data.join("train-labels-idx1-ubyte"), &[8], &[12; 8]);
+    let run = genc(&[
+        "train",
+        &s(&ws.join("spec.gen")),
+        "--set",
+        &format!("data={}", s(&data)),
+        "--out",
+        &s(&ws.join("run")),
+    ]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    for part in
+        ["E0944", "label 12 in `y` is outside the 10 classes of `one_hot`", "one_hot(y, K)", "give `one_hot`"]
+    {
+        assert!(err.contains(part), "`{part}` missing from:\n{err}");
+    }
+    let _ = std::fs::remove_dir_all(&ws);
+}
+
 #[test]
 fn a_profiled_run_says_where_a_step_goes() {
     let ws = workspace("profile", TINY);

@@ -97,7 +97,7 @@ pub struct Expanded {
 /// [`expand_grads`], keeping the old-to-new node map (a sampler's segments are ranges of
 /// the old graph's nodes).
 pub fn expand_grads_traced(g: &Graph) -> Res<Expanded> {
-    let mut out = Graph { input_names: g.input_names.clone(), ..Graph::default() };
+    let mut out = Graph::with_inputs_of(g);
     let mut map: Vec<NodeId> = Vec::with_capacity(g.len());
     let mut made_by: Vec<usize> = Vec::with_capacity(g.len());
     for n in g.dag.node_indices() {

@@ -30,6 +30,18 @@ pub struct Output {
     pub node: NodeId,
 }
 
+/// An input whose values index something: class labels fed to `one_hot`, `embedding` or
+/// `cross_entropy`. Nothing on a device can stop a kernel, so the data feed checks the
+/// values against `classes` before a step runs (PyTorch raises where these would clamp).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexUse {
+    pub input: usize,
+    pub classes: i64,
+    /// The op that reads the indices, as the spec names it (`one_hot`).
+    pub op: String,
+    pub span: Span,
+}
+
 /// A DAG of primitives. Edges carry the operand position, so `inputs` returns operands in
 /// order; nodes are only ever appended, so node order is a topological order.
 #[derive(Clone, Debug, Default)]
@@ -38,9 +50,16 @@ pub struct Graph {
     pub outputs: Vec<Output>,
     /// Names of the `Input { index }` leaves, by index.
     pub input_names: Vec<String>,
+    /// Inputs read as indices, with the range they must lie in.
+    pub index_uses: Vec<IndexUse>,
 }
 
 impl Graph {
+    /// An empty graph with `g`'s inputs: what a pass that rebuilds a graph starts from.
+    pub fn with_inputs_of(g: &Graph) -> Graph {
+        Graph { input_names: g.input_names.clone(), index_uses: g.index_uses.clone(), ..Graph::default() }
+    }
+
     pub fn add(&mut self, node: Node, inputs: &[NodeId]) -> NodeId {
         let id = self.dag.add_node(node);
         for (pos, &input) in inputs.iter().enumerate() {

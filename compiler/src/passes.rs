@@ -20,7 +20,7 @@ enum Rewrite {
 
 /// Rebuilds `g` node by node through `rule`, keeping outputs and input names.
 fn rebuild(g: &Graph, mut rule: impl FnMut(&Graph, &Node, &[NodeId]) -> Rewrite) -> Graph {
-    let mut out = Graph { input_names: g.input_names.clone(), ..Graph::default() };
+    let mut out = Graph::with_inputs_of(g);
     let mut map: Vec<NodeId> = Vec::with_capacity(g.len());
     for n in g.dag.node_indices() {
         let node = g.node(n);
@@ -44,7 +44,7 @@ pub fn dce(g: &Graph) -> Graph {
     for n in live {
         keep[n.index()] = true;
     }
-    let mut out = Graph { input_names: g.input_names.clone(), ..Graph::default() };
+    let mut out = Graph::with_inputs_of(g);
     let mut map: Vec<Option<NodeId>> = vec![None; g.len()];
     for n in g.dag.node_indices() {
         if !keep[n.index()] {
@@ -65,7 +65,7 @@ pub fn dce(g: &Graph) -> Graph {
 /// computed once. Random draws are distinct by their stream, so they are never merged.
 pub fn cse(g: &Graph) -> Graph {
     let mut seen: HashMap<(Prim, Vec<NodeId>, TensorType), NodeId> = HashMap::new();
-    let mut out = Graph { input_names: g.input_names.clone(), ..Graph::default() };
+    let mut out = Graph::with_inputs_of(g);
     let mut map: Vec<NodeId> = Vec::with_capacity(g.len());
     for n in g.dag.node_indices() {
         let node = g.node(n);

@@ -9,11 +9,12 @@ use std::collections::HashMap;
 use crate::autodiff;
 use crate::check::{Checked, UnitKind};
 use crate::fuse::{self, Partition, Role};
-use crate::graph::{Graph, NodeId, Output};
+use crate::graph::{Graph, IndexUse, NodeId, Output};
 use crate::passes;
 use crate::prim::{DType, Prim};
 use crate::program::{
-    ConstSpec, FusedInstr, FusedReduction, Operand, PhaseProgram, Program, Step, TensorSpec, ValueSpec,
+    ConstSpec, FusedInstr, FusedReduction, IndexCheck, Operand, PhaseProgram, Program, Step, TensorSpec,
+    ValueSpec,
 };
 
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -73,6 +74,7 @@ pub fn plan_graph(g: &Graph, name: &str) -> Result<PhaseProgram, String> {
     let partition = fuse::partition(&simplified);
     let mut lowered = lower(&simplified, &partition, name)?;
     lowered.inputs = input_specs(g)?;
+    lowered.index_checks = index_checks(g);
     lowered.primitive_ops = passes::op_count(g);
     Ok(lowered)
 }
@@ -157,6 +159,7 @@ pub fn plan(checked: &Checked, batch: Option<u64>) -> Result<(Program, Vec<Phase
         let partition = fuse::partition(&simplified);
         let mut lowered = lower(&simplified, &partition, &unit.name).map_err(fail)?;
         lowered.inputs = input_specs(&g).map_err(fail)?;
+        lowered.index_checks = index_checks(&g);
         lowered.primitive_ops = passes::op_count(&g);
         program.phases.push(lowered);
         stages.push(PhaseStages { name: unit.name.clone(), grad: g, simplified, partition });
@@ -176,7 +179,7 @@ fn add(g: &mut Graph, a: NodeId, b: NodeId) -> NodeId {
 
 /// After autodiff `stop_grad` is the identity: remove it.
 fn strip_stop_grad(g: &Graph) -> Graph {
-    let mut out = Graph { input_names: g.input_names.clone(), ..Graph::default() };
+    let mut out = Graph::with_inputs_of(g);
     let mut map: Vec<NodeId> = Vec::with_capacity(g.len());
     for n in g.dag.node_indices() {
         let inputs: Vec<NodeId> = g.inputs(n).iter().map(|i| map[i.index()]).collect();
@@ -203,6 +206,20 @@ fn input_specs(g: &Graph) -> Result<Vec<TensorSpec>, String> {
         specs.push(TensorSpec { name: name.clone(), dtype: g.ty(node).dtype, shape });
     }
     Ok(specs)
+}
+
+/// The ranges the feed checks: one per input read as indices, the tightest use first.
+fn index_checks(g: &Graph) -> Vec<IndexCheck> {
+    let mut uses = g.index_uses.clone();
+    uses.sort_by_key(|u| (u.input, u.classes, u.span.start));
+    uses.dedup_by_key(|u| u.input);
+    let check = |u: IndexUse| IndexCheck {
+        input: u.input,
+        classes: u.classes.max(0) as u64,
+        op: u.op,
+        span: (u.span.start, u.span.end),
+    };
+    uses.into_iter().map(check).collect()
 }
 
 /// Fuses and lowers one concrete graph (already differentiated and simplified) to a phase named
@@ -235,6 +252,7 @@ fn lower(g: &Graph, part: &Partition, name: &str) -> Result<PhaseProgram, String
         peak_bytes: 0,
         primitive_ops: 0,
         kernels: part.kernel_count(g),
+        index_checks: Vec::new(),
     };
     // Which nodes are read from outside their fused group (so the group must write them). A
     // group's reduction reads its input inside the group's kernel.

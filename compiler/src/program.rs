@@ -118,6 +118,17 @@ pub enum Step {
     Release { values: Vec<usize> },
 }
 
+/// The values of input `input` must lie in `0..classes`: class labels read by `op` at
+/// `span` (a byte range of the spec). The data feed checks them before the phase runs,
+/// since a kernel cannot stop a step (see `graph::IndexUse`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IndexCheck {
+    pub input: usize,
+    pub classes: u64,
+    pub op: String,
+    pub span: (usize, usize),
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PhaseProgram {
     pub name: String,
@@ -134,6 +145,9 @@ pub struct PhaseProgram {
     pub primitive_ops: usize,
     /// Kernel launches per run of the phase.
     pub kernels: usize,
+    /// Inputs whose values index something, checked by the feed.
+    #[serde(default)]
+    pub index_checks: Vec<IndexCheck>,
 }
 
 impl Program {

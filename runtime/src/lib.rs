@@ -15,6 +15,7 @@ pub mod executor;
 pub mod host;
 pub mod images;
 pub mod kernels;
+pub mod labels;
 pub mod metrics;
 pub mod npy;
 pub mod optim;

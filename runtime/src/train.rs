@@ -15,6 +15,7 @@ use crate::device::{Device, DeviceError, DeviceTensor};
 use crate::executor::LoadedPhase;
 use crate::kernels::Leaves;
 use crate::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};
+use crate::labels::{FeedError, LabelOutOfRange};
 use crate::optim::{OptimError, Optimizer, squared_norm};
 use crate::profile::Profile;
 
@@ -51,6 +52,9 @@ pub enum TrainError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Checkpoint(Box<crate::checkpoint::CheckpointError>),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Label(#[from] LabelOutOfRange),
     #[error("cannot resume from the checkpoint: {reason}")]
     #[diagnostic(
         code(E0943),
@@ -61,6 +65,15 @@ pub enum TrainError {
     Restore { reason: String },
 }
 
+impl From<FeedError> for TrainError {
+    fn from(e: FeedError) -> Self {
+        match e {
+            FeedError::Data(message) => TrainError::Feed(message),
+            FeedError::Label(label) => TrainError::Label(label),
+        }
+    }
+}
+
 /// What one step reports: every loss and logged metric by name, averaged over repeats.
 #[derive(Clone, Debug, Default)]
 pub struct StepReport {
@@ -68,7 +81,7 @@ pub struct StepReport {
 }
 
 /// Supplies a phase's inputs (one fresh batch per call) by the phase's input specs.
-pub type Feed<'f> = dyn FnMut(&PhaseProgram) -> Result<Vec<DeviceTensor>, String> + 'f;
+pub type Feed<'f> = dyn FnMut(&PhaseProgram) -> Result<Vec<DeviceTensor>, FeedError> + 'f;
 
 pub struct Trainer {
     pub program: Program,
@@ -235,7 +248,7 @@ impl Trainer {
             return Ok(());
         }
         let started = self.profile.start();
-        let inputs = feed(&loaded.phase).map_err(TrainError::Feed)?;
+        let inputs = feed(&loaded.phase)?;
         self.profile.stop(device, "data feed", started)?;
         // A distinct stream of random draws per step, phase and run of the phase (`repeat`).
         self.runs += 1;

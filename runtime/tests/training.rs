@@ -26,7 +26,7 @@ fn train(name: &str, batch: usize, steps: usize, range: (f32, f32)) -> Vec<f64> 
     let d = device();
     let mut trainer = Trainer::new(d, &c, program, 7, steps as u64).unwrap_or_else(|e| panic!("{e}"));
     let mut cursor = 0usize;
-    let mut feed = |phase: &genc_compiler::program::PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
+    let mut feed = |phase: &genc_compiler::program::PhaseProgram| -> Result<Vec<DeviceTensor>, genc_runtime::labels::FeedError> {
         Ok(phase
             .inputs
             .iter()
@@ -116,7 +116,7 @@ fn batch_norm_running_statistics_follow_the_batches() {
         let (params, buffers) = (host(&trainer.params), host(&trainer.buffers));
         assert!(buffers[0].data.iter().all(|&m| m == 0.0), "running means start at zero");
         let fed: RefCell<Vec<Vec<Value>>> = RefCell::new(Vec::new());
-        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
+        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, genc_runtime::labels::FeedError> {
             let call = fed.borrow().len();
             let values: Vec<Value> = phase.inputs.iter().map(|spec| synthetic(spec, call)).collect();
             let tensors = values
@@ -191,11 +191,16 @@ fn every_repeat_of_a_phase_draws_fresh_noise() {
         let d = device();
         let mut trainer = Trainer::new(d, &c, program, 3, 1).unwrap_or_else(|e| panic!("{e}"));
         let before = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
-        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
+        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, genc_runtime::labels::FeedError> {
             let halves = |s: &TensorSpec| {
                 DeviceTensor::from_f32(d, s.dtype, &s.shape, &vec![0.5; s.shape.iter().product()])
             };
-            phase.inputs.iter().map(halves).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+            phase
+                .inputs
+                .iter()
+                .map(halves)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| genc_runtime::labels::FeedError::Data(e.to_string()))
         };
         let report = trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
         let after = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
@@ -278,11 +283,16 @@ fn a_phase_at_a_zero_rate_is_skipped_and_its_stage_starts_fresh() {
         let mut trainer = Trainer::new(d, &c, program, 5, 4).unwrap_or_else(|e| panic!("{e}"));
         let q = |t: &Trainer| t.params[1].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
         let start = q(&trainer);
-        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
+        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, genc_runtime::labels::FeedError> {
             let zeros = |s: &TensorSpec| {
                 DeviceTensor::from_f32(d, s.dtype, &s.shape, &vec![0.0; s.shape.iter().product()])
             };
-            phase.inputs.iter().map(zeros).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+            phase
+                .inputs
+                .iter()
+                .map(zeros)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| genc_runtime::labels::FeedError::Data(e.to_string()))
         };
         for step in 1..=3 {
             let report = trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
@@ -344,11 +354,16 @@ fn clip_to_norm_bounds_each_units_weights() {
         trainer.params[0] =
             DeviceTensor::from_f32(d, DType::F32, &[6, 4], &rows).unwrap_or_else(|e| panic!("{e}"));
         let bias_before = trainer.params[1].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
-        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
+        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, genc_runtime::labels::FeedError> {
             let zeros = |s: &TensorSpec| {
                 DeviceTensor::from_f32(d, s.dtype, &s.shape, &vec![0.0; s.shape.iter().product()])
             };
-            phase.inputs.iter().map(zeros).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+            phase
+                .inputs
+                .iter()
+                .map(zeros)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| genc_runtime::labels::FeedError::Data(e.to_string()))
         };
         trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
         let w = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));

@@ -992,6 +992,7 @@ impl<'a> Checker<'a> {
             );
             return Err(());
         }
+        self.index_use(labels, &k, "one_hot", span);
         let mut shape = t.shape.clone();
         shape.push(Dim::constant(1));
         let l = self.reshape(labels, shape, span)?;
@@ -1043,6 +1044,7 @@ impl<'a> Checker<'a> {
             return Err(());
         }
         let lse = self.logsumexp(logits, 1, span)?;
+        self.index_use(target, &lt.shape[1], "cross_entropy", span);
         // One-hot of the target along axis 1.
         let mut tshape = tt.shape.clone();
         tshape.insert(1, Dim::constant(1));

@@ -556,6 +556,7 @@ impl<'a> Checker<'a> {
                 );
                 return Err(());
             }
+            self.index_use(idx, extent, "indexing", span);
             return self.node(Prim::Gather { axis }, &[x, idx], None, span);
         }
         let i = self.static_index(v, extent, span, false)?;

@@ -622,6 +622,7 @@ impl<'a> Checker<'a> {
             );
             return Err(());
         }
+        self.index_use(idx, &n, "embedding", span);
         let lname = self.layer_name("embedding");
         let table = self.param(
             &lname,

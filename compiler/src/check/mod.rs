@@ -264,6 +264,8 @@ struct Checker<'a> {
     host: crate::host::Recorder,
     /// A sampler to elaborate at a given size instead of its defaults.
     call: Option<SamplerCall>,
+    /// Data names bound to class labels, with the number of classes and the source's span.
+    label_classes: HashMap<String, (i64, Span)>,
 }
 
 /// Unrolled iterations plus inlined calls allowed per spec.
@@ -289,6 +291,7 @@ impl<'a> Checker<'a> {
             mode: Mode::Train,
             running: Vec::new(),
             units: Vec::new(),
+            label_classes: HashMap::new(),
             schedule: None,
             run: None,
             fuel: FUEL,

@@ -6,7 +6,7 @@ use genc_grammar::Span;
 use super::{Checker, Val};
 use crate::diag::TypeError;
 use crate::dim::Dim;
-use crate::graph::{Node, NodeId};
+use crate::graph::{IndexUse, Node, NodeId};
 use crate::prim::{BinaryOp, DType, F64, Prim, ReduceOp, UnaryOp};
 use crate::shape_rules::{self, RuleError};
 use crate::types::TensorType;
@@ -160,6 +160,27 @@ impl<'a> Checker<'a> {
             });
         }
         Ok(total.unwrap_or_else(|| self.splat(0.0, DType::F32, 0, span)))
+    }
+
+    /// Records that `indices` pick one of `classes` things for `op` when they come straight
+    /// from an input (labels from the data), so that the feed checks their values before each
+    /// step and the train block can compare them with the data's classes.
+    pub(super) fn index_use(&mut self, indices: NodeId, classes: &Dim, op: &str, span: Span) {
+        let Some(classes) = classes.as_const() else { return };
+        let mut n = indices;
+        loop {
+            match self.graph.node(n).prim {
+                Prim::Input { index } => {
+                    let op = op.to_string();
+                    self.graph.index_uses.push(IndexUse { input: index, classes, op, span });
+                    return;
+                }
+                Prim::Reshape | Prim::Cast { .. } | Prim::Broadcast | Prim::StopGrad => {
+                    n = self.graph.inputs(n)[0];
+                }
+                _ => return,
+            }
+        }
     }
 
     /// An element-wise binary op where at least one side is a tensor.

@@ -336,6 +336,10 @@ impl<'a> Checker<'a> {
             );
             return Vec::new();
         }
+        // The IDX label files of both data sets hold the classes 0..=9.
+        if labels && paired.is_none() && matches!(name, "fashion_mnist" | "mnist") {
+            self.label_classes.insert(names[1].name.clone(), (10, source.span));
+        }
         names.into_iter().zip(types).collect()
     }
 
@@ -694,6 +698,37 @@ impl<'a> Checker<'a> {
         phases
     }
 
+    /// E0123: labels of a data set with more classes than the op that reads them allows
+    /// (`one_hot(y, 9)` on Fashion-MNIST's ten classes turns every label 9 into a zero row).
+    fn check_label_ranges(&mut self, graph: &Graph) {
+        for u in &graph.index_uses {
+            let Some(name) = graph.input_names.get(u.input) else { continue };
+            let Some(&(classes, source)) = self.label_classes.get(name) else { continue };
+            if classes <= u.classes {
+                continue;
+            }
+            self.error(
+                TypeError::new(
+                    "E0123",
+                    u.span,
+                    format!(
+                        "`{}` takes {} classes, but `{name}` holds labels 0..={}",
+                        u.op,
+                        u.classes,
+                        classes - 1
+                    ),
+                )
+                .label(if u.classes + 1 == classes {
+                    format!("label {} falls outside", u.classes)
+                } else {
+                    format!("labels {}..={} fall outside", u.classes, classes - 1)
+                })
+                .note(source, format!("`{name}` has {classes} classes"))
+                .help(format!("give `{}` {classes} classes", u.op)),
+            );
+        }
+    }
+
     /// Elaborates a train-block expression into its own graph, with the data bound as inputs.
     /// For a phase, also checks the objective is a scalar that reaches the optimizer.
     fn unit_from_expr(
@@ -715,6 +750,7 @@ impl<'a> Checker<'a> {
         let v = self.eval(e);
         self.frame().vars.pop();
         let (graph, host) = self.end_graph(saved, &v, if kind == UnitKind::Phase { "loss" } else { "out" });
+        self.check_label_ranges(&graph);
         if let Some((optimizer, params)) = opt {
             match &v {
                 Val::Tensor(n) if graph.ty(*n).rank() == 0 => {

@@ -144,6 +144,7 @@ fn isolate(phase: &PhaseProgram, step: &Step) -> Option<Isolated> {
         peak_bytes: 0,
         primitive_ops: 1,
         kernels: 1,
+        index_checks: Vec::new(),
     };
     Some(Isolated { phase: isolated, feeds })
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use genc_compiler::check::{DataSpec, OptionValue, RunSpec};
 use genc_compiler::program::PhaseProgram;
 use genc_runtime::data::{Batch, Binarize, DataError, Dataset, FolderOptions, Pair, Split, Transforms};
-use genc_runtime::device::{Device, DeviceError, DeviceTensor};
+use genc_runtime::device::{Device, DeviceTensor};
+use genc_runtime::labels::{self, FeedError};
 
 /// The data a run reads: the training source and, if the spec declares one, the test source.
 pub struct RunData {
@@ -115,11 +116,12 @@ pub fn inputs_for(
     phase: &PhaseProgram,
     names: &[String],
     b: &Batch,
-) -> Result<Vec<DeviceTensor>, DeviceError> {
+) -> Result<Vec<DeviceTensor>, FeedError> {
     phase
         .inputs
         .iter()
-        .map(|spec| {
+        .enumerate()
+        .map(|(i, spec)| {
             let k = names.iter().position(|n| *n == spec.name);
             let mut data: Vec<f32> = match (k, &b.paired, &b.labels) {
                 (Some(0), Some(low), _) => low.data.clone(),
@@ -127,8 +129,10 @@ pub fn inputs_for(
                 (Some(1), None, Some(labels)) => labels.iter().map(|&l| l as f32).collect(),
                 _ => Vec::new(),
             };
+            labels::check(phase, i, &data)?;
             data.resize(spec.shape.iter().product(), 0.0);
             DeviceTensor::from_f32(device, spec.dtype, &spec.shape, &data)
+                .map_err(|e| FeedError::Data(e.to_string()))
         })
         .collect()
 }
@@ -138,13 +142,14 @@ pub fn unit_inputs(
     device: &Device,
     phase: &PhaseProgram,
     test: Option<(&DataSpec, &Batch)>,
-) -> Result<Vec<DeviceTensor>, DeviceError> {
+) -> Result<Vec<DeviceTensor>, FeedError> {
     match test {
         Some((d, b)) => inputs_for(device, phase, &d.names, b),
         None => phase
             .inputs
             .iter()
             .map(|s| DeviceTensor::from_f32(device, s.dtype, &s.shape, &vec![0.0; s.shape.iter().product()]))
-            .collect(),
+            .collect::<Result<_, _>>()
+            .map_err(|e| FeedError::Data(e.to_string())),
     }
 }

@@ -16,6 +16,7 @@ use genc_runtime::checkpoint;
 use genc_runtime::config::RunConfig;
 use genc_runtime::data::{Batcher, BatcherState};
 use genc_runtime::device::{Device, DeviceChoice, DeviceTensor};
+use genc_runtime::labels::FeedError;
 use genc_runtime::train::Trainer;
 
 pub use feed::{DataProblem, RunData, inputs_for, open_source, split_of, transforms_of};
@@ -211,9 +212,9 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
     eprintln!("{what}, batch {batch} ({per_epoch} steps per epoch), into {}", out.display());
     let progress = Progress::new(first, steps);
     for step in first + 1..=steps {
-        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, String> {
-            let b = batcher.next_batch().map_err(|e| e.to_string())?;
-            inputs_for(&device, phase, &names, &b).map_err(|e| e.to_string())
+        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, FeedError> {
+            let b = batcher.next_batch().map_err(|e| FeedError::Data(e.to_string()))?;
+            inputs_for(&device, phase, &names, &b)
         };
         let reported = match trainer.train_step(&device, &mut feed) {
             Ok(r) => r,
@@ -228,6 +229,11 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
                     );
                 } else {
                     eprintln!("training stopped at step {step}, before the first checkpoint");
+                }
+                // A label error points into the spec: show it there.
+                if let genc_runtime::train::TrainError::Label(label) = &e {
+                    reporter.emit(label, &file.name(), Some(&file.text));
+                    return Err(Status::Diagnostics);
                 }
                 return Err(report(reporter, &e, "train"));
             }
