@@ -30,6 +30,11 @@ pub enum Init {
         mean: f64,
         std: f64,
     },
+    /// A random orthogonal matrix times `gain` over `[shape[0], the other axes]` (PyTorch's
+    /// `orthogonal_`: the Q of a Gaussian matrix's QR, signs fixed by R's diagonal).
+    Orthogonal {
+        gain: f64,
+    },
     /// The causal mask of a PixelCNN convolution: type `A` hides the centre pixel, `B` shows it.
     CausalMask {
         kind: char,

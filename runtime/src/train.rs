@@ -432,22 +432,56 @@ fn init(
         state = mix(state, 0x2545_F491_4F6C_DD1D);
         (state >> 11) as f64 / (1u64 << 53) as f64
     };
+    let mut normal = move || {
+        let (u1, u2) = (1.0 - uniform(), uniform());
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    };
     let data: Vec<f64> = match &e.init {
         Init::Zeros => vec![0.0; n],
         Init::Ones => vec![1.0; n],
         Init::Uniform { bound } => (0..n).map(|_| (2.0 * uniform() - 1.0) * bound).collect(),
-        Init::Normal { mean, std } => (0..n)
-            .map(|_| {
-                let (u1, u2) = (1.0 - uniform(), uniform());
-                mean + (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos() * std
-            })
-            .collect(),
+        Init::Normal { mean, std } => (0..n).map(|_| mean + normal() * std).collect(),
+        Init::Orthogonal { gain } => {
+            let rows = e.shape.first().copied().unwrap_or(1);
+            orthogonal(rows, n / rows.max(1), (0..n).map(|_| normal()).collect(), *gain)
+        }
         Init::CausalMask { kind } => causal_mask(&e.shape, *kind),
         Init::Computed { node } => consts.get(node.index()).map(|v| v.data.clone()).ok_or_else(|| {
             TrainError::Init { name: e.name.clone(), reason: "the constant graph has no such node".into() }
         })?,
     };
     Ok(DeviceTensor::from_f64(device, DType::F32, &e.shape, &data)?)
+}
+
+/// `gain` times an orthogonal `rows x cols` matrix (row-major) from Gaussian `draws`, as
+/// PyTorch's `orthogonal_`: the Q of the QR of the tall orientation, with R's diagonal made
+/// positive, which is what Gram-Schmidt on its columns gives. Orthonormal rows when
+/// `rows <= cols`, orthonormal columns otherwise.
+pub fn orthogonal(rows: usize, cols: usize, draws: Vec<f64>, gain: f64) -> Vec<f64> {
+    let tall = rows >= cols;
+    let (m, n) = if tall { (rows, cols) } else { (cols, rows) };
+    // Columns of the tall m x n matrix, each a vector of m.
+    let mut q: Vec<Vec<f64>> = (0..n)
+        .map(|j| (0..m).map(|i| if tall { draws[i * n + j] } else { draws[j * m + i] }).collect())
+        .collect();
+    for j in 0..n {
+        for k in 0..j {
+            let dot: f64 = (0..m).map(|i| q[j][i] * q[k][i]).sum();
+            for i in 0..m {
+                q[j][i] -= dot * q[k][i];
+            }
+        }
+        let norm = q[j].iter().map(|v| v * v).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+        q[j].iter_mut().for_each(|v| *v /= norm);
+    }
+    let mut out = vec![0.0; rows * cols];
+    for (j, column) in q.iter().enumerate() {
+        for (i, v) in column.iter().enumerate() {
+            let (r, c) = if tall { (i, j) } else { (j, i) };
+            out[r * cols + c] = gain * v;
+        }
+    }
+    out
 }
 
 /// PixelCNN's mask over `[out, in, kh, kw]`: rows above the centre, the centre row left of the
@@ -554,4 +588,40 @@ fn lerp(
     };
     let mut out = run_fused(device, &program, &[avg, x, &s[0], &s[1]], &x.shape, &[DType::F32])?;
     out.pop().ok_or_else(|| DeviceError::Kernel { op: "ema".into(), reason: "no output".into() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::orthogonal;
+
+    /// `a @ b^T` entries of rows `i`, `j` of a row-major `cols`-wide matrix.
+    fn dot(m: &[f64], cols: usize, i: usize, j: usize) -> f64 {
+        (0..cols).map(|k| m[i * cols + k] * m[j * cols + k]).sum()
+    }
+
+    fn draws(n: usize) -> Vec<f64> {
+        (0..n).map(|i| ((i * 37 + 11) % 23) as f64 / 11.0 - 1.0).collect()
+    }
+
+    #[test]
+    fn orthogonal_rows_of_a_wide_matrix_and_columns_of_a_tall_one() {
+        // Wide [3, 5]: orthonormal rows, scaled by the gain.
+        let m = orthogonal(3, 5, draws(15), 2.0);
+        for i in 0..3 {
+            for j in 0..3 {
+                let want = if i == j { 4.0 } else { 0.0 };
+                assert!((dot(&m, 5, i, j) - want).abs() < 1e-9, "rows {i}, {j}");
+            }
+        }
+        // Tall [5, 3]: orthonormal columns, i.e. rows of its transpose.
+        let m = orthogonal(5, 3, draws(15), 1.0);
+        let t: Vec<f64> =
+            (0..3).flat_map(|c| (0..5).map(move |r| (r, c))).map(|(r, c)| m[r * 3 + c]).collect();
+        for i in 0..3 {
+            for j in 0..3 {
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!((dot(&t, 5, i, j) - want).abs() < 1e-9, "columns {i}, {j}");
+            }
+        }
+    }
 }

@@ -133,6 +133,16 @@ fn gans() {
     });
 }
 
+/// The variants of `specs/variants/` (tied weights read as values, the batch size as a value).
+#[test]
+fn variants() {
+    on_every_device(|| {
+        for name in ["variants/tied_cae", "variants/wae_mmd"] {
+            device_matches_reference(name);
+        }
+    });
+}
+
 /// Second order on the device: the critic step differentiates the gradient penalty.
 #[test]
 fn wgan_gp_second_order() {

@@ -95,6 +95,10 @@ pub(super) const NAMES: &[&str] = &[
 /// Every named option a built-in or layer takes, for "did you mean" suggestions.
 pub(super) const OPTION_NAMES: &[&str] = &[
     "out",
+    "init",
+    "std",
+    "gain",
+    "bound",
     "kernel",
     "stride",
     "pad",

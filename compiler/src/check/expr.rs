@@ -6,6 +6,7 @@ use genc_grammar::{Span, ast, did_you_mean};
 use super::{Checker, ConstVal, Val};
 use crate::diag::TypeError;
 use crate::dim::{Dim, DivError};
+use crate::params::Kind;
 use crate::prim::{BinaryOp, DType, Prim, UnaryOp};
 use crate::types::TensorType;
 
@@ -51,10 +52,21 @@ impl<'a> Checker<'a> {
                 let v = self.eval(x);
                 self.index(v, x.span, items, e.span)
             }
-            ast::ExprKind::Field(_, field) => self.error(
-                TypeError::new("E0105", e.span, format!("`.{}` has no meaning in an expression", field.name))
-                    .label("fields only name parameters in `train` (`clip D.fc to ..`, `ema G`)"),
-            ),
+            ast::ExprKind::Field(_, field) => match dotted(e) {
+                Some(path)
+                    if self
+                        .defs
+                        .get(path.split('.').next().unwrap_or(""))
+                        .is_some_and(|d| d.kind == ast::DefKind::Net) =>
+                {
+                    self.parameter(&path, e.span)
+                }
+                _ => self.error(
+                    TypeError::new("E0105", e.span, format!("`.{}` has no meaning here", field.name))
+                        .label("fields name a net's parameters: `Enc.linear0.weight`")
+                        .help("`genc summary` names each net's layers"),
+                ),
+            },
             ast::ExprKind::Error => Val::Poison,
         }
     }
@@ -113,6 +125,53 @@ impl<'a> Checker<'a> {
             );
         }
         self.unknown(name, span, "name")
+    }
+
+    /// `Enc.linear0.weight`, `Glow.weight0`: a net's parameter (or buffer) read as a value,
+    /// for tied weights or a weight's log-determinant. A net's weights exist once it has been
+    /// checked, and nets are checked in the order they are declared.
+    fn parameter(&mut self, path: &str, span: Span) -> Val {
+        for kind in [Kind::Trainable, Kind::Buffer] {
+            if let Some(index) = self.table.find(kind, path) {
+                let e = &self.table.list(kind)[index];
+                let shape = e.shape.iter().map(|&d| Dim::constant(d as i64)).collect();
+                let (prim, dtype) = match kind {
+                    Kind::Trainable => (Prim::Param { index }, DType::F32),
+                    Kind::Buffer => (Prim::Buffer { index }, self.const_graph_dtype(index)),
+                };
+                return Val::Tensor(self.push_node(prim, TensorType::new(dtype, shape), &[], span));
+            }
+        }
+        let net = path.split('.').next().unwrap_or(path);
+        let declared_later = self.defs.get(net).is_some_and(|d| d.span.start > span.start)
+            && !self.table.params.iter().any(|p| p.owner.as_deref() == Some(net));
+        let help = if declared_later {
+            format!(
+                "`{net}` is declared after this use, so its weights do not exist yet: declare `{net}` first"
+            )
+        } else {
+            let known: Vec<&str> = self
+                .table
+                .params
+                .iter()
+                .chain(&self.table.buffers)
+                .filter(|p| p.owner.as_deref() == Some(net))
+                .map(|p| p.name.as_str())
+                .collect();
+            match did_you_mean(path, known.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if known.is_empty() => format!("`{net}` has no parameters"),
+                None => format!(
+                    "`{net}` has {}",
+                    known.iter().take(8).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        };
+        self.error(
+            TypeError::new("E0100", span, format!("`{path}` is not a parameter"))
+                .label("no parameter of this name")
+                .help(help),
+        )
     }
 
     fn const_graph_dtype(&self, buffer: usize) -> DType {
@@ -1193,4 +1252,13 @@ fn expand_items(items: &[ast::IndexItem], rank: usize) -> Vec<Option<&ast::Index
     }
     out.resize(rank, None);
     out
+}
+
+/// `a.b.c` as one dotted name, when the expression is only names and fields.
+fn dotted(e: &ast::Expr) -> Option<String> {
+    match &e.kind {
+        ast::ExprKind::Name(n) => Some(n.clone()),
+        ast::ExprKind::Field(x, field) => Some(format!("{}.{}", dotted(x)?, field.name)),
+        _ => None,
+    }
 }

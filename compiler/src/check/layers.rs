@@ -24,6 +24,7 @@ pub(super) const LAYERS: &[&str] = &[
     "group_norm",
     "embedding",
     "dropout",
+    "weight",
 ];
 
 impl<'a> Checker<'a> {
@@ -36,6 +37,7 @@ impl<'a> Checker<'a> {
             "group_norm" => self.group_norm(&mut a, span),
             "embedding" => self.embedding(&mut a, span),
             "dropout" => self.dropout(&mut a, span),
+            "weight" => self.free_weight(&mut a, span),
             _ => return self.unknown(name, span, "layer"),
         };
         if r.is_ok() && self.reject_leftover(&a, name) {
@@ -105,7 +107,9 @@ impl<'a> Checker<'a> {
             );
             return Err(());
         };
-        let full = format!("{owner}.{layer}.{local}");
+        // A layer's parameter (`G.linear0.weight`), or a free weight (`G.weight0`).
+        let full =
+            if local.is_empty() { format!("{owner}.{layer}") } else { format!("{owner}.{layer}.{local}") };
         match self.table.find(kind, &full) {
             Some(i) => {
                 let have = self.table.list(kind)[i].shape.clone();
@@ -605,6 +609,40 @@ impl<'a> Checker<'a> {
             None => self.running.push((index, new)),
         }
         Ok(())
+    }
+
+    /// `weight(shape, init:, std:, bound:, gain:)`: a free trainable tensor of the net that
+    /// makes it (Glow's invertible 1x1 convolution, a weight shared by two layers), named
+    /// `<net>.weight<k>` as layers are named, so `Net.weight0` reads it from elsewhere.
+    fn free_weight(&mut self, a: &mut Args, span: Span) -> Result<NodeId, ()> {
+        let shape = self.shape_arg(a, 0, "shape")?;
+        let init = self.str_arg(a, 1, "init", Some("uniform"))?;
+        // PyTorch's layers' default: U(±1/sqrt(fan_in)), fan_in the extents after the first.
+        let fan_in: i64 = shape.iter().skip(1).map(|d| d.as_const().unwrap_or(1)).product();
+        let init = match init.as_str() {
+            "uniform" => {
+                let bound =
+                    self.float_arg(a, usize::MAX, "bound", Some(1.0 / (fan_in.max(1) as f64).sqrt()))?;
+                Init::Uniform { bound }
+            }
+            "normal" => Init::Normal { mean: 0.0, std: self.float_arg(a, usize::MAX, "std", Some(1.0))? },
+            "orthogonal" if shape.len() >= 2 => {
+                Init::Orthogonal { gain: self.float_arg(a, usize::MAX, "gain", Some(1.0))? }
+            }
+            "zeros" => Init::Zeros,
+            "ones" => Init::Ones,
+            other => {
+                let why = if other == "orthogonal" { "needs at least two axes" } else { "is not an init" };
+                self.error(
+                    TypeError::new("E0104", span, format!("`weight`'s init `{other}` {why}"))
+                        .label("unknown init")
+                        .help("init: \"uniform\" (bound:), \"normal\" (std:), \"orthogonal\" (gain:), \"zeros\" or \"ones\""),
+                );
+                return Err(());
+            }
+        };
+        let name = self.layer_name("weight");
+        self.param(&name, "", &shape, init, Kind::Trainable, span)
     }
 
     fn embedding(&mut self, a: &mut Args, span: Span) -> Result<NodeId, ()> {
