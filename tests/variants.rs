@@ -8,7 +8,10 @@ use std::path::Path;
 use std::process::Command;
 
 /// Each variant and the logged loss that must fall, with the gap it exercises.
-const VARIANTS: [(&str, &str); 2] = [
+const VARIANTS: [(&str, &str); 3] = [
+    // free weights and linear algebra: Glow's invertible 1x1 convolution (`weight(.., init:
+    // "orthogonal")`, `logabsdet`), inverted in its sampler (`inverse`, `Flow.mix0.weight2`)
+    ("glow", "nll"),
     // parameters as values: the decoder reads the encoder's weight (tied weights), the
     // penalty its squares; a free `weight(..)` for the decoder's bias
     ("tied_cae", "contractive"),

@@ -630,6 +630,26 @@ impl Builder<'_> {
             Prim::UpsampleGrad { mode, scale } => {
                 vec![Some(self.add(Prim::Upsample { mode: *mode, scale: *scale }, &[dy], None)?)]
             }
+            // ∂ log|det A| = A^-T, scaled by each matrix's incoming gradient
+            Prim::LogAbsDet => {
+                let sx = shape(self, 0);
+                let inv = self.add(Prim::Inverse, &[x(0)], None)?;
+                let r = sx.len();
+                let mut perm: Vec<usize> = (0..r).collect();
+                perm.swap(r - 2, r - 1);
+                let inv_t = self.add(Prim::Permute { perm }, &[inv], None)?;
+                let mut kept = self.g.ty(dy).shape.clone();
+                kept.extend([Dim::constant(1), Dim::constant(1)]);
+                let g = self.reshape(dy, kept)?;
+                let g = self.broadcast_to(g, &sx)?;
+                vec![Some(self.bin(BinaryOp::Mul, g, inv_t)?)]
+            }
+            // Y = A^-1: ∂A = -Y^T dY Y^T
+            Prim::Inverse => {
+                let t = self.add(Prim::MatMul { transpose_a: true, transpose_b: false }, &[y, dy], None)?;
+                let u = self.add(Prim::MatMul { transpose_a: false, transpose_b: true }, &[t, y], None)?;
+                vec![Some(self.un(UnaryOp::Neg, u)?)]
+            }
         })
     }
 

@@ -175,6 +175,14 @@ pub enum Prim {
         mode: UpsampleMode,
         scale: [usize; 2],
     },
+
+    // ---- linear algebra on small square matrices ---------------------------------------------
+    /// `log |det a|` of each matrix of `[.., n, n]`, by LU with partial pivoting; the output
+    /// drops the last two axes. A singular matrix gives `-inf`.
+    LogAbsDet,
+    /// The inverse of each matrix of `[.., n, n]`, by Gauss-Jordan elimination with partial
+    /// pivoting. A singular matrix gives non-finite values (training then stops, E0940).
+    Inverse,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -330,7 +338,9 @@ impl Prim {
             | Prim::Pad { .. }
             | Prim::Pool2d { .. }
             | Prim::Upsample { .. }
-            | Prim::UpsampleGrad { .. } => Exactly(1),
+            | Prim::UpsampleGrad { .. }
+            | Prim::LogAbsDet
+            | Prim::Inverse => Exactly(1),
             Prim::Binary(_)
             | Prim::Grad
             | Prim::Gather { .. }
@@ -374,7 +384,9 @@ impl Prim {
             | Prim::Pool2d { .. }
             | Prim::Pool2dGrad { .. }
             | Prim::Upsample { .. }
-            | Prim::UpsampleGrad { .. } => false,
+            | Prim::UpsampleGrad { .. }
+            | Prim::LogAbsDet
+            | Prim::Inverse => false,
         }
     }
 }
@@ -521,6 +533,8 @@ impl fmt::Display for Prim {
             Prim::UpsampleGrad { mode, scale } => {
                 write!(f, "upsample_grad[{} x{}]", mode_name(*mode), pair(scale))
             }
+            Prim::LogAbsDet => f.write_str("logabsdet"),
+            Prim::Inverse => f.write_str("inverse"),
         }
     }
 }

@@ -344,6 +344,29 @@ pub fn infer(
             Ok(TensorType::new(x.dtype, vec![x.shape[0].clone(), x.shape[1].clone(), h, w]))
         }
         Prim::UpsampleGrad { .. } => need_declared(),
+        Prim::LogAbsDet | Prim::Inverse => {
+            let x = inputs[0];
+            let what = if *prim == Prim::LogAbsDet { "logabsdet" } else { "inverse" };
+            if x.dtype != DType::F32 {
+                return fail_dtype(
+                    format!("{what} needs float matrices, found {}", x.dtype),
+                    "convert with to_float(..)",
+                );
+            }
+            let r = x.rank();
+            if r < 2 || x.shape[r - 2] != x.shape[r - 1] {
+                return Err(RuleError {
+                    message: format!(
+                        "{what} needs square matrices [.., n, n], found {}",
+                        shape_text(&x.shape)
+                    ),
+                    help: Some("the last two axes are the matrix; they must be equal".into()),
+                    dtype: false,
+                });
+            }
+            let shape = if *prim == Prim::LogAbsDet { x.shape[..r - 2].to_vec() } else { x.shape.clone() };
+            Ok(TensorType::new(DType::F32, shape))
+        }
     }
 }
 

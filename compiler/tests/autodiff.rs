@@ -367,3 +367,36 @@ fn second_order_gradient_penalty_on_a_conv_critic() {
     let c = Case { g: expanded, inputs, rng };
     c.check(p, &[NodeId::new(1)], "gradient of a gradient penalty");
 }
+
+/// Batched well-conditioned matrices (`2I + U(-1, 1)`) and one whose elimination must swap
+/// rows (a near-permutation with a negative determinant).
+fn matrices(c: &mut Case) -> Vec<NodeId> {
+    let noise = c.input(&[2, 3, 3], Domain::Signed);
+    let eye: Vec<f64> = (0..18).map(|i| if (i % 9) / 3 == i % 3 { 2.0 } else { 0.0 }).collect();
+    let eye = c.leaf(Value::f32(&[2, 3, 3], &eye).unwrap());
+    let shifted = c.op(Prim::Binary(BinaryOp::Add), &[noise, eye]);
+    let swap = c.leaf(Value::f32(&[3, 3], &[0.1, 1.0, 0.2, 1.0, 0.15, 0.3, 0.2, 0.3, 1.5]).unwrap());
+    vec![noise, shifted, swap]
+}
+
+#[test]
+fn log_abs_det_and_inverse_with_their_second_derivatives() {
+    for (prim, name) in [(Prim::LogAbsDet, "logabsdet"), (Prim::Inverse, "inverse")] {
+        for pick in [1, 2] {
+            let mut c = Case::new();
+            let m = matrices(&mut c);
+            let (x, wrt) = (m[pick], if pick == 1 { m[0] } else { m[2] });
+            let y = c.op(prim.clone(), &[x]);
+            let l = c.scalar_loss(y);
+            c.check(l, &[wrt], &format!("{name} of matrices {pick}"));
+        }
+        // Second order: the gradient of a loss of the first gradient.
+        let mut c = Case::new();
+        let m = matrices(&mut c);
+        let y = c.op(prim.clone(), &[m[1]]);
+        let l = c.scalar_loss(y);
+        let g = autodiff::grad(&mut c.g, l, &[m[0]]).unwrap()[0];
+        let l2 = c.scalar_loss(g);
+        c.check(l2, &[m[0]], &format!("{name}, second order"));
+    }
+}

@@ -507,6 +507,26 @@ fn scans_match_the_interpreter() {
 }
 
 #[test]
+fn small_matrix_algebra_matches_the_interpreter() {
+    on_every_device(|| {
+        let mut rng = Rng(11);
+        // Random matrices (pivoting swaps rows), a 1x1, a batch of 16x16, an empty batch, and a
+        // singular matrix (-inf, NaN rows).
+        for shape in [&[4usize, 3, 3][..], &[1, 1], &[2, 16, 16], &[0, 2, 2]] {
+            let x = f32v(&mut rng, shape, -1.0, 1.0);
+            let tol = Tol { atol: 1e-4, rtol: 1e-3 };
+            let batch = &shape[..shape.len() - 2];
+            check(&Prim::LogAbsDet, &[x.clone()], batch, DType::F32, tol);
+            check(&Prim::Inverse, &[x], shape, DType::F32, tol);
+        }
+        let singular = Value::f32(&[2, 2], &[1.0, 2.0, 2.0, 4.0]).unwrap();
+        let tol = Tol { atol: 0.0, rtol: 0.0 };
+        check(&Prim::LogAbsDet, &[singular.clone()], &[], DType::F32, tol);
+        check(&Prim::Inverse, &[singular], &[2, 2], DType::F32, tol);
+    });
+}
+
+#[test]
 fn movement_matches_the_interpreter() {
     on_every_device(|| {
         let mut rng = Rng(7);

@@ -71,6 +71,10 @@ pub(super) const NAMES: &[&str] = &[
     "linspace",
     "cumprod",
     "cumsum",
+    // linear algebra
+    "logabsdet",
+    "inverse",
+    "solve",
     // random
     "normal",
     "uniform",
@@ -342,6 +346,35 @@ impl<'a> Checker<'a> {
                 let op = if name == "cumprod" { ScanOp::Prod } else { ScanOp::Sum };
                 self.node(Prim::Scan { op, axis }, &[x], None, s).map(Val::Tensor)
             }),
+            "logabsdet" | "inverse" => self.one_tensor(a, name).and_then(|(x, s)| {
+                let prim = if name == "logabsdet" { Prim::LogAbsDet } else { Prim::Inverse };
+                self.node(prim, &[x], None, s).map(Val::Tensor)
+            }),
+            // solve(a, b) = a^-1 @ b, through the inverse (small systems, as the inverse's
+            // gradient already is); b is [.., n, k] or a vector [.., n].
+            "solve" => {
+                let (a_, b) = (self.pos_arg(a, 0, "a")?, self.pos_arg(a, 1, "b")?);
+                let m = self.expect_tensor(&a_.0, a_.1, "solve's matrix")?;
+                let v = self.expect_tensor(&b.0, b.1, "solve's right-hand side")?;
+                let inv = self.node(Prim::Inverse, &[m], None, span)?;
+                let vector = self.ty(v).rank() + 1 == self.ty(m).rank();
+                let rhs = if vector {
+                    let mut shape = self.ty(v).shape.clone();
+                    shape.push(Dim::constant(1));
+                    self.reshape(v, shape, span)?
+                } else {
+                    v
+                };
+                let x = match self.matmul_val(&Val::Tensor(inv), &Val::Tensor(rhs), span) {
+                    Val::Tensor(x) => x,
+                    _ => return Err(()),
+                };
+                if vector {
+                    let shape = self.ty(v).shape.clone();
+                    return self.reshape(x, shape, span).map(Val::Tensor);
+                }
+                Ok(Val::Tensor(x))
+            }
             "normal" | "uniform" => {
                 let shape = self.shape_arg(a, 0, "shape")?;
                 let dist = if name == "normal" { Distribution::Normal } else { Distribution::Uniform };

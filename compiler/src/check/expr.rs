@@ -382,7 +382,7 @@ impl<'a> Checker<'a> {
     /// `x @ y` as NumPy's `matmul` on tensors of rank 2 or more: the last two axes multiply,
     /// the leading (batch) axes broadcast. `[B, N, K] @ [K, M]` folds the batch into the rows
     /// (one product); other batch shapes are broadcast to a common one first.
-    fn matmul_val(&mut self, a: &Val, b: &Val, span: Span) -> Val {
+    pub(super) fn matmul_val(&mut self, a: &Val, b: &Val, span: Span) -> Val {
         let (Ok(x), Ok(y)) =
             (self.expect_tensor(a, span, "`@`'s left side"), self.expect_tensor(b, span, "`@`'s right side"))
         else {

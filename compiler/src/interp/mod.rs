@@ -20,6 +20,7 @@
 mod contract;
 mod elementwise;
 mod graph;
+mod linalg;
 mod movement;
 mod program;
 mod reduce;
@@ -247,6 +248,8 @@ fn eval_inner(
         Prim::Pool2dGrad { kind, window } => window::pool2d_grad(*kind, window, x(0), x(1))?,
         Prim::Upsample { mode, scale } => window::upsample(*mode, *scale, x(0))?,
         Prim::UpsampleGrad { mode, scale } => window::upsample_grad(*mode, *scale, x(0), out_shape)?,
+        Prim::LogAbsDet => linalg::logabsdet(x(0))?,
+        Prim::Inverse => linalg::inverse(x(0))?,
     };
     if result.shape != out_shape {
         return Err(ErrorKind::Shape(format!(

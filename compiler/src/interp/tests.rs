@@ -942,3 +942,19 @@ fn big_conv_is_fast_enough() {
         assert_eq!((dx.shape.as_slice(), dw.shape.as_slice()), (x.shape.as_slice(), w.shape.as_slice()));
     }
 }
+
+#[test]
+fn log_abs_det_and_inverse_of_small_matrices() {
+    // det [[0, 2], [3, 1]] = -6 (the elimination swaps rows); a singular matrix gives -inf.
+    let m = Value::f32(&[3, 2, 2], &[0.0, 2.0, 3.0, 1.0, 2.0, 0.0, 0.0, 0.5, 1.0, 2.0, 2.0, 4.0]).unwrap();
+    let d = ev(&Prim::LogAbsDet, &[&m], &[3], DType::F32);
+    assert!((d.data[0] - 6f64.ln()).abs() < 1e-12 && d.data[1].abs() < 1e-12, "{:?}", d.data);
+    assert_eq!(d.data[2], f64::NEG_INFINITY);
+    let inv = ev(&Prim::Inverse, &[&m], &[3, 2, 2], DType::F32);
+    // [[0, 2], [3, 1]]^-1 = [[-1/6, 1/3], [1/2, 0]]; diag(2, 0.5)^-1 = diag(0.5, 2).
+    let want = [-1.0 / 6.0, 1.0 / 3.0, 0.5, 0.0, 0.5, 0.0, 0.0, 2.0];
+    for (k, w) in want.iter().enumerate() {
+        assert!((inv.data[k] - w).abs() < 1e-12, "inverse[{k}] = {}, want {w}", inv.data[k]);
+    }
+    assert!(inv.data[8..].iter().all(|v| v.is_nan()), "a singular matrix has no inverse");
+}

@@ -1,6 +1,7 @@
 //! The primitives the host device runs through the reference interpreter's own rule: their
 //! f32 data widened to f64, evaluated, and rounded back. They are rare in a training step
-//! (padding, gathers and their adjoints, resampling layers), and this keeps them exactly the
+//! (padding, gathers and their adjoints, resampling layers, the small matrices of a flow's
+//! log-determinants and inverses), and this keeps them exactly the
 //! interpreter's semantics. Each is a candidate for a native loop once a spec spends real
 //! time in it (pooling was one: [`super::pool`]).
 

@@ -440,7 +440,9 @@ impl HostDevice {
             | Prim::Gather { .. }
             | Prim::ScatterAdd { .. }
             | Prim::Upsample { .. }
-            | Prim::UpsampleGrad { .. } => fallback::eval(self, prim, inputs, out_shape, out_dtype),
+            | Prim::UpsampleGrad { .. }
+            | Prim::LogAbsDet
+            | Prim::Inverse => fallback::eval(self, prim, inputs, out_shape, out_dtype),
         }
     }
 

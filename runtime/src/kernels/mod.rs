@@ -11,6 +11,7 @@
 //! | `MatMul` | [`matmul`]: register-tiled kernel or cubek |
 //! | `Conv2d`, `ConvTranspose2d`, `Conv2dWeightGrad` | [`conv`]: im2col / col2im + matmul |
 //! | `Pool2d`, `Pool2dGrad`, `Upsample`, `UpsampleGrad` | [`conv`]: direct gather kernels |
+//! | `LogAbsDet`, `Inverse` | [`linalg`]: one unit per small matrix, pivoted elimination |
 //! | `Fill`, `Iota`, `Random` | [`generate`] |
 //! | `Input`, `Param`, `Buffer` | the tensors of [`Leaves`] |
 //!
@@ -22,6 +23,8 @@ pub mod conv;
 pub mod elementwise;
 #[allow(unsafe_code)]
 pub mod generate;
+#[allow(unsafe_code)]
+pub mod linalg;
 #[allow(unsafe_code)]
 pub mod matmul;
 #[allow(unsafe_code)]
@@ -160,6 +163,8 @@ fn eval_cube(
         Prim::Pool2dGrad { kind, window } => conv::pool2d_grad(device, arg(0)?, arg(1)?, *kind, window),
         Prim::Upsample { mode, scale } => conv::upsample(device, arg(0)?, *mode, *scale, out_shape),
         Prim::UpsampleGrad { mode, scale } => conv::upsample_grad(device, arg(0)?, *mode, *scale, out_shape),
+        Prim::LogAbsDet => linalg::logabsdet(device, arg(0)?, out_shape),
+        Prim::Inverse => linalg::inverse(device, arg(0)?),
     }
 }
 
