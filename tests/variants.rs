@@ -8,7 +8,12 @@ use std::path::Path;
 use std::process::Command;
 
 /// Each variant and the logged loss that must fall, with the gap it exercises.
-const VARIANTS: [(&str, &str); 3] = [
+const VARIANTS: [(&str, &str); 5] = [
+    // labels checked against the classes that read them (E0123/E0944 stay quiet when right)
+    ("cvae", "neg_elbo"),
+    // a sampler with a second `int` parameter (`steps`) that `--n` and the checker's probe
+    // leave at its default; a host loop on a strided schedule
+    ("ddim", "simple"),
     // free weights and linear algebra: Glow's invertible 1x1 convolution (`weight(.., init:
     // "orthogonal")`, `logabsdet`), inverted in its sampler (`inverse`, `Flow.mix0.weight2`)
     ("glow", "nll"),

@@ -520,15 +520,16 @@ impl<'a> Checker<'a> {
         let mut args = Args { span: def.name.span, ..Args::default() };
         self.frames.push(Frame { def: String::new(), ..Frame::default() });
         let mut ok = true;
-        // `genc sample --n`: every int parameter of the called sampler is the sample count.
+        // `genc sample --n`: the called sampler's sample count (see `super::count_param`).
         let call_n = self
             .call
             .as_ref()
             .filter(|c| def.kind == ast::DefKind::Sampler && c.name == def.name.name)
             .map(|c| c.n);
-        for p in &def.params {
-            if let (Some(n), Some(ast::Type { kind: ast::TypeKind::Scalar(s), .. })) = (call_n, &p.ty)
-                && s == "int"
+        let count = super::count_param(def);
+        for (i, p) in def.params.iter().enumerate() {
+            if let Some(n) = call_n
+                && count == Some(i)
             {
                 args.named.push((p.name.name.clone(), Val::Int(Dim::constant(n)), p.name.span));
                 continue;

@@ -164,11 +164,19 @@ fn is_int_param(p: &ast::Param) -> bool {
     matches!(&p.ty, Some(ast::Type { kind: ast::TypeKind::Scalar(s), .. }) if s == "int")
 }
 
+/// Which parameter of a sampler is its sample count: the `int` one named `n`, else its first
+/// `int` one. Other `int` parameters (a DDIM sampler's `steps: int = 50`) keep their defaults.
+pub fn count_param(def: &ast::Def) -> Option<usize> {
+    let ints = || def.params.iter().enumerate().filter(|(_, p)| is_int_param(p));
+    ints().find(|(_, p)| p.name.name == "n").or_else(|| ints().next()).map(|(i, _)| i)
+}
+
 /// A sampler elaborated for a given number of samples (`genc sample --n`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SamplerCall {
     pub name: String,
-    /// The value of every `int` parameter (`n: int = 64`), in place of its default.
+    /// The value of the sample count (`n: int = 64`, see [`count_param`]), in place of its
+    /// default.
     pub n: i64,
 }
 
