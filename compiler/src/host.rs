@@ -16,10 +16,10 @@
 //!   only see earlier values through variables, and variables cross boundaries as
 //!   placeholders).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use genc_grammar::ast;
+use genc_grammar::{Span, ast};
 
 use crate::graph::{Graph, NodeId};
 use crate::prim::Prim;
@@ -186,18 +186,18 @@ impl Recorder {
 }
 
 /// The variable names a block assigns (`x = ..`, `x[i] = ..`, `x += ..`) at any depth of its
-/// own statements. It over-approximates when an inner `let` shadows the name, which only
-/// costs a placeholder that is never changed.
-pub fn assigned_names(block: &ast::Block) -> BTreeSet<String> {
-    fn stmts(list: &[ast::Stmt], out: &mut BTreeSet<String>) {
+/// own statements, each with its first assignment. It over-approximates when an inner `let`
+/// shadows the name, which only costs a placeholder that is never changed.
+pub fn assigned_names(block: &ast::Block) -> BTreeMap<String, Span> {
+    fn stmts(list: &[ast::Stmt], out: &mut BTreeMap<String, Span>) {
         for s in list {
             stmt(s, out);
         }
     }
-    fn stmt(s: &ast::Stmt, out: &mut BTreeSet<String>) {
+    fn stmt(s: &ast::Stmt, out: &mut BTreeMap<String, Span>) {
         match &s.kind {
             ast::StmtKind::Assign { target, .. } => {
-                out.insert(target.name.name.clone());
+                out.entry(target.name.name.clone()).or_insert(s.span);
             }
             ast::StmtKind::For { body, .. } => stmts(&body.stmts, out),
             ast::StmtKind::If { then, otherwise, .. } => {
@@ -211,7 +211,7 @@ pub fn assigned_names(block: &ast::Block) -> BTreeSet<String> {
             ast::StmtKind::Let { .. } | ast::StmtKind::Return(_) | ast::StmtKind::Log { .. } => {}
         }
     }
-    let mut out = BTreeSet::new();
+    let mut out = BTreeMap::new();
     stmts(&block.stmts, &mut out);
     out
 }

@@ -555,14 +555,32 @@ impl<'a> Checker<'a> {
                 Some(ast::Type { kind: ast::TypeKind::Scalar(s), .. }) if s == "float" => {
                     args.pos.push((Val::Float(1.0), p.name.span));
                 }
-                _ => {
+                // Checked on its own with the flag off; each call checks the value it passes.
+                Some(ast::Type { kind: ast::TypeKind::Scalar(s), .. }) if s == "bool" => {
+                    args.pos.push((Val::Bool(false), p.name.span));
+                }
+                Some(ast::Type { kind: ast::TypeKind::Scalar(s), .. }) => {
                     self.error(
                         TypeError::new(
                             "E0107",
                             p.span,
-                            format!("parameter `{}` needs a tensor or scalar type", p.name.name),
+                            format!("parameter `{}: {s}` needs a default", p.name.name),
                         )
-                        .label("add a type, e.g. `x: [B, C, H, W]`"),
+                        .label(format!(
+                            "`{}` is checked on its own, where no call gives this a value",
+                            def.name.name
+                        ))
+                        .help(format!(
+                            "give it one, e.g. `{}: {s} = \"..\"`; calls may still pass another",
+                            p.name.name
+                        )),
+                    );
+                    ok = false;
+                }
+                _ => {
+                    self.error(
+                        TypeError::new("E0107", p.span, format!("parameter `{}` needs a type", p.name.name))
+                            .label("add a type, e.g. `x: [B, C, H, W]`"),
                     );
                     ok = false;
                 }

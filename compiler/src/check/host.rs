@@ -1,12 +1,13 @@
 //! Recording a sampler's host loops and branches while its body is elaborated: cuts of the
 //! graph into segments and placeholders for the variables that cross a cut (the model is in
-//! `crate::host`). Nothing here reports a diagnostic; what the host cannot run is noted for
-//! the planner.
+//! `crate::host`). What the host cannot run is noted for the planner, and a value it cannot
+//! carry through a loop is also reported (E0124).
 
 use genc_grammar::{Span, ast};
 
 use super::expr::Flow;
 use super::{Checker, Val};
+use crate::diag::TypeError;
 use crate::graph::NodeId;
 use crate::host::HostStmt;
 use crate::prim::Prim;
@@ -24,7 +25,7 @@ impl Checker<'_> {
     /// that holds its value from the previous iteration (first: its value now).
     pub(super) fn carry_into_loop(&mut self, body: &ast::Block) -> Vec<(String, Val)> {
         let mut carried = Vec::new();
-        for name in crate::host::assigned_names(body) {
+        for (name, at) in crate::host::assigned_names(body) {
             let Some((v, _)) = self.find_var(&name) else { continue };
             match self.placeholder(&format!("carry {name}"), &v) {
                 Some(p) => {
@@ -34,11 +35,23 @@ impl Checker<'_> {
                     self.set_var(&name, p.clone());
                     carried.push((name, p));
                 }
-                None => self.host.unsupported(format!(
-                    "`{name}` is {} assigned inside a sampler loop; only tensors can change from one \
-                     iteration to the next",
-                    v.kind_name()
-                )),
+                None => {
+                    let kind = v.kind_name();
+                    self.host.unsupported(format!(
+                        "`{name}` is {kind} assigned inside a sampler loop; only tensors can change from one \
+                         iteration to the next"
+                    ));
+                    // Said here too, so `genc check` reports it where it is written.
+                    self.error(
+                        TypeError::new(
+                            "E0124",
+                            at,
+                            format!("`{name}` is {kind}, changed inside a sampler loop"),
+                        )
+                        .label("a sampler loop runs on the host: only tensors carry from one iteration to the next")
+                        .help(format!("keep `{name}` as a tensor (`let {name} = zeros([])`), or compute it from the loop variable")),
+                    );
+                }
             }
         }
         carried
