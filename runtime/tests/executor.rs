@@ -140,6 +140,8 @@ fn variants() {
         for name in ["variants/glow", "variants/tied_cae", "variants/wae_mmd"] {
             device_matches_reference(name);
         }
+        let sngan = checked_with("variants/sngan", &[("F", 8)], &[]);
+        device_matches("variants/sngan", &sngan, 2e-3);
     });
 }
 

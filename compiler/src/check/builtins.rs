@@ -100,6 +100,7 @@ pub(super) const NAMES: &[&str] = &[
 pub(super) const OPTION_NAMES: &[&str] = &[
     "out",
     "init",
+    "weight",
     "std",
     "gain",
     "bound",

@@ -156,6 +156,7 @@ impl<'a> Checker<'a> {
         let x = self.input(a, "linear")?;
         let out = self.dim_arg(a, 1, "out")?;
         let bias = self.bool_arg(a, 2, "bias", true)?;
+        let given = self.opt_arg(a, usize::MAX, "weight");
         let t = self.ty(x).clone();
         if t.rank() < 2 || t.dtype != DType::F32 {
             let e = TypeError::new("E0106", span, format!("linear needs features [B, F], found {t}"))
@@ -168,14 +169,11 @@ impl<'a> Checker<'a> {
         let name = self.layer_name("linear");
         let fan_in = t.shape[t.rank() - 1].clone();
         let bound = fan_in.as_const().map_or(0.0, |f| 1.0 / (f.max(1) as f64).sqrt());
-        let w = self.param(
-            &name,
-            "weight",
-            &[out.clone(), fan_in.clone()],
-            Init::Uniform { bound },
-            Kind::Trainable,
-            span,
-        )?;
+        let wshape = [out.clone(), fan_in.clone()];
+        let w = match given {
+            Some(w) => self.given_weight(w, &wshape, "linear", span)?,
+            None => self.param(&name, "weight", &wshape, Init::Uniform { bound }, Kind::Trainable, span)?,
+        };
         // Rows of any leading shape: [.., F] -> [rows, F] @ W^T -> [.., out].
         let lead: Vec<Dim> = t.shape[..t.rank() - 1].to_vec();
         let rows = lead.iter().try_fold(Dim::constant(1), |acc, d| acc.mul(d)).map_err(|_| ())?;
@@ -210,6 +208,7 @@ impl<'a> Checker<'a> {
         let groups = self.int_arg(a, 6, "groups", Some(1))?.max(1) as usize;
         let mask = if name == "masked_conv2d" { Some(self.str_arg(a, 7, "mask", None)?) } else { None };
         let bias = self.bool_arg(a, 8, "bias", true)?;
+        let given = self.opt_arg(a, usize::MAX, "weight");
         let t = self.ty(x).clone();
         if t.rank() != 4 {
             let e = TypeError::new("E0106", span, format!("{name} needs images [N, C, H, W], found {t}"))
@@ -262,7 +261,10 @@ impl<'a> Checker<'a> {
             [out.clone(), cin_g.clone(), Dim::constant(kernel[0] as i64), Dim::constant(kernel[1] as i64)];
         let fan_in = cin_g.as_const().unwrap_or(1) * (kernel[0] * kernel[1]) as i64;
         let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
-        let mut w = self.param(&lname, "weight", &wshape, Init::Uniform { bound }, Kind::Trainable, span)?;
+        let mut w = match given {
+            Some(w) => self.given_weight(w, &wshape, name, span)?,
+            None => self.param(&lname, "weight", &wshape, Init::Uniform { bound }, Kind::Trainable, span)?,
+        };
         if let Some(m) = mask {
             let kind = match m.as_str() {
                 "A" => 'A',
@@ -287,6 +289,31 @@ impl<'a> Checker<'a> {
             return Ok(y);
         }
         self.channel_bias(&lname, y, out, bound, span)
+    }
+
+    /// A layer's `weight:` given as a value (a normalised or standardised `weight(..)`, another
+    /// layer's weight) in place of its own: it must have the shape the layer's would have.
+    fn given_weight(&mut self, w: (Val, Span), shape: &[Dim], layer: &str, span: Span) -> Result<NodeId, ()> {
+        let (v, at) = w;
+        let w = self.expect_tensor(&v, at, &format!("`{layer}`'s weight"))?;
+        let t = self.ty(w).clone();
+        if t.shape != shape || t.dtype != DType::F32 {
+            let want = TensorType::f32(shape.to_vec());
+            self.error(
+                TypeError::new("E0106", at, format!("`{layer}` needs a weight {want}, found {t}"))
+                    .label(format!("this is {t}"))
+                    .note(
+                        span,
+                        format!(
+                            "this layer's weight is [out, in{}]",
+                            if shape.len() == 4 { ", kh, kw" } else { "" }
+                        ),
+                    )
+                    .help(format!("make the weight {want}")),
+            );
+            return Err(());
+        }
+        Ok(w)
     }
 
     /// `y + bias`, one bias per channel (axis 1 of an N×C×H×W image), initialised U(±bound).
