@@ -61,7 +61,7 @@ stacked_ae|specs/stacked_ae.gen|n_pre=1200 steps=10800|recon|0|-
 pixelcnn|specs/pixelcnn.gen|steps=1000|autoregressive|100|-
 pixelrnn|specs/pixelrnn.gen|epochs=1|autoregressive|100|-
 realnvp|specs/realnvp.gen|steps=400|inverse|2000|-
-ddpm|specs/ddpm.gen|steps=300|reverse|64|-
+ddpm|specs/ddpm.gen|steps=300|reverse|16|-
 srgan|specs/srgan.gen|pre_steps=1500 steps=2000|-|0|-
 pix2pix|specs/pix2pix.gen|steps=3000|-|0|-
 inpainting|specs/inpainting.gen|epochs=2|-|0|-
@@ -131,7 +131,8 @@ for f in "$@"; do
         [[ $f == cgan ]] && args+=(--conditional)
         echo "== $f: genc eval ($n samples)" >&2
         "$GENC_BIN" eval "$dir/run" "${args[@]}" >"$dir/genc.json"
-        grid_args=(--n 64 --out "$dir/grid.png")
+        # a grid of 64, or of the scored samples when fewer are affordable (DDPM's 1000 steps)
+        grid_args=(--n "$(( n > 0 && n < 64 ? n : 64 ))" --out "$dir/grid.png")
         [[ $sampler != - && $sampler != none ]] && grid_args+=(--sampler "$sampler")
         [[ $sampler == none ]] || "$GENC_BIN" sample "$dir/run" "${grid_args[@]}" >&2
     fi
