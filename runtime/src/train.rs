@@ -465,14 +465,14 @@ pub fn orthogonal(rows: usize, cols: usize, draws: Vec<f64>, gain: f64) -> Vec<f
         .map(|j| (0..m).map(|i| if tall { draws[i * n + j] } else { draws[j * m + i] }).collect())
         .collect();
     for j in 0..n {
-        for k in 0..j {
-            let dot: f64 = (0..m).map(|i| q[j][i] * q[k][i]).sum();
-            for i in 0..m {
-                q[j][i] -= dot * q[k][i];
-            }
+        let (done, rest) = q.split_at_mut(j);
+        let column = &mut rest[0];
+        for earlier in done.iter() {
+            let dot: f64 = column.iter().zip(earlier).map(|(a, b)| a * b).sum();
+            column.iter_mut().zip(earlier).for_each(|(a, b)| *a -= dot * b);
         }
-        let norm = q[j].iter().map(|v| v * v).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
-        q[j].iter_mut().for_each(|v| *v /= norm);
+        let norm = column.iter().map(|v| v * v).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+        column.iter_mut().for_each(|v| *v /= norm);
     }
     let mut out = vec![0.0; rows * cols];
     for (j, column) in q.iter().enumerate() {

@@ -946,7 +946,8 @@ fn big_conv_is_fast_enough() {
 #[test]
 fn log_abs_det_and_inverse_of_small_matrices() {
     // det [[0, 2], [3, 1]] = -6 (the elimination swaps rows); a singular matrix gives -inf.
-    let m = Value::f32(&[3, 2, 2], &[0.0, 2.0, 3.0, 1.0, 2.0, 0.0, 0.0, 0.5, 1.0, 2.0, 2.0, 4.0]).unwrap();
+    let m = Value::f32(&[3, 2, 2], &[0.0, 2.0, 3.0, 1.0, 2.0, 0.0, 0.0, 0.5, 1.0, 2.0, 2.0, 4.0])
+        .expect("a valid value");
     let d = ev(&Prim::LogAbsDet, &[&m], &[3], DType::F32);
     assert!((d.data[0] - 6f64.ln()).abs() < 1e-12 && d.data[1].abs() < 1e-12, "{:?}", d.data);
     assert_eq!(d.data[2], f64::NEG_INFINITY);

@@ -3,6 +3,10 @@
 //! partial pivoting for the inverse). Meant for the few small matrices a flow's invertible
 //! 1x1 convolutions hold (n up to a few dozen), not for large systems.
 
+// Kernel bodies compile to GPU code, where slices have no `swap` or `copy_from_slice`, and
+// `zero / zero` is how WGSL spells NaN.
+#![allow(clippy::manual_swap, clippy::manual_memcpy, clippy::eq_op)]
+
 use cubecl::prelude::*;
 
 use super::{cube_launch_dims, info_arg, movement};
