@@ -37,7 +37,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0121", "a buffer is given to an optimizer or an EMA"),
     ("E0122", "an element type does not fit an operation"),
     ("E0123", "class labels run beyond the classes of the op that reads them"),
-    ("E0124", "a sampler loop changes a value that is not a tensor"),
+    ("E0124", "a sampler loop or branch does what the host cannot run"),
     ("W0101", "a loss is given values outside what it expects (logits to `bce`)"),
     ("W0102", "the causality check cannot decide whether a masked net is autoregressive"),
 ];

@@ -1113,8 +1113,9 @@ impl<'a> Checker<'a> {
                 (false, false) => hi + 1,
             };
             self.host.push(crate::host::HostStmt::Loop { var: n, first: lo, last, body: stmts });
-            if matches!(flow, Flow::Return(..)) {
+            if let Flow::Return(_, at) = flow {
                 self.host.unsupported("a `return` inside a sampler loop".into());
+                self.host_error(at, "a `return` inside a sampler loop", "return after the loop");
             }
             return flow;
         }

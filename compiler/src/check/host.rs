@@ -42,19 +42,25 @@ impl Checker<'_> {
                          iteration to the next"
                     ));
                     // Said here too, so `genc check` reports it where it is written.
-                    self.error(
-                        TypeError::new(
-                            "E0124",
-                            at,
-                            format!("`{name}` is {kind}, changed inside a sampler loop"),
-                        )
-                        .label("a sampler loop runs on the host: only tensors carry from one iteration to the next")
-                        .help(format!("keep `{name}` as a tensor (`let {name} = zeros([])`), or compute it from the loop variable")),
+                    self.host_error(
+                        at,
+                        &format!("`{name}` is {kind}, changed inside a sampler loop; only tensors carry from one iteration to the next"),
+                        &format!("keep `{name}` as a tensor (`let {name} = zeros([])`), or compute it from the loop variable"),
                     );
                 }
             }
         }
         carried
+    }
+
+    /// E0124: what a sampler's host loop or branch does that the host cannot run, where it is
+    /// written (the planner would refuse it later, without a place).
+    pub(super) fn host_error(&mut self, at: Span, what: &str, help: &str) {
+        self.error(
+            TypeError::new("E0124", at, format!("the host cannot run this sampler: {what}"))
+                .label("sampler loops and branches on tensors run on the host")
+                .help(help.to_string()),
+        );
     }
 
     /// At the end of a host loop's body: each carried variable's new value goes back into its
@@ -115,11 +121,27 @@ impl Checker<'_> {
                             p
                         }
                         None => {
-                            self.host.unsupported(format!(
+                            let what = format!(
                                 "`{name}` is {} that a sampler branch changes; only tensors can depend \
                                  on a tensor condition",
                                 tv.kind_name()
-                            ));
+                            );
+                            self.host.unsupported(what.clone());
+                            let at = crate::host::assigned_names(then)
+                                .get(name)
+                                .copied()
+                                .or_else(|| match otherwise {
+                                    Some(ast::Else::Block(b)) => {
+                                        crate::host::assigned_names(b).get(name).copied()
+                                    }
+                                    _ => None,
+                                })
+                                .unwrap_or(then.span);
+                            self.host_error(
+                                at,
+                                &what,
+                                &format!("keep `{name}` as a tensor, or use select(..) on the condition"),
+                            );
                             ev
                         }
                     }
@@ -133,6 +155,11 @@ impl Checker<'_> {
         match (t, e) {
             (Flow::Return(v, s), _) | (_, Flow::Return(v, s)) => {
                 self.host.unsupported("a `return` inside a sampler branch".into());
+                self.host_error(
+                    s,
+                    "a `return` inside a sampler branch",
+                    "set a variable in each branch and return it after the `if`",
+                );
                 Flow::Return(v, s)
             }
             _ => Flow::Next,
