@@ -234,7 +234,7 @@ sampler early(n: int = 2) -> [n] {
     // `genc check` reports each where it is written (E0124), so none reaches the planner.
     let (ast, _) = genc_grammar::parse(source);
     let c = check::check(&ast, &[]);
-    let errors: Vec<(&str, &str)> = c.errors.iter().map(|e| (&*e.code, e.message.as_str())).collect();
+    let errors: Vec<(&str, &str)> = c.errors.iter().map(|e| (e.code, e.message.as_str())).collect();
     assert_eq!(errors.len(), 2, "{errors:?}");
     for ((name, why), (code, message)) in
         [("counted", "`k` is an int"), ("early", "a `return` inside a sampler loop")].into_iter().zip(errors)

@@ -297,7 +297,8 @@ impl<'a> Checker<'a> {
                 let mode = match self.str_arg(a, 2, "mode", Some("nearest"))?.as_str() {
                     "nearest" => UpsampleMode::Nearest,
                     "bilinear" => UpsampleMode::Bilinear,
-                    other => return self.bad_option(span, "mode", other, &["nearest", "bilinear"]),
+                    "bicubic" => return self.bicubic(x, scale.max(1) as usize, s).map(Val::Tensor),
+                    other => return self.bad_option(span, "mode", other, &["nearest", "bilinear", "bicubic"]),
                 };
                 let scale = scale as usize;
                 self.node(Prim::Upsample { mode, scale: [scale, scale] }, &[x], None, s).map(Val::Tensor)

@@ -17,6 +17,7 @@ mod init;
 mod layers;
 mod module;
 mod ops;
+mod resample;
 mod run;
 mod train;
 mod value;
