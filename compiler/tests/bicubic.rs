@@ -65,7 +65,8 @@ fn by_definition(x: &Value, b: usize, oy: usize, ox: usize) -> f64 {
 fn matches_pytorch_at_sampled_positions() {
     let y = upsampled(&input());
     assert_eq!(y.shape, [2, 1, 12, 15]);
-    let torch = [(0, -0.627161), (7, 0.155556), (33, 0.200343), (100, 0.051852), (250, -0.8), (359, -1.116049)];
+    let torch =
+        [(0, -0.627161), (7, 0.155556), (33, 0.200343), (100, 0.051852), (250, -0.8), (359, -1.116049)];
     for (k, want) in torch {
         assert!((y.data[k] - want).abs() < 1e-5, "element {k}: {} where PyTorch gives {want}", y.data[k]);
     }

@@ -592,7 +592,45 @@ fn lerp(
 
 #[cfg(test)]
 mod tests {
-    use super::orthogonal;
+    use super::{init, orthogonal};
+    use crate::device::{Device, DeviceChoice};
+    use genc_compiler::params::{Entry, Init, Kind};
+
+    /// Mean and standard deviation of a million draws of `init`.
+    fn moments(init_kind: Init) -> (f64, f64) {
+        let device = Device::open(DeviceChoice::Cpu).unwrap_or_else(|e| panic!("{e}"));
+        let e = Entry {
+            name: "G.linear0.weight".into(),
+            shape: vec![1000, 1000],
+            init: init_kind,
+            kind: Kind::Trainable,
+            owner: Some("G".into()),
+            span: Default::default(),
+        };
+        let t = init(&device, &e, &[], 7, 3).unwrap_or_else(|e| panic!("{e}"));
+        let v = t.to_f32(&device).unwrap_or_else(|e| panic!("{e}"));
+        let n = v.len() as f64;
+        let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+        let var = v.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>() / n;
+        (mean, var.sqrt())
+    }
+
+    #[test]
+    fn a_million_draws_have_the_moments_asked_for() {
+        // N(0, 0.02): DCGAN's init.
+        let (mean, std) = moments(Init::Normal { mean: 0.0, std: 0.02 });
+        assert!(
+            mean.abs() < 0.01 * 0.02 && (std / 0.02 - 1.0).abs() < 0.01,
+            "normal: mean {mean}, std {std}"
+        );
+        // U(±b) has standard deviation b / sqrt(3).
+        let (mean, std) = moments(Init::Uniform { bound: 0.05 });
+        let want = 0.05 / 3f64.sqrt();
+        assert!(
+            mean.abs() < 0.01 * want && (std / want - 1.0).abs() < 0.01,
+            "uniform: mean {mean}, std {std}"
+        );
+    }
 
     /// `a @ b^T` entries of rows `i`, `j` of a row-major `cols`-wide matrix.
     fn dot(m: &[f64], cols: usize, i: usize, j: usize) -> f64 {

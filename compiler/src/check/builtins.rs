@@ -298,7 +298,9 @@ impl<'a> Checker<'a> {
                     "nearest" => UpsampleMode::Nearest,
                     "bilinear" => UpsampleMode::Bilinear,
                     "bicubic" => return self.bicubic(x, scale.max(1) as usize, s).map(Val::Tensor),
-                    other => return self.bad_option(span, "mode", other, &["nearest", "bilinear", "bicubic"]),
+                    other => {
+                        return self.bad_option(span, "mode", other, &["nearest", "bilinear", "bicubic"]);
+                    }
                 };
                 let scale = scale as usize;
                 self.node(Prim::Upsample { mode, scale: [scale, scale] }, &[x], None, s).map(Val::Tensor)
@@ -746,7 +748,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn wrong_kind<T>(&mut self, span: Span, name: &str, want: &str, found: &str) -> Result<T, ()> {
+    pub(super) fn wrong_kind<T>(&mut self, span: Span, name: &str, want: &str, found: &str) -> Result<T, ()> {
         let origin = self.origin.clone();
         self.error(
             TypeError::new("E0104", span, format!("`{origin}`'s `{name}` must be {want}, found {found}"))

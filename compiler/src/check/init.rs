@@ -5,7 +5,7 @@
 //! Under the named net or layer: the weights of `linear`, `conv2d`, `conv_transpose2d` and
 //! `masked_conv2d` ~ N(0, std) and their biases 0; the scales of `batch_norm`, `layer_norm`,
 //! `instance_norm` and `group_norm` ~ N(1, std) and their shifts 0. Other tensors (embeddings, buffers) keep
-//! their initialisers.
+//! their initialisers, and so does a weight whose layer was given its own `init:`.
 
 use genc_grammar::ast;
 
@@ -74,7 +74,10 @@ impl Checker<'_> {
         let Some(std) = args.iter().find_map(|a| self.number_arg(&a.value)) else { return };
         let prefix = target.segments.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(".");
         let dotted = format!("{prefix}.");
-        for entry in self.table.params.iter_mut() {
+        for (index, entry) in self.table.params.iter_mut().enumerate() {
+            if self.explicit_init.contains(&index) {
+                continue;
+            }
             if entry.name == prefix || entry.name.starts_with(&dotted) {
                 if let Some(init) = dcgan_init(entry, std) {
                     entry.init = init;

@@ -172,7 +172,12 @@ impl<'a> Checker<'a> {
         let wshape = [out.clone(), fan_in.clone()];
         let w = match given {
             Some(w) => self.given_weight(w, &wshape, "linear", span)?,
-            None => self.param(&name, "weight", &wshape, Init::Uniform { bound }, Kind::Trainable, span)?,
+            None => {
+                let (init, explicit) = self.init_option(a, usize::MAX, 2, Init::Uniform { bound }, span)?;
+                let w = self.param(&name, "weight", &wshape, init, Kind::Trainable, span)?;
+                self.keep_init(w, explicit);
+                w
+            }
         };
         // Rows of any leading shape: [.., F] -> [rows, F] @ W^T -> [.., out].
         let lead: Vec<Dim> = t.shape[..t.rank() - 1].to_vec();
@@ -263,7 +268,12 @@ impl<'a> Checker<'a> {
         let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
         let mut w = match given {
             Some(w) => self.given_weight(w, &wshape, name, span)?,
-            None => self.param(&lname, "weight", &wshape, Init::Uniform { bound }, Kind::Trainable, span)?,
+            None => {
+                let (init, explicit) = self.init_option(a, usize::MAX, 4, Init::Uniform { bound }, span)?;
+                let w = self.param(&lname, "weight", &wshape, init, Kind::Trainable, span)?;
+                self.keep_init(w, explicit);
+                w
+            }
         };
         if let Some(m) = mask {
             let kind = match m.as_str() {
@@ -386,7 +396,9 @@ impl<'a> Checker<'a> {
         let wshape = [cin, out.clone(), Dim::constant(kernel[0] as i64), Dim::constant(kernel[1] as i64)];
         let fan_in = out.as_const().unwrap_or(1) * (kernel[0] * kernel[1]) as i64;
         let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
-        let w = self.param(&lname, "weight", &wshape, Init::Uniform { bound }, Kind::Trainable, span)?;
+        let (init, explicit) = self.init_option(a, usize::MAX, 4, Init::Uniform { bound }, span)?;
+        let w = self.param(&lname, "weight", &wshape, init, Kind::Trainable, span)?;
+        self.keep_init(w, explicit);
         let y = self.node(Prim::ConvTranspose2d { geometry, output_padding }, &[x, w], None, span)?;
         if !bias {
             return Ok(y);
@@ -638,22 +650,32 @@ impl<'a> Checker<'a> {
         Ok(())
     }
 
-    /// `weight(shape, init:, std:, bound:, gain:)`: a free trainable tensor of the net that
-    /// makes it (Glow's invertible 1x1 convolution, a weight shared by two layers), named
-    /// `<net>.weight<k>` as layers are named, so `Net.weight0` reads it from elsewhere.
-    fn free_weight(&mut self, a: &mut Args, span: Span) -> Result<NodeId, ()> {
-        let shape = self.shape_arg(a, 0, "shape")?;
-        let init = self.str_arg(a, 1, "init", Some("uniform"))?;
-        // PyTorch's layers' default: U(±1/sqrt(fan_in)), fan_in the extents after the first.
-        let fan_in: i64 = shape.iter().skip(1).map(|d| d.as_const().unwrap_or(1)).product();
-        let init = match init.as_str() {
-            "uniform" => {
-                let bound =
-                    self.float_arg(a, usize::MAX, "bound", Some(1.0 / (fan_in.max(1) as f64).sqrt()))?;
-                Init::Uniform { bound }
-            }
+    /// The weight initialisation a layer or `weight(..)` is given (`init: "normal", std: 0.02`),
+    /// or `default` (PyTorch's for the layer). `init` is positional argument `i` for
+    /// `weight(..)` and named-only for layers (`usize::MAX`).
+    fn init_option(
+        &mut self,
+        a: &mut Args,
+        i: usize,
+        rank: usize,
+        default: Init,
+        span: Span,
+    ) -> Result<(Init, bool), ()> {
+        let Some(name) = self.opt_arg(a, i, "init") else {
+            return Ok((default, false));
+        };
+        let name = match name {
+            (Val::Str(s), _) => s,
+            (v, s) => return self.wrong_kind(s, "init", "a string", v.kind_name()),
+        };
+        let fallback = match default {
+            Init::Uniform { bound } => bound,
+            _ => 1.0,
+        };
+        let init = match name.as_str() {
+            "uniform" => Init::Uniform { bound: self.float_arg(a, usize::MAX, "bound", Some(fallback))? },
             "normal" => Init::Normal { mean: 0.0, std: self.float_arg(a, usize::MAX, "std", Some(1.0))? },
-            "orthogonal" if shape.len() >= 2 => {
+            "orthogonal" if rank >= 2 => {
                 Init::Orthogonal { gain: self.float_arg(a, usize::MAX, "gain", Some(1.0))? }
             }
             "zeros" => Init::Zeros,
@@ -661,13 +683,33 @@ impl<'a> Checker<'a> {
             other => {
                 let why = if other == "orthogonal" { "needs at least two axes" } else { "is not an init" };
                 self.error(
-                    TypeError::new("E0104", span, format!("`weight`'s init `{other}` {why}"))
+                    TypeError::new("E0104", span, format!("init `{other}` {why}"))
                         .label("unknown init")
                         .help("init: \"uniform\" (bound:), \"normal\" (std:), \"orthogonal\" (gain:), \"zeros\" or \"ones\""),
                 );
                 return Err(());
             }
         };
+        Ok((init, true))
+    }
+
+    /// A weight made with an explicit `init:` keeps it: `init NET(std:)` in the train block
+    /// only replaces defaults.
+    fn keep_init(&mut self, weight: NodeId, explicit: bool) {
+        if let (true, Prim::Param { index }) = (explicit, &self.graph.node(weight).prim) {
+            self.explicit_init.insert(*index);
+        }
+    }
+
+    /// `weight(shape, init:, std:, bound:, gain:)`: a free trainable tensor of the net that
+    /// makes it (Glow's invertible 1x1 convolution, a weight shared by two layers), named
+    /// `<net>.weight<k>` as layers are named, so `Net.weight0` reads it from elsewhere.
+    fn free_weight(&mut self, a: &mut Args, span: Span) -> Result<NodeId, ()> {
+        let shape = self.shape_arg(a, 0, "shape")?;
+        // PyTorch's layers' default: U(±1/sqrt(fan_in)), fan_in the extents after the first.
+        let fan_in: i64 = shape.iter().skip(1).map(|d| d.as_const().unwrap_or(1)).product();
+        let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+        let (init, _) = self.init_option(a, 1, shape.len(), Init::Uniform { bound }, span)?;
         let name = self.layer_name("weight");
         self.param(&name, "", &shape, init, Kind::Trainable, span)
     }

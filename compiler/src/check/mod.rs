@@ -275,6 +275,8 @@ struct Checker<'a> {
     call: Option<SamplerCall>,
     /// Data names bound to class labels, with the number of classes and the source's span.
     label_classes: HashMap<String, (i64, Span)>,
+    /// Parameters whose layer was given an `init:`, which `init NET(std:)` leaves alone.
+    explicit_init: std::collections::HashSet<usize>,
 }
 
 /// Unrolled iterations plus inlined calls allowed per spec.
@@ -301,6 +303,7 @@ impl<'a> Checker<'a> {
             running: Vec::new(),
             units: Vec::new(),
             label_classes: HashMap::new(),
+            explicit_init: Default::default(),
             schedule: None,
             run: None,
             fuel: FUEL,

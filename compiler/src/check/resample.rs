@@ -24,8 +24,12 @@ impl Checker<'_> {
         let extents = (r >= 2).then(|| (t.shape[r - 2].as_const(), t.shape[r - 1].as_const()));
         let Some((Some(h), Some(w))) = extents else {
             self.error(
-                TypeError::new("E0106", span, format!("bicubic upsampling needs images of a known size, found {t}"))
-                    .label("the last two axes are the image's rows and columns"),
+                TypeError::new(
+                    "E0106",
+                    span,
+                    format!("bicubic upsampling needs images of a known size, found {t}"),
+                )
+                .label("the last two axes are the image's rows and columns"),
             );
             return Err(());
         };
@@ -48,8 +52,18 @@ impl Checker<'_> {
     /// of the taps beyond it).
     fn interpolation(&mut self, n: i64, scale: usize, span: Span) -> Result<NodeId, ()> {
         let out = n * scale as i64;
-        let o = self.push_node(Prim::Iota { axis: 0 }, TensorType::new(DType::I32, vec![Dim::constant(out), Dim::constant(1)]), &[], span);
-        let j = self.push_node(Prim::Iota { axis: 1 }, TensorType::new(DType::I32, vec![Dim::constant(1), Dim::constant(n)]), &[], span);
+        let o = self.push_node(
+            Prim::Iota { axis: 0 },
+            TensorType::new(DType::I32, vec![Dim::constant(out), Dim::constant(1)]),
+            &[],
+            span,
+        );
+        let j = self.push_node(
+            Prim::Iota { axis: 1 },
+            TensorType::new(DType::I32, vec![Dim::constant(1), Dim::constant(n)]),
+            &[],
+            span,
+        );
         let o = self.cast(o, DType::F32, span)?;
         let j = self.cast(j, DType::F32, span)?;
         let src = self.binary_const(BinaryOp::Add, o, 0.5, span)?;
