@@ -14,6 +14,8 @@ pub mod graph;
 pub mod host;
 pub mod interp;
 pub mod lr_schedule;
+pub mod optimizer;
+pub mod option_table;
 pub mod params;
 pub mod passes;
 pub mod plan;

@@ -9,6 +9,7 @@
 use std::f64::consts::PI;
 
 use crate::check::{OptionValue, Options};
+use crate::option_table::{self, OptionDoc, OptionProblem, ValueKind};
 
 /// A learning-rate schedule with every option resolved.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -26,52 +27,6 @@ pub enum LrSchedule {
     Exponential { gamma: f64, min_lr: f64 },
     /// `values[i]` from update `boundaries[i - 1]` on (`values[0]` before the first boundary).
     Piecewise { boundaries: Vec<u64>, values: Vec<f64> },
-}
-
-/// What an option's value must be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ValueKind {
-    /// A whole number ≥ 1.
-    Count,
-    /// A whole number ≥ 0.
-    Steps,
-    /// A number in [0, 1].
-    Fraction,
-    /// A number > 0.
-    Positive,
-    /// A number ≥ 0.
-    NonNegative,
-    /// A list of whole numbers ≥ 0, increasing.
-    StepList,
-    /// A list of numbers ≥ 0.
-    NumberList,
-}
-
-impl ValueKind {
-    pub fn describe(self) -> &'static str {
-        match self {
-            ValueKind::Count => "a whole number of updates, at least 1",
-            ValueKind::Steps => "a whole number of updates",
-            ValueKind::Fraction => "a number from 0 to 1",
-            ValueKind::Positive => "a number above 0",
-            ValueKind::NonNegative => "a number, 0 or more",
-            ValueKind::StepList => "an increasing list of whole numbers of updates",
-            ValueKind::NumberList => "a list of numbers, 0 or more",
-        }
-    }
-}
-
-/// One option of a schedule.
-#[derive(Clone, Copy, Debug)]
-pub struct OptionDoc {
-    pub name: &'static str,
-    pub kind: ValueKind,
-    /// May be given as the first positional argument (`cosine(10000)`).
-    pub positional: bool,
-    pub required: bool,
-    /// The default, as written in the docs.
-    pub default: &'static str,
-    pub doc: &'static str,
 }
 
 /// One schedule kind: its name, what it does, the PyTorch formula it follows, its options.
@@ -203,47 +158,6 @@ pub const SCHEDULES: &[ScheduleDoc] = &[
     },
 ];
 
-/// Why a schedule's options do not make a schedule: the option at fault (its name, or the
-/// position of a positional argument; `None` for the whole call), what is wrong, and how to
-/// fix it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ScheduleProblem {
-    /// The diagnostic code: E0100 (unknown schedule), E0104 (an option unknown, missing or
-    /// repeated), E0105 (a value of the wrong kind).
-    pub code: &'static str,
-    pub option: Option<String>,
-    /// The label under the span.
-    pub label: String,
-    pub message: String,
-    pub help: Option<String>,
-}
-
-impl ScheduleProblem {
-    fn at(option: &str, message: impl Into<String>) -> ScheduleProblem {
-        ScheduleProblem {
-            code: "E0104",
-            option: Some(option.to_string()),
-            label: "unknown option".into(),
-            message: message.into(),
-            help: None,
-        }
-    }
-
-    fn labelled(mut self, label: impl Into<String>) -> ScheduleProblem {
-        self.label = label.into();
-        self
-    }
-
-    fn bad_value(option: &str, message: impl Into<String>) -> ScheduleProblem {
-        ScheduleProblem { code: "E0105", ..ScheduleProblem::at(option, message).labelled("not allowed here") }
-    }
-
-    fn help(mut self, help: impl Into<String>) -> ScheduleProblem {
-        self.help = Some(help.into());
-        self
-    }
-}
-
 /// The table entry of schedule `name`.
 pub fn schedule_doc(name: &str) -> Option<&'static ScheduleDoc> {
     SCHEDULES.iter().find(|s| s.name == name)
@@ -252,14 +166,14 @@ pub fn schedule_doc(name: &str) -> Option<&'static ScheduleDoc> {
 impl LrSchedule {
     /// The schedule `kind(options)`, with every option checked against the table. Positional
     /// arguments have keys `"0"`, `"1"`, ...
-    pub fn from_options(kind: &str, options: &Options) -> Result<LrSchedule, ScheduleProblem> {
+    pub fn from_options(kind: &str, options: &Options) -> Result<LrSchedule, OptionProblem> {
         let names = SCHEDULES.iter().map(|s| s.name);
         let doc = schedule_doc(kind).ok_or_else(|| {
             let help = match crate::grammar::did_you_mean(kind, names.clone()) {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => format!("use one of {}", names.collect::<Vec<_>>().join(", ")),
             };
-            ScheduleProblem {
+            OptionProblem {
                 code: "E0100",
                 option: None,
                 label: "not a schedule".into(),
@@ -267,44 +181,11 @@ impl LrSchedule {
                 help: Some(help),
             }
         })?;
-        let mut values: Vec<(&'static OptionDoc, &OptionValue)> = Vec::new();
-        for (key, value) in options {
-            let option = match key.parse::<usize>() {
-                Ok(0) => doc.options.iter().find(|o| o.positional).ok_or_else(|| {
-                    ScheduleProblem::at(key, format!("`{kind}` takes no positional argument"))
-                        .labelled("positional")
-                        .help(format!("name the option: {}", option_list(doc)))
-                })?,
-                Ok(_) => {
-                    return Err(ScheduleProblem::at(
-                        key,
-                        format!("`{kind}` takes at most one positional argument"),
-                    )
-                    .labelled("positional")
-                    .help(format!("name the options: {}", option_list(doc))));
-                }
-                Err(_) => {
-                    doc.options.iter().find(|o| o.name == key).ok_or_else(|| unknown_option(doc, key))?
-                }
-            };
-            if values.iter().any(|(o, _)| o.name == option.name) {
-                return Err(ScheduleProblem::at(key, format!("`{}` is given twice", option.name))
-                    .labelled("given twice"));
-            }
-            check_value(option, key, value)?;
-            values.push((option, value));
-        }
-        if let Some(missing) =
-            doc.options.iter().find(|o| o.required && !values.iter().any(|(v, _)| v.name == o.name))
-        {
-            return Err(ScheduleProblem {
-                code: "E0104",
-                option: None,
-                label: format!("`{}` missing", missing.name),
-                message: format!("`{kind}` needs `{}`: {}", missing.name, missing.doc),
-                help: Some(format!("write {kind}({}: ..)", missing.name)),
-            });
-        }
+        let values =
+            option_table::resolve(kind, doc.options, options).map_err(|p| match p.option.as_deref() {
+                Some(key) if p.code == "E0104" && p.label == "unknown option" => unknown_option(doc, key),
+                _ => p,
+            })?;
         let get = |name: &str| values.iter().find(|(o, _)| o.name == name).map(|(_, v)| *v);
         let number = |name: &str, default: f64| get(name).and_then(OptionValue::number).unwrap_or(default);
         let whole = |name: &str| get(name).and_then(OptionValue::number).map(|x| x as u64);
@@ -322,7 +203,7 @@ impl LrSchedule {
                 let boundaries: Vec<u64> = list("boundaries").iter().map(|&b| b as u64).collect();
                 let values = list("values");
                 if values.len() != boundaries.len() + 1 {
-                    return Err(ScheduleProblem::bad_value(
+                    return Err(OptionProblem::bad_value(
                         "values",
                         format!(
                             "{} boundaries need {} values, found {}",
@@ -392,61 +273,27 @@ pub fn docs_table() -> String {
         "| schedule | what it does | options (default) | PyTorch |\n| --- | --- | --- | --- |\n",
     );
     for s in SCHEDULES {
-        let options: Vec<String> = s
-            .options
-            .iter()
-            .map(|o| {
-                let default =
-                    if o.required { "required".to_string() } else { format!("default {}", o.default) };
-                let first = if o.positional { "may come first; " } else { "" };
-                format!("`{}` ({first}{default}): {}", o.name, o.doc)
-            })
-            .collect();
-        out += &format!("| `{}` | {} | {} | `{}` |\n", s.name, s.doc, options.join("; "), s.pytorch);
+        out += &format!(
+            "| `{}` | {} | {} | `{}` |\n",
+            s.name,
+            s.doc,
+            option_table::docs_cell(s.options),
+            s.pytorch
+        );
     }
     out
 }
 
-fn option_list(doc: &ScheduleDoc) -> String {
-    if doc.options.is_empty() {
-        return "none".into();
-    }
-    doc.options.iter().map(|o| o.name).collect::<Vec<_>>().join(", ")
-}
-
-fn unknown_option(doc: &ScheduleDoc, key: &str) -> ScheduleProblem {
-    let problem = ScheduleProblem::at(key, format!("`{}` has no option `{key}`", doc.name));
+/// An unknown option of schedule `doc`, with the hint for pylearn2's `factor`.
+fn unknown_option(doc: &ScheduleDoc, key: &str) -> OptionProblem {
+    let problem = option_table::unknown_option(doc.name, doc.options, key);
     if doc.name == "exponential" && key == "factor" {
         return problem.help(
             "write `gamma:`, the factor each update multiplies the rate by (PyTorch's ExponentialLR); \
              a decay factor f that divides the rate each update, as in pylearn2, is `gamma: 1 / f`",
         );
     }
-    match crate::grammar::did_you_mean(key, doc.options.iter().map(|o| o.name)) {
-        Some(s) => problem.help(format!("did you mean `{s}`?")),
-        None => problem.help(format!("`{}` takes: {}", doc.name, option_list(doc))),
-    }
-}
-
-fn check_value(option: &OptionDoc, key: &str, value: &OptionValue) -> Result<(), ScheduleProblem> {
-    let whole = |x: f64| x.fract() == 0.0 && x >= 0.0 && x < 2f64.powi(53);
-    let fits = match (option.kind, value) {
-        (ValueKind::Count, OptionValue::Number(x)) => whole(*x) && *x >= 1.0,
-        (ValueKind::Steps, OptionValue::Number(x)) => whole(*x),
-        (ValueKind::Fraction, OptionValue::Number(x)) => (0.0..=1.0).contains(x),
-        (ValueKind::Positive, OptionValue::Number(x)) => x.is_finite() && *x > 0.0,
-        (ValueKind::NonNegative, OptionValue::Number(x)) => x.is_finite() && *x >= 0.0,
-        (ValueKind::StepList, OptionValue::List(xs)) => {
-            xs.iter().all(|&x| whole(x)) && xs.windows(2).all(|w| w[0] < w[1])
-        }
-        (ValueKind::NumberList, OptionValue::List(xs)) => xs.iter().all(|x| x.is_finite() && *x >= 0.0),
-        _ => false,
-    };
-    if fits {
-        return Ok(());
-    }
-    Err(ScheduleProblem::bad_value(key, format!("`{}` must be {}", option.name, option.kind.describe()))
-        .help(option.doc.to_string()))
+    problem
 }
 
 #[cfg(test)]

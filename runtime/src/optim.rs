@@ -6,22 +6,17 @@
 //! parameter, its gradient, its state tensors and per-step scalars (read as broadcast views
 //! into one small uploaded buffer); outputs are the new parameter and the new state.
 
-use genc_compiler::check::{OptimizerSpec, Options};
+use genc_compiler::check::OptimizerSpec;
 use genc_compiler::lr_schedule::LrSchedule;
+use genc_compiler::optimizer::OptimizerKind;
 use genc_compiler::prim::{DType, ReduceOp};
 
 use crate::device::{Device, DeviceError, DeviceTensor};
 use crate::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};
 
-/// Why an optimizer cannot be built.
+/// Why an optimizer cannot be built (its options were checked with the spec).
 #[derive(Clone, Debug, PartialEq, thiserror::Error, miette::Diagnostic)]
 pub enum OptimError {
-    #[error("optimizer `{name}`: unknown kind `{kind}`")]
-    #[diagnostic(code(E0907), help("use sgd, adam, adamw, rmsprop or adagrad"))]
-    UnknownKind { name: String, kind: String },
-    #[error("optimizer `{name}`: {message}")]
-    #[diagnostic(code(E0908))]
-    BadOption { name: String, message: String },
     /// The state tensors could not be allocated (a parameter larger than a device buffer).
     #[error("optimizer `{name}`: {reason}")]
     #[diagnostic(code(E0909), help("lower the model's size, or use a GPU"))]
@@ -59,10 +54,6 @@ pub struct Optimizer {
     pub applied: u64,
 }
 
-fn num(options: &Options, key: &str, default: f64) -> f64 {
-    options.get(key).and_then(|v| v.number()).unwrap_or(default)
-}
-
 impl Optimizer {
     /// Builds an optimizer with zeroed state for parameters of the given shapes, making
     /// `run_updates` updates in the whole run.
@@ -72,40 +63,15 @@ impl Optimizer {
         shapes: &[Vec<usize>],
         run_updates: u64,
     ) -> Result<Optimizer, OptimError> {
-        let o = &spec.options;
-        let bad = |message: String| OptimError::BadOption { name: spec.name.clone(), message };
-        let betas = match o.get("betas").and_then(|v| v.list()) {
-            Some([b1, b2]) => (*b1, *b2),
-            Some(other) => return Err(bad(format!("betas must be a pair, found {other:?}"))),
-            None => (0.9, 0.999),
-        };
-        let (kind, eps_default, slots) = match spec.kind.as_str() {
-            "sgd" => {
-                let momentum = num(o, "momentum", 0.0);
-                (
-                    Kind::Sgd {
-                        momentum,
-                        nesterov: matches!(
-                            o.get("nesterov"),
-                            Some(genc_compiler::check::OptionValue::Bool(true))
-                        ),
-                    },
-                    0.0,
-                    usize::from(momentum != 0.0),
-                )
+        let c = &spec.config;
+        let (kind, slots) = match c.kind {
+            OptimizerKind::Sgd { momentum, nesterov } => {
+                (Kind::Sgd { momentum, nesterov }, usize::from(momentum != 0.0))
             }
-            "adam" => (Kind::Adam { b1: betas.0, b2: betas.1, decoupled: false }, 1e-8, 2),
-            "adamw" => (Kind::Adam { b1: betas.0, b2: betas.1, decoupled: true }, 1e-8, 2),
-            "rmsprop" => (Kind::RmsProp { alpha: num(o, "alpha", 0.99) }, 1e-8, 1),
-            "adagrad" => (Kind::Adagrad, 1e-10, 1),
-            other => return Err(OptimError::UnknownKind { name: spec.name.clone(), kind: other.into() }),
+            OptimizerKind::Adam { betas: (b1, b2), decoupled } => (Kind::Adam { b1, b2, decoupled }, 2),
+            OptimizerKind::RmsProp { alpha } => (Kind::RmsProp { alpha }, 1),
+            OptimizerKind::Adagrad => (Kind::Adagrad, 1),
         };
-        let lr = num(o, "lr", if spec.kind == "sgd" { 0.01 } else { 1e-3 });
-        if !(lr.is_finite() && lr >= 0.0) {
-            return Err(bad(format!("lr must be a non-negative number, found {lr}")));
-        }
-        let weight_decay = num(o, "weight_decay", if spec.kind == "adamw" { 0.01 } else { 0.0 });
-        let grad_clip = o.get("grad_clip").and_then(|v| v.number());
         let state = shapes
             .iter()
             .map(|s| {
@@ -117,10 +83,10 @@ impl Optimizer {
         Ok(Optimizer {
             name: spec.name.clone(),
             kind,
-            lr,
-            eps: num(o, "eps", eps_default),
-            weight_decay,
-            grad_clip,
+            lr: c.lr,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            grad_clip: c.grad_clip,
             schedule: spec.schedule.clone(),
             run_updates,
             params: spec.params.clone(),

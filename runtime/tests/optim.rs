@@ -8,14 +8,17 @@ use common::{device, on_every_device};
 use std::collections::BTreeMap;
 
 use genc_compiler::check::{OptimizerSpec, OptionValue};
+use genc_compiler::optimizer::OptimizerConfig;
 use genc_compiler::prim::DType;
 use genc_runtime::device::DeviceTensor;
 use genc_runtime::optim::Optimizer;
 
+/// `kind(options)` as a spec's train block would give it, through the optimizer table.
 fn spec(kind: &str, options: &[(&str, OptionValue)]) -> OptimizerSpec {
     let options: BTreeMap<String, OptionValue> =
         options.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-    OptimizerSpec { name: "opt".into(), kind: kind.into(), params: vec![0], options, schedule: None }
+    let config = OptimizerConfig::from_options(kind, &options).unwrap_or_else(|p| panic!("{kind}: {p:?}"));
+    OptimizerSpec { name: "opt".into(), config, params: vec![0], schedule: None }
 }
 
 /// PyTorch's rules on the host, in f64.

@@ -53,11 +53,10 @@ pub struct DataSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerSpec {
     pub name: String,
-    /// `sgd`, `adam`, `adamw`, `rmsprop`, `adagrad`.
-    pub kind: String,
+    /// The update rule with its options resolved.
+    pub config: crate::optimizer::OptimizerConfig,
     /// Indices of the trainable parameters it updates.
     pub params: Vec<usize>,
-    pub options: Options,
     /// The learning-rate schedule.
     pub schedule: Option<crate::lr_schedule::LrSchedule>,
 }
@@ -156,7 +155,13 @@ impl<'a> Checker<'a> {
                     }
                 }
                 ast::TrainEntryKind::Optimizer { name, spec } => {
-                    let (kind, options) = self.call_options(spec);
+                    let (kind, mut options) = self.call_options(spec);
+                    // The nets it trains come first; the rest are options. A call the check
+                    // refused (it said why) makes no optimizer.
+                    options.retain(|k, _| k.parse::<usize>().is_err());
+                    let Ok(config) = crate::optimizer::OptimizerConfig::from_options(&kind, &options) else {
+                        continue;
+                    };
                     let params = self
                         .schedule
                         .as_ref()
@@ -165,9 +170,8 @@ impl<'a> Checker<'a> {
                         .unwrap_or_default();
                     run.optimizers.push(OptimizerSpec {
                         name: name.name.clone(),
-                        kind,
+                        config,
                         params,
-                        options,
                         schedule: None,
                     });
                 }

@@ -433,16 +433,14 @@ impl<'a> Checker<'a> {
             ast::ExprKind::Name(n) => n.clone(),
             _ => String::new(),
         };
-        const OPTIMIZERS: &[&str] = &["sgd", "adam", "adamw", "rmsprop", "adagrad"];
-        if !OPTIMIZERS.contains(&kind.as_str()) {
-            let mut e = TypeError::new("E0100", f.span, format!("unknown optimizer `{kind}`"))
-                .label("not an optimizer");
-            if let Some(s) = genc_grammar::did_you_mean(&kind, OPTIMIZERS.iter().copied()) {
-                e = e.help(format!("did you mean `{s}`?"));
-            } else {
-                e = e.help(format!("use one of {}", OPTIMIZERS.join(", ")));
+        if crate::optimizer::optimizer_doc(&kind).is_none() {
+            if let Err(p) = crate::optimizer::OptimizerConfig::from_options(&kind, &Default::default()) {
+                let mut e = TypeError::new(p.code, f.span, p.message).label(p.label);
+                if let Some(help) = p.help {
+                    e = e.help(help);
+                }
+                self.error(e);
             }
-            self.error(e);
             return None;
         }
         let Some(target) = args.first().filter(|a| a.name.is_none()) else {
@@ -458,19 +456,41 @@ impl<'a> Checker<'a> {
         };
         let mut params = Vec::new();
         self.collect_targets(&target.value, &mut params);
+        // Its options, checked against the kind's own table (`optimizer.rs`).
+        let mut options = super::run::Options::new();
+        let mut spans = Vec::new();
         for a in &args[1..] {
-            let key = a.name.as_ref().map(|n| n.name.as_str()).unwrap_or("");
-            const OPTIONS: &[&str] =
-                &["lr", "betas", "eps", "weight_decay", "momentum", "alpha", "grad_clip", "nesterov"];
-            if !OPTIONS.contains(&key) {
-                let mut e = TypeError::new("E0104", a.span, format!("`{kind}` has no option `{key}`"))
-                    .label("unknown option");
-                if let Some(s) = genc_grammar::did_you_mean(key, OPTIONS.iter().copied()) {
-                    e = e.help(format!("did you mean `{s}`?"));
+            let key = a.name.as_ref().map_or_else(|| "0".to_string(), |n| n.name.clone());
+            let value = self.eval(&a.value);
+            match super::run::option_of(&value) {
+                Some(v) => {
+                    options.insert(key.clone(), v);
                 }
-                self.error(e);
+                None if value.is_poison() => {}
+                None => {
+                    self.error(
+                        TypeError::new(
+                            "E0105",
+                            a.value.span,
+                            "an optimizer option is a number, a pair or true/false",
+                        )
+                        .label("not a number"),
+                    );
+                }
             }
-            let _ = self.eval(&a.value);
+            spans.push((key, a.span));
+        }
+        if let Err(p) = crate::optimizer::OptimizerConfig::from_options(&kind, &options) {
+            let span = p
+                .option
+                .as_ref()
+                .and_then(|o| spans.iter().find(|(k, _)| k == o))
+                .map_or(spec.span, |(_, s)| *s);
+            let mut e = TypeError::new(p.code, span, p.message).label(p.label);
+            if let Some(help) = p.help {
+                e = e.help(help);
+            }
+            self.error(e);
         }
         params.sort_unstable();
         params.dedup();
