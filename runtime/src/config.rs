@@ -33,8 +33,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use genc_compiler::check::Override;
 use genc_compiler::grammar::did_you_mean;
+use genc_compiler::overrides::Override;
 use miette::{Diagnostic, NamedSource, SourceSpan};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
@@ -181,11 +181,11 @@ pub enum Every {
     Epochs(u64),
 }
 
-impl From<Every> for genc_compiler::check::Every {
+impl From<Every> for genc_compiler::train_spec::Every {
     fn from(e: Every) -> Self {
         match e {
-            Every::Steps(n) => genc_compiler::check::Every::Steps(n),
-            Every::Epochs(n) => genc_compiler::check::Every::Epochs(n),
+            Every::Steps(n) => genc_compiler::train_spec::Every::Steps(n),
+            Every::Epochs(n) => genc_compiler::train_spec::Every::Epochs(n),
         }
     }
 }
@@ -483,7 +483,7 @@ impl RunConfig {
         Ok(())
     }
 
-    /// The spec param overrides, for `genc_compiler::check::check`.
+    /// The spec param overrides, for the checker.
     pub fn param_overrides(&self) -> Vec<Override> {
         self.params.iter().map(|(name, v)| Override { name: name.clone(), value: v.to_string() }).collect()
     }

@@ -6,10 +6,10 @@
 //! parameter, its gradient, its state tensors and per-step scalars (read as broadcast views
 //! into one small uploaded buffer); outputs are the new parameter and the new state.
 
-use genc_compiler::check::OptimizerSpec;
 use genc_compiler::lr_schedule::LrSchedule;
 use genc_compiler::optimizer::OptimizerKind;
 use genc_compiler::prim::{DType, ReduceOp};
+use genc_compiler::train_spec::OptimizerSpec;
 
 use crate::device::{Device, DeviceError, DeviceTensor};
 use crate::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};

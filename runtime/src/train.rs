@@ -5,11 +5,11 @@
 //! Data comes from a caller-supplied feed, so this module knows nothing of files: the feed is
 //! asked for a phase's inputs each time the phase runs.
 
-use genc_compiler::check::{Checked, StepOp};
 use genc_compiler::interp;
 use genc_compiler::params::{Entry, Init};
 use genc_compiler::prim::{DType, ReduceOp};
 use genc_compiler::program::{PhaseProgram, Program};
+use genc_compiler::train_spec::{StepOp, TrainSpec};
 
 use crate::device::{Device, DeviceError, DeviceTensor};
 use crate::executor::LoadedPhase;
@@ -107,46 +107,32 @@ impl Trainer {
     /// steps (the length of the learning-rate schedules that give none).
     pub fn new(
         device: &Device,
-        checked: &Checked,
+        spec: &TrainSpec,
         program: Program,
         seed: u64,
         steps: u64,
     ) -> Result<Trainer, TrainError> {
-        let run = checked.run.clone().unwrap_or_default();
-        let schedule = checked.schedule.clone().unwrap_or_default();
-        // Constant buffers (noise schedules) come from one evaluation of the constant graph.
-        let consts = if checked.table.buffers.iter().any(|b| matches!(b.init, Init::Computed { .. })) {
-            interp::eval_graph(&checked.consts, &interp::Leaves::default())
-                .map_err(|e| TrainError::Init { name: "const".into(), reason: e.to_string() })?
-        } else {
-            Vec::new()
-        };
-        let params: Vec<DeviceTensor> = checked
-            .table
+        let run = spec.run.clone();
+        let params: Vec<DeviceTensor> = spec
             .params
             .iter()
             .enumerate()
-            .map(|(i, e)| init(device, e, &consts, seed, i as u64))
+            .map(|(i, e)| init(device, e, &spec.consts, seed, i as u64))
             .collect::<Result<_, _>>()?;
-        let buffers: Vec<DeviceTensor> = checked
-            .table
+        let buffers: Vec<DeviceTensor> = spec
             .buffers
             .iter()
             .enumerate()
-            .map(|(i, e)| init(device, e, &consts, seed, 1 << 20 | i as u64))
+            .map(|(i, e)| init(device, e, &spec.consts, seed, 1 << 20 | i as u64))
             .collect::<Result<_, _>>()?;
-        let phase_optimizer: Vec<(usize, bool)> = schedule
-            .phases
-            .iter()
-            .map(|p| (run.optimizers.iter().position(|o| o.name == p.optimizer).unwrap_or(0), p.maximize))
-            .collect();
+        let phase_optimizer = spec.phase_optimizers.clone();
         let mut per_step = vec![0u64; run.optimizers.len()];
         count_updates(&run.step, &phase_optimizer, 1, &mut per_step);
         let mut optimizers = Vec::new();
-        for (spec, &updates) in run.optimizers.iter().zip(&per_step) {
+        for (optimizer, &updates) in run.optimizers.iter().zip(&per_step) {
             let shapes: Vec<Vec<usize>> =
-                spec.params.iter().map(|&p| checked.table.params[p].shape.clone()).collect();
-            optimizers.push(Optimizer::new(device, spec, &shapes, steps.saturating_mul(updates))?);
+                optimizer.params.iter().map(|&p| spec.params[p].shape.clone()).collect();
+            optimizers.push(Optimizer::new(device, optimizer, &shapes, steps.saturating_mul(updates))?);
         }
         let phases =
             program.phases.iter().map(|p| LoadedPhase::load(device, p)).collect::<Result<Vec<_>, _>>()?;

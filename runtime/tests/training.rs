@@ -13,6 +13,7 @@ use genc_compiler::interp::{self, Value};
 use genc_compiler::plan;
 use genc_compiler::prim::DType;
 use genc_compiler::program::{PhaseProgram, TensorSpec};
+use genc_compiler::train_spec::TrainSpec;
 use genc_runtime::data::{Dataset, Split};
 use genc_runtime::device::DeviceTensor;
 use genc_runtime::train::Trainer;
@@ -24,7 +25,14 @@ fn train(name: &str, batch: usize, steps: usize, range: (f32, f32)) -> Vec<f64> 
     let c = checked(name);
     let (program, _) = plan::plan(&c, Some(batch as u64)).unwrap_or_else(|e| panic!("{e}"));
     let d = device();
-    let mut trainer = Trainer::new(d, &c, program, 7, steps as u64).unwrap_or_else(|e| panic!("{e}"));
+    let mut trainer = Trainer::new(
+        d,
+        &TrainSpec::from_checked(&c).unwrap_or_else(|e| panic!("{e}")),
+        program,
+        7,
+        steps as u64,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let mut cursor = 0usize;
     let mut feed = |phase: &genc_compiler::program::PhaseProgram| -> Result<Vec<DeviceTensor>, genc_runtime::labels::FeedError> {
         Ok(phase
@@ -109,7 +117,14 @@ fn batch_norm_running_statistics_follow_the_batches() {
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         let (program, _) = plan::plan(&c, None).unwrap_or_else(|e| panic!("{e}"));
         let d = device();
-        let mut trainer = Trainer::new(d, &c, program.clone(), 7, 1).unwrap_or_else(|e| panic!("{e}"));
+        let mut trainer = Trainer::new(
+            d,
+            &TrainSpec::from_checked(&c).unwrap_or_else(|e| panic!("{e}")),
+            program.clone(),
+            7,
+            1,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let host = |ts: &[DeviceTensor]| -> Vec<Value> {
             ts.iter().map(|t| t.to_value(d).unwrap_or_else(|e| panic!("{e}"))).collect()
         };
@@ -189,7 +204,9 @@ fn every_repeat_of_a_phase_draws_fresh_noise() {
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         let (program, _) = plan::plan(&c, Some(16)).unwrap_or_else(|e| panic!("{e}"));
         let d = device();
-        let mut trainer = Trainer::new(d, &c, program, 3, 1).unwrap_or_else(|e| panic!("{e}"));
+        let mut trainer =
+            Trainer::new(d, &TrainSpec::from_checked(&c).unwrap_or_else(|e| panic!("{e}")), program, 3, 1)
+                .unwrap_or_else(|e| panic!("{e}"));
         let before = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
         let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, genc_runtime::labels::FeedError> {
             let halves = |s: &TensorSpec| {
@@ -224,7 +241,14 @@ fn dcgan_starts_from_its_papers_initialisation() {
     let (program, _) = plan::plan(&c, Some(8)).unwrap_or_else(|e| panic!("{e}"));
     on_every_device(|| {
         let d = device();
-        let trainer = Trainer::new(d, &c, program.clone(), 11, 1).unwrap_or_else(|e| panic!("{e}"));
+        let trainer = Trainer::new(
+            d,
+            &TrainSpec::from_checked(&c).unwrap_or_else(|e| panic!("{e}")),
+            program.clone(),
+            11,
+            1,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         for (entry, tensor) in c.table.params.iter().zip(&trainer.params) {
             let v = tensor.to_f64(d).unwrap_or_else(|e| panic!("{e}"));
             let n = v.len() as f64;
@@ -280,7 +304,9 @@ fn a_phase_at_a_zero_rate_is_skipped_and_its_stage_starts_fresh() {
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         let (program, _) = plan::plan(&c, Some(4)).unwrap_or_else(|e| panic!("{e}"));
         let d = device();
-        let mut trainer = Trainer::new(d, &c, program, 5, 4).unwrap_or_else(|e| panic!("{e}"));
+        let mut trainer =
+            Trainer::new(d, &TrainSpec::from_checked(&c).unwrap_or_else(|e| panic!("{e}")), program, 5, 4)
+                .unwrap_or_else(|e| panic!("{e}"));
         let q = |t: &Trainer| t.params[1].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
         let start = q(&trainer);
         let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, genc_runtime::labels::FeedError> {
@@ -343,7 +369,9 @@ fn clip_to_norm_bounds_each_units_weights() {
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         let (program, _) = plan::plan(&c, Some(4)).unwrap_or_else(|e| panic!("{e}"));
         let d = device();
-        let mut trainer = Trainer::new(d, &c, program, 9, 1).unwrap_or_else(|e| panic!("{e}"));
+        let mut trainer =
+            Trainer::new(d, &TrainSpec::from_checked(&c).unwrap_or_else(|e| panic!("{e}")), program, 9, 1)
+                .unwrap_or_else(|e| panic!("{e}"));
         // Rows of norm 0.5 (kept) and 3 (scaled to 1).
         let rows: Vec<f32> = (0..6)
             .flat_map(|r| {

@@ -32,16 +32,13 @@ use crate::dim::Dim;
 use crate::graph::{Graph, NodeId, Output};
 use crate::params::ParamTable;
 
-pub use run::{Cadence, CadenceKind, DataSpec, Every, OptimizerSpec, OptionValue, Options, RunSpec, StepOp};
+pub use crate::train_spec::{
+    Cadence, CadenceKind, DataSpec, Every, OptimizerSpec, OptionValue, Options, RunSpec, StepOp,
+};
 pub use train::{Phase, Schedule};
 pub use value::Val;
 
-/// A `--set name=value` override of a `param`.
-#[derive(Clone, Debug)]
-pub struct Override {
-    pub name: String,
-    pub value: String,
-}
+pub use crate::overrides::Override;
 
 /// What a graph computes, for the stage dumps and the planner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

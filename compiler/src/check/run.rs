@@ -5,126 +5,12 @@
 //! Built after `train.rs` has checked the block, so it only evaluates; a value it cannot use
 //! here was already reported.
 
-use std::collections::BTreeMap;
-
 use genc_grammar::ast;
-use serde::{Deserialize, Serialize};
 
 use super::{Checker, Val};
-
-/// A number, pair, list, string or bool given as an option.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum OptionValue {
-    Number(f64),
-    List(Vec<f64>),
-    Str(String),
-    Bool(bool),
-}
-
-impl OptionValue {
-    pub fn number(&self) -> Option<f64> {
-        match self {
-            OptionValue::Number(x) => Some(*x),
-            _ => None,
-        }
-    }
-
-    pub fn list(&self) -> Option<&[f64]> {
-        match self {
-            OptionValue::List(x) => Some(x),
-            _ => None,
-        }
-    }
-}
-
-pub type Options = BTreeMap<String, OptionValue>;
-
-/// A `data` entry: the names it binds and where they come from.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DataSpec {
-    pub names: Vec<String>,
-    /// `fashion_mnist`, `mnist` or `folder`.
-    pub source: String,
-    pub options: Options,
-    /// `downsample` (with its factor) or `edges`, for `|> paired(..)`.
-    pub paired: Option<(String, Options)>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct OptimizerSpec {
-    pub name: String,
-    /// The update rule with its options resolved.
-    pub config: crate::optimizer::OptimizerConfig,
-    /// Indices of the trainable parameters it updates.
-    pub params: Vec<usize>,
-    /// The learning-rate schedule.
-    pub schedule: Option<crate::lr_schedule::LrSchedule>,
-}
-
-/// One thing the step does, in order.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum StepOp {
-    /// Run training phase `phase` (an index into the plan's phases) and apply its optimizer.
-    Phase {
-        phase: usize,
-    },
-    /// Clamp these parameters into `[lo, hi]`.
-    Clip {
-        params: Vec<usize>,
-        lo: f64,
-        hi: f64,
-    },
-    /// Rescale each output unit's weights (a row of a `linear` weight, a filter of a
-    /// convolution's) to a norm of at most `max` (pylearn2's `max_col_norm`); tensors of rank
-    /// 1 (biases, norm scales) are left alone.
-    ClipNorm {
-        params: Vec<usize>,
-        max: f64,
-    },
-    Repeat {
-        count: u64,
-        body: Vec<StepOp>,
-    },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Every {
-    Steps(u64),
-    Epochs(u64),
-}
-
-/// What happens at a cadence.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum CadenceKind {
-    Log,
-    Checkpoint,
-    /// The `index`-th sample unit, with its name.
-    Sample {
-        index: usize,
-        name: String,
-    },
-    Eval {
-        index: usize,
-        name: String,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Cadence {
-    pub kind: CadenceKind,
-    pub every: Every,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct RunSpec {
-    pub seed: Option<u64>,
-    pub data: Vec<DataSpec>,
-    pub optimizers: Vec<OptimizerSpec>,
-    pub step: Vec<StepOp>,
-    /// Parameters averaged by an EMA, with the decay.
-    pub ema: Vec<(Vec<usize>, f64)>,
-    pub cadences: Vec<Cadence>,
-}
+use crate::train_spec::{
+    Cadence, CadenceKind, DataSpec, Every, OptimizerSpec, OptionValue, Options, RunSpec, StepOp,
+};
 
 impl<'a> Checker<'a> {
     /// Evaluates the `train` block's settings (it has been checked already).

@@ -457,7 +457,7 @@ impl<'a> Checker<'a> {
         let mut params = Vec::new();
         self.collect_targets(&target.value, &mut params);
         // Its options, checked against the kind's own table (`optimizer.rs`).
-        let mut options = super::run::Options::new();
+        let mut options = crate::train_spec::Options::new();
         let mut spans = Vec::new();
         for a in &args[1..] {
             let key = a.name.as_ref().map_or_else(|| "0".to_string(), |n| n.name.clone());

@@ -64,7 +64,8 @@ pub fn run(run_dir: &Path, device: &Device, reporter: &Reporter) -> Result<(Vec<
         reporter.emit(e, file, None);
         Status::Diagnostics
     };
-    let mut trainer = Trainer::new(device, &checked, program, seed, 1).map_err(|e| emit(&e, "eval"))?;
+    let spec = genc_compiler::train_spec::TrainSpec::from_checked(&checked).map_err(fail)?;
+    let mut trainer = Trainer::new(device, &spec, program, seed, 1).map_err(|e| emit(&e, "eval"))?;
     trainer.restore(device, &ck).map_err(|e| emit(&e, &ck_path.display().to_string()))?;
     let data = match RunData::open(&run, config.data.as_deref()) {
         Ok(d) => d,

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use genc_compiler::check::{Cadence, CadenceKind, Every, RunSpec};
 use genc_compiler::program::PhaseProgram;
+use genc_compiler::train_spec::TrainSpec;
 use genc_runtime::checkpoint;
 use genc_runtime::config::RunConfig;
 use genc_runtime::data::{Batcher, BatcherState};
@@ -150,8 +151,9 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
     let out = config.out.clone().unwrap_or_else(|| folder::default_run_dir(&spec));
     let folder = RunFolder::new(out.clone());
     folder.create().map_err(|e| fail(format!("cannot create {}: {e}", out.display())))?;
+    let spec_run = TrainSpec::from_checked(&checked).map_err(fail)?;
     let mut trainer =
-        Trainer::new(&device, &checked, program, seed, steps).map_err(|e| report(reporter, &e, "train"))?;
+        Trainer::new(&device, &spec_run, program, seed, steps).map_err(|e| report(reporter, &e, "train"))?;
     for o in &trainer.optimizers {
         if let Some((base, last)) = o.rising_rate() {
             eprintln!(
