@@ -436,6 +436,20 @@ fn prefetching_gives_the_synchronous_batches() {
 }
 
 #[test]
+fn an_in_order_walk_binarises_each_example_the_same_whatever_the_seed_and_batch() {
+    let ds = Dataset::fashion_mnist(Split::Test, None).expect("test split").limit(100);
+    let t = Transforms { binarize: Some(Binarize::Sample), ..Default::default() };
+    let walk = |seed: u64, batch: usize| -> Vec<f32> {
+        in_order(&ds, &t, batch, seed, true).expect("in order").flat_map(|b| b.images.data).collect()
+    };
+    let first = walk(0, 16);
+    assert!(first.iter().all(|&v| v == 0.0 || v == 1.0), "binary values");
+    assert!(first.iter().any(|&v| v == 1.0) && first.iter().any(|&v| v == 0.0));
+    assert_eq!(first, walk(7, 16), "another run's seed");
+    assert_eq!(first, walk(0, 30), "another batch size");
+}
+
+#[test]
 fn batches_of_real_data_in_order() {
     let ds = Dataset::fashion_mnist(Split::Test, None).expect("test split").limit(300);
     let t = Transforms { range: Some((-1.0, 1.0)), ..Default::default() };

@@ -103,8 +103,12 @@ fn batch_from_order(
     }
     let labels = dataset.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect());
     let images = Images { data, n: indices.len(), c, h, w };
-    let mut rng = SplitMix64::derive(state.seed, &[STREAM_TRANSFORM, state.epoch, state.position]);
-    let (images, paired) = transforms.apply(images, &mut rng);
+    let (images, paired) = if state.epoch == IN_ORDER {
+        transforms.apply_fixed(images, &indices)
+    } else {
+        let mut rng = SplitMix64::derive(state.seed, &[STREAM_TRANSFORM, state.epoch, state.position]);
+        transforms.apply(images, &mut rng)
+    };
     Batch {
         images,
         paired,
@@ -307,9 +311,13 @@ fn check(dataset: &Dataset, transforms: &Transforms, state: &BatcherState) -> Re
     transforms.check(dataset.shape)
 }
 
+/// The epoch of an in-order walk: its random transforms are fixed per example.
+const IN_ORDER: u64 = u64::MAX;
+
 /// The data set in its stored order, `batch` images at a time, for evaluation (no shuffle):
 /// full batches, then the remaining images as a last, smaller batch when `keep_partial`.
-/// Random transforms draw from `SplitMix64::derive(seed, [TRANSFORM, u64::MAX, k])`.
+/// Random transforms (a sampled binarisation) are fixed per example by its index alone
+/// ([`Transforms::apply_fixed`]), whatever the seed and batch size.
 pub fn in_order<'a>(
     dataset: &'a Dataset,
     transforms: &'a Transforms,
@@ -321,7 +329,7 @@ pub fn in_order<'a>(
         return Err(DataError::Setting { reason: "the batch size must be at least 1".to_string() });
     }
     transforms.check(dataset.shape)?;
-    let state = BatcherState { seed, epoch: u64::MAX, position: 0, batch, len: dataset.len() };
+    let state = BatcherState { seed, epoch: IN_ORDER, position: 0, batch, len: dataset.len() };
     let order: Vec<usize> = (0..dataset.len()).collect();
     let count = if keep_partial { dataset.len().div_ceil(batch) } else { dataset.len() / batch };
     Ok((0..count).map(move |k| {

@@ -14,6 +14,8 @@ pub struct SplitMix64 {
 /// The purpose of a stream, mixed into its seed.
 pub(crate) const STREAM_SHUFFLE: u64 = 0x5348_5546; // "SHUF"
 pub(crate) const STREAM_TRANSFORM: u64 = 0x5452_4E53; // "TRNS"
+/// Per-example draws of an in-order (evaluation) walk, from the example's index alone.
+pub(crate) const STREAM_FIXED: u64 = 0x4649_5844; // "FIXD"
 
 impl SplitMix64 {
     pub fn new(seed: u64) -> Self {

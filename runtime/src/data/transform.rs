@@ -19,7 +19,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::error::DataError;
-use super::rng::SplitMix64;
+use super::rng::{STREAM_FIXED, SplitMix64};
 
 /// A batch of images: `data` is N×C×H×W, row-major.
 #[derive(Clone, Debug, PartialEq)]
@@ -117,6 +117,34 @@ impl Transforms {
             Some(Binarize::Sample) => binarize_sample(&mut x, rng),
             None => {}
         }
+        self.pair_and_scale(x)
+    }
+
+    /// As [`Transforms::apply`], with each image's random draws fixed by its index in the data
+    /// set alone (`indices`, one per image): a test set is binarised (and flipped) the same way
+    /// by every run, seed, batch size and step, so its NLL compares across them.
+    pub fn apply_fixed(&self, mut x: Images, indices: &[usize]) -> (Images, Option<Images>) {
+        let (c, h, w) = (x.c, x.h, x.w);
+        let per = c * h * w;
+        for (k, &index) in indices.iter().enumerate().take(x.n) {
+            let mut rng = SplitMix64::derive(0, &[STREAM_FIXED, index as u64]);
+            let mut one = Images { data: x.data[k * per..(k + 1) * per].to_vec(), n: 1, c, h, w };
+            if self.flip {
+                flip_horizontal(&mut one, &mut rng);
+            }
+            if self.binarize == Some(Binarize::Sample) {
+                binarize_sample(&mut one, &mut rng);
+            }
+            x.data[k * per..(k + 1) * per].copy_from_slice(&one.data);
+        }
+        if self.binarize == Some(Binarize::Threshold) {
+            binarize_threshold(&mut x);
+        }
+        self.pair_and_scale(x)
+    }
+
+    /// The deterministic tail of both: the pair, then the range.
+    fn pair_and_scale(&self, mut x: Images) -> (Images, Option<Images>) {
         let mut pair = match self.pair {
             Some(Pair::Downsample(r)) => Some(downsample(&x, r)),
             Some(Pair::Edges(EdgeFilter::Sobel)) => Some(sobel(&x)),
