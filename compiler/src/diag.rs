@@ -40,6 +40,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0124", "a sampler loop or branch does what the host cannot run"),
     ("W0101", "a loss is given values outside what it expects (logits to `bce`)"),
     ("W0102", "the causality check cannot decide whether a masked net is autoregressive"),
+    ("W0103", "a definition hides a built-in of the same name"),
 ];
 
 /// One semantic diagnostic.
