@@ -21,9 +21,16 @@ impl<'a> Checker<'a> {
                 let name = def.name.name.as_str();
                 if super::builtins::NAMES.contains(&name) || super::layers::LAYERS.contains(&name) {
                     self.error(
-                        TypeError::new("W0103", def.name.span, format!("`{name}` hides the built-in `{name}`"))
-                            .label(format!("every call of `{name}` in this spec calls this {}", def.kind.keyword()))
-                            .help("rename it, unless the built-in is not needed here"),
+                        TypeError::new(
+                            "W0103",
+                            def.name.span,
+                            format!("`{name}` hides the built-in `{name}`"),
+                        )
+                        .label(format!(
+                            "every call of `{name}` in this spec calls this {}",
+                            def.kind.keyword()
+                        ))
+                        .help("rename it, unless the built-in is not needed here"),
                     );
                 }
                 self.defs.insert(def.name.name.clone(), def);
