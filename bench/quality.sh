@@ -60,7 +60,7 @@ contractive_ae|specs/contractive_ae.gen|epochs=20|recon|0|-
 stacked_ae|specs/stacked_ae.gen|n_pre=1200 steps=10800|recon|0|-
 pixelcnn|specs/pixelcnn.gen|steps=1000|autoregressive|100|-
 pixelrnn|specs/pixelrnn.gen|epochs=1|autoregressive|100|-
-realnvp|specs/realnvp.gen|steps=200|inverse|2000|-
+realnvp|specs/realnvp.gen|steps=200|generate|2000|-
 ddpm|specs/ddpm.gen|steps=100|reverse|16|-
 srgan|specs/srgan.gen|pre_steps=1500 steps=2000|-|0|-
 pix2pix|specs/pix2pix.gen|steps=3000|-|0|-
