@@ -43,3 +43,21 @@ fn explicit_inits_win_over_the_nets_default() {
     assert_eq!(init("G.linear1.weight"), Init::Normal { mean: 0.0, std: 0.02 });
     assert_eq!(init("G.conv2d0.bias"), Init::Zeros);
 }
+
+#[test]
+fn a_layer_given_its_weight_makes_none_of_its_own() {
+    let spec = r#"
+dims B, C = 1, Z = 8
+
+net G(z: [B, Z, 7, 7]) -> [B, C, 14, 14] {
+    let w = weight([Z, C, 4, 4], init: "normal", std: 0.02)
+    return z |> conv_transpose2d(C, kernel: 4, stride: 2, pad: 1, weight: w / sum(w ^ 2) ^ 0.5)
+}
+"#;
+    let (ast, errors) = genc_grammar::parse(spec);
+    assert!(errors.is_empty(), "{errors:?}");
+    let c = check::check(&ast, &[]);
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    let names: Vec<&str> = c.table.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["G.weight0", "G.conv_transpose2d0.bias"]);
+}

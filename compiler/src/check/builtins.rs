@@ -154,6 +154,8 @@ fn option_suggestion(name: &str) -> Option<&'static str> {
         .find(|(from, _)| *from == name)
         .map(|(_, to)| *to)
         .or_else(|| genc_grammar::did_you_mean(name, OPTION_NAMES.iter().copied()))
+        // An option that other calls take is no misspelling of itself.
+        .filter(|s| *s != name)
 }
 
 /// True for a built-in function or layer.

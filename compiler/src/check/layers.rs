@@ -314,10 +314,11 @@ impl<'a> Checker<'a> {
                     .label(format!("this is {t}"))
                     .note(
                         span,
-                        format!(
-                            "this layer's weight is [out, in{}]",
-                            if shape.len() == 4 { ", kh, kw" } else { "" }
-                        ),
+                        match (layer, shape.len()) {
+                            ("conv_transpose2d", _) => "this layer's weight is [in, out, kh, kw]",
+                            (_, 4) => "this layer's weight is [out, in, kh, kw]",
+                            _ => "this layer's weight is [out, in]",
+                        },
                     )
                     .help(format!("make the weight {want}")),
             );
@@ -355,6 +356,7 @@ impl<'a> Checker<'a> {
         let pad = self.pair_arg(a, 4, "pad", Some([0, 0]))?;
         let output_padding = self.pair_arg(a, 5, "output_padding", Some([0, 0]))?;
         let bias = self.bool_arg(a, 6, "bias", true)?;
+        let given = self.opt_arg(a, usize::MAX, "weight");
         let t = self.ty(x).clone();
         if t.rank() != 4 {
             let e = TypeError::new(
@@ -396,9 +398,15 @@ impl<'a> Checker<'a> {
         let wshape = [cin, out.clone(), Dim::constant(kernel[0] as i64), Dim::constant(kernel[1] as i64)];
         let fan_in = out.as_const().unwrap_or(1) * (kernel[0] * kernel[1]) as i64;
         let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
-        let (init, explicit) = self.init_option(a, usize::MAX, 4, Init::Uniform { bound }, span)?;
-        let w = self.param(&lname, "weight", &wshape, init, Kind::Trainable, span)?;
-        self.keep_init(w, explicit);
+        let w = match given {
+            Some(w) => self.given_weight(w, &wshape, "conv_transpose2d", span)?,
+            None => {
+                let (init, explicit) = self.init_option(a, usize::MAX, 4, Init::Uniform { bound }, span)?;
+                let w = self.param(&lname, "weight", &wshape, init, Kind::Trainable, span)?;
+                self.keep_init(w, explicit);
+                w
+            }
+        };
         let y = self.node(Prim::ConvTranspose2d { geometry, output_padding }, &[x, w], None, span)?;
         if !bias {
             return Ok(y);
