@@ -167,19 +167,9 @@ impl LrSchedule {
     /// The schedule `kind(options)`, with every option checked against the table. Positional
     /// arguments have keys `"0"`, `"1"`, ...
     pub fn from_options(kind: &str, options: &Options) -> Result<LrSchedule, OptionProblem> {
-        let names = SCHEDULES.iter().map(|s| s.name);
         let doc = schedule_doc(kind).ok_or_else(|| {
-            let help = match crate::grammar::did_you_mean(kind, names.clone()) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => format!("use one of {}", names.collect::<Vec<_>>().join(", ")),
-            };
-            OptionProblem {
-                code: "E0100",
-                option: None,
-                label: "not a schedule".into(),
-                message: format!("unknown schedule `{kind}`"),
-                help: Some(help),
-            }
+            let names: Vec<&'static str> = SCHEDULES.iter().map(|s| s.name).collect();
+            option_table::unknown_kind("schedule", kind, &names)
         })?;
         let values =
             option_table::resolve(kind, doc.options, options).map_err(|p| match p.option.as_deref() {

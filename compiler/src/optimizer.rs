@@ -172,19 +172,9 @@ impl OptimizerConfig {
     /// The optimizer `kind(options)`, each option checked against the kind's table. The nets
     /// it trains (its positional arguments) are not options: leave them out.
     pub fn from_options(kind: &str, options: &Options) -> Result<OptimizerConfig, OptionProblem> {
-        let names = OPTIMIZERS.iter().map(|o| o.name);
         let doc = optimizer_doc(kind).ok_or_else(|| {
-            let help = match crate::grammar::did_you_mean(kind, names.clone()) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => format!("use one of {}", names.collect::<Vec<_>>().join(", ")),
-            };
-            OptionProblem {
-                code: "E0100",
-                option: None,
-                label: "not an optimizer".into(),
-                message: format!("unknown optimizer `{kind}`"),
-                help: Some(help),
-            }
+            let names: Vec<&'static str> = OPTIMIZERS.iter().map(|o| o.name).collect();
+            option_table::unknown_kind("optimizer", kind, &names)
         })?;
         let values = option_table::resolve(kind, doc.options, options)?;
         let get = |name: &str| values.iter().find(|(o, _)| o.name == name).map(|(_, v)| *v);

@@ -106,6 +106,21 @@ pub fn option_list(options: &[OptionDoc]) -> String {
     options.iter().map(|o| o.name).collect::<Vec<_>>().join(", ")
 }
 
+/// `kind` is no `what` (schedule, optimizer) of `names`: "did you mean", or the list.
+pub fn unknown_kind(what: &str, kind: &str, names: &[&'static str]) -> OptionProblem {
+    let help = match crate::grammar::did_you_mean(kind, names.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!("use one of {}", names.join(", ")),
+    };
+    OptionProblem {
+        code: "E0100",
+        option: None,
+        label: format!("not a {what}"),
+        message: format!("unknown {what} `{kind}`"),
+        help: Some(help),
+    }
+}
+
 /// `kind` has no option `key`: "did you mean", or the options it takes.
 pub fn unknown_option(kind: &str, options: &[OptionDoc], key: &str) -> OptionProblem {
     let problem = OptionProblem::at(key, format!("`{kind}` has no option `{key}`"));

@@ -9,14 +9,22 @@ use std::cell::RefCell;
 
 use common::{checked, device, on_every_device};
 
+use genc_compiler::check::Checked;
 use genc_compiler::interp::{self, Value};
 use genc_compiler::plan;
 use genc_compiler::prim::DType;
-use genc_compiler::program::{PhaseProgram, TensorSpec};
+use genc_compiler::program::{PhaseProgram, Program, TensorSpec};
 use genc_compiler::train_spec::TrainSpec;
 use genc_runtime::data::{Dataset, Split};
 use genc_runtime::device::DeviceTensor;
+use genc_runtime::labels::FeedError;
 use genc_runtime::train::Trainer;
+
+/// A trainer for a checked spec's program on the test device.
+fn new_trainer(c: &Checked, program: Program, seed: u64, steps: u64) -> Trainer {
+    let spec = TrainSpec::from_checked(c).unwrap_or_else(|e| panic!("{e}"));
+    Trainer::new(device(), &spec, program, seed, steps).unwrap_or_else(|e| panic!("{e}"))
+}
 
 /// Trains `name` for `steps` steps at `batch` on the first 512 training images scaled to
 /// `range`; returns each step's first metric.
@@ -25,16 +33,9 @@ fn train(name: &str, batch: usize, steps: usize, range: (f32, f32)) -> Vec<f64> 
     let c = checked(name);
     let (program, _) = plan::plan(&c, Some(batch as u64)).unwrap_or_else(|e| panic!("{e}"));
     let d = device();
-    let mut trainer = Trainer::new(
-        d,
-        &TrainSpec::from_checked(&c).unwrap_or_else(|e| panic!("{e}")),
-        program,
-        7,
-        steps as u64,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let mut trainer = new_trainer(&c, program, 7, steps as u64);
     let mut cursor = 0usize;
-    let mut feed = |phase: &genc_compiler::program::PhaseProgram| -> Result<Vec<DeviceTensor>, genc_runtime::labels::FeedError> {
+    let mut feed = |phase: &genc_compiler::program::PhaseProgram| -> Result<Vec<DeviceTensor>, FeedError> {
         Ok(phase
             .inputs
             .iter()
@@ -117,21 +118,14 @@ fn batch_norm_running_statistics_follow_the_batches() {
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         let (program, _) = plan::plan(&c, None).unwrap_or_else(|e| panic!("{e}"));
         let d = device();
-        let mut trainer = Trainer::new(
-            d,
-            &TrainSpec::from_checked(&c).unwrap_or_else(|e| panic!("{e}")),
-            program.clone(),
-            7,
-            1,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let mut trainer = new_trainer(&c, program.clone(), 7, 1);
         let host = |ts: &[DeviceTensor]| -> Vec<Value> {
             ts.iter().map(|t| t.to_value(d).unwrap_or_else(|e| panic!("{e}"))).collect()
         };
         let (params, buffers) = (host(&trainer.params), host(&trainer.buffers));
         assert!(buffers[0].data.iter().all(|&m| m == 0.0), "running means start at zero");
         let fed: RefCell<Vec<Vec<Value>>> = RefCell::new(Vec::new());
-        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, genc_runtime::labels::FeedError> {
+        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, FeedError> {
             let call = fed.borrow().len();
             let values: Vec<Value> = phase.inputs.iter().map(|spec| synthetic(spec, call)).collect();
             let tensors = values
@@ -204,11 +198,9 @@ fn every_repeat_of_a_phase_draws_fresh_noise() {
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         let (program, _) = plan::plan(&c, Some(16)).unwrap_or_else(|e| panic!("{e}"));
         let d = device();
-        let mut trainer =
-            Trainer::new(d, &TrainSpec::from_checked(&c).unwrap_or_else(|e| panic!("{e}")), program, 3, 1)
-                .unwrap_or_else(|e| panic!("{e}"));
+        let mut trainer = new_trainer(&c, program, 3, 1);
         let before = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
-        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, genc_runtime::labels::FeedError> {
+        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, FeedError> {
             let halves = |s: &TensorSpec| {
                 DeviceTensor::from_f32(d, s.dtype, &s.shape, &vec![0.5; s.shape.iter().product()])
             };
@@ -217,7 +209,7 @@ fn every_repeat_of_a_phase_draws_fresh_noise() {
                 .iter()
                 .map(halves)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| genc_runtime::labels::FeedError::Data(e.to_string()))
+                .map_err(|e| FeedError::Data(e.to_string()))
         };
         let report = trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
         let after = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
@@ -241,14 +233,7 @@ fn dcgan_starts_from_its_papers_initialisation() {
     let (program, _) = plan::plan(&c, Some(8)).unwrap_or_else(|e| panic!("{e}"));
     on_every_device(|| {
         let d = device();
-        let trainer = Trainer::new(
-            d,
-            &TrainSpec::from_checked(&c).unwrap_or_else(|e| panic!("{e}")),
-            program.clone(),
-            11,
-            1,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let trainer = new_trainer(&c, program.clone(), 11, 1);
         for (entry, tensor) in c.table.params.iter().zip(&trainer.params) {
             let v = tensor.to_f64(d).unwrap_or_else(|e| panic!("{e}"));
             let n = v.len() as f64;
@@ -304,12 +289,10 @@ fn a_phase_at_a_zero_rate_is_skipped_and_its_stage_starts_fresh() {
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         let (program, _) = plan::plan(&c, Some(4)).unwrap_or_else(|e| panic!("{e}"));
         let d = device();
-        let mut trainer =
-            Trainer::new(d, &TrainSpec::from_checked(&c).unwrap_or_else(|e| panic!("{e}")), program, 5, 4)
-                .unwrap_or_else(|e| panic!("{e}"));
+        let mut trainer = new_trainer(&c, program, 5, 4);
         let q = |t: &Trainer| t.params[1].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
         let start = q(&trainer);
-        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, genc_runtime::labels::FeedError> {
+        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, FeedError> {
             let zeros = |s: &TensorSpec| {
                 DeviceTensor::from_f32(d, s.dtype, &s.shape, &vec![0.0; s.shape.iter().product()])
             };
@@ -318,7 +301,7 @@ fn a_phase_at_a_zero_rate_is_skipped_and_its_stage_starts_fresh() {
                 .iter()
                 .map(zeros)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| genc_runtime::labels::FeedError::Data(e.to_string()))
+                .map_err(|e| FeedError::Data(e.to_string()))
         };
         for step in 1..=3 {
             let report = trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
@@ -369,9 +352,7 @@ fn clip_to_norm_bounds_each_units_weights() {
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         let (program, _) = plan::plan(&c, Some(4)).unwrap_or_else(|e| panic!("{e}"));
         let d = device();
-        let mut trainer =
-            Trainer::new(d, &TrainSpec::from_checked(&c).unwrap_or_else(|e| panic!("{e}")), program, 9, 1)
-                .unwrap_or_else(|e| panic!("{e}"));
+        let mut trainer = new_trainer(&c, program, 9, 1);
         // Rows of norm 0.5 (kept) and 3 (scaled to 1).
         let rows: Vec<f32> = (0..6)
             .flat_map(|r| {
@@ -382,7 +363,7 @@ fn clip_to_norm_bounds_each_units_weights() {
         trainer.params[0] =
             DeviceTensor::from_f32(d, DType::F32, &[6, 4], &rows).unwrap_or_else(|e| panic!("{e}"));
         let bias_before = trainer.params[1].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
-        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, genc_runtime::labels::FeedError> {
+        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, FeedError> {
             let zeros = |s: &TensorSpec| {
                 DeviceTensor::from_f32(d, s.dtype, &s.shape, &vec![0.0; s.shape.iter().product()])
             };
@@ -391,7 +372,7 @@ fn clip_to_norm_bounds_each_units_weights() {
                 .iter()
                 .map(zeros)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| genc_runtime::labels::FeedError::Data(e.to_string()))
+                .map_err(|e| FeedError::Data(e.to_string()))
         };
         trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
         let w = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));

@@ -170,15 +170,7 @@ impl<'a> Checker<'a> {
         let fan_in = t.shape[t.rank() - 1].clone();
         let bound = fan_in.as_const().map_or(0.0, |f| 1.0 / (f.max(1) as f64).sqrt());
         let wshape = [out.clone(), fan_in.clone()];
-        let w = match given {
-            Some(w) => self.given_weight(w, &wshape, "linear", span)?,
-            None => {
-                let (init, explicit) = self.init_option(a, usize::MAX, 2, Init::Uniform { bound }, span)?;
-                let w = self.param(&name, "weight", &wshape, init, Kind::Trainable, span)?;
-                self.keep_init(w, explicit);
-                w
-            }
-        };
+        let w = self.layer_weight(a, given, "linear", &name, &wshape, bound, span)?;
         // Rows of any leading shape: [.., F] -> [rows, F] @ W^T -> [.., out].
         let lead: Vec<Dim> = t.shape[..t.rank() - 1].to_vec();
         let rows = lead.iter().try_fold(Dim::constant(1), |acc, d| acc.mul(d)).map_err(|_| ())?;
@@ -266,15 +258,7 @@ impl<'a> Checker<'a> {
             [out.clone(), cin_g.clone(), Dim::constant(kernel[0] as i64), Dim::constant(kernel[1] as i64)];
         let fan_in = cin_g.as_const().unwrap_or(1) * (kernel[0] * kernel[1]) as i64;
         let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
-        let mut w = match given {
-            Some(w) => self.given_weight(w, &wshape, name, span)?,
-            None => {
-                let (init, explicit) = self.init_option(a, usize::MAX, 4, Init::Uniform { bound }, span)?;
-                let w = self.param(&lname, "weight", &wshape, init, Kind::Trainable, span)?;
-                self.keep_init(w, explicit);
-                w
-            }
-        };
+        let mut w = self.layer_weight(a, given, name, &lname, &wshape, bound, span)?;
         if let Some(m) = mask {
             let kind = match m.as_str() {
                 "A" => 'A',
@@ -398,15 +382,7 @@ impl<'a> Checker<'a> {
         let wshape = [cin, out.clone(), Dim::constant(kernel[0] as i64), Dim::constant(kernel[1] as i64)];
         let fan_in = out.as_const().unwrap_or(1) * (kernel[0] * kernel[1]) as i64;
         let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
-        let w = match given {
-            Some(w) => self.given_weight(w, &wshape, "conv_transpose2d", span)?,
-            None => {
-                let (init, explicit) = self.init_option(a, usize::MAX, 4, Init::Uniform { bound }, span)?;
-                let w = self.param(&lname, "weight", &wshape, init, Kind::Trainable, span)?;
-                self.keep_init(w, explicit);
-                w
-            }
-        };
+        let w = self.layer_weight(a, given, "conv_transpose2d", &lname, &wshape, bound, span)?;
         let y = self.node(Prim::ConvTranspose2d { geometry, output_padding }, &[x, w], None, span)?;
         if !bias {
             return Ok(y);
@@ -701,12 +677,29 @@ impl<'a> Checker<'a> {
         Ok((init, true))
     }
 
-    /// A weight made with an explicit `init:` keeps it: `init NET(std:)` in the train block
-    /// only replaces defaults.
-    fn keep_init(&mut self, weight: NodeId, explicit: bool) {
-        if let (true, Prim::Param { index }) = (explicit, &self.graph.node(weight).prim) {
+    /// The weight of a `linear` or convolution `layer` named `lname`: the `weight:` it was
+    /// given, or its own parameter, initialised by its `init:` or PyTorch's U(±bound). A
+    /// weight with an explicit `init:` keeps it: `init NET(std:)` only replaces defaults.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_weight(
+        &mut self,
+        a: &mut Args,
+        given: Option<(Val, Span)>,
+        layer: &str,
+        lname: &str,
+        shape: &[Dim],
+        bound: f64,
+        span: Span,
+    ) -> Result<NodeId, ()> {
+        if let Some(w) = given {
+            return self.given_weight(w, shape, layer, span);
+        }
+        let (init, explicit) = self.init_option(a, usize::MAX, shape.len(), Init::Uniform { bound }, span)?;
+        let w = self.param(lname, "weight", shape, init, Kind::Trainable, span)?;
+        if let (true, Prim::Param { index }) = (explicit, &self.graph.node(w).prim) {
             self.explicit_init.insert(*index);
         }
+        Ok(w)
     }
 
     /// `weight(shape, init:, std:, bound:, gain:)`: a free trainable tensor of the net that

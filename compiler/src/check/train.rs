@@ -434,13 +434,8 @@ impl<'a> Checker<'a> {
             _ => String::new(),
         };
         if crate::optimizer::optimizer_doc(&kind).is_none() {
-            if let Err(p) = crate::optimizer::OptimizerConfig::from_options(&kind, &Default::default()) {
-                let mut e = TypeError::new(p.code, f.span, p.message).label(p.label);
-                if let Some(help) = p.help {
-                    e = e.help(help);
-                }
-                self.error(e);
-            }
+            let names: Vec<&'static str> = crate::optimizer::OPTIMIZERS.iter().map(|o| o.name).collect();
+            self.option_problem(crate::option_table::unknown_kind("optimizer", &kind, &names), &[], f.span);
             return None;
         }
         let Some(target) = args.first().filter(|a| a.name.is_none()) else {
@@ -481,16 +476,7 @@ impl<'a> Checker<'a> {
             spans.push((key, a.span));
         }
         if let Err(p) = crate::optimizer::OptimizerConfig::from_options(&kind, &options) {
-            let span = p
-                .option
-                .as_ref()
-                .and_then(|o| spans.iter().find(|(k, _)| k == o))
-                .map_or(spec.span, |(_, s)| *s);
-            let mut e = TypeError::new(p.code, span, p.message).label(p.label);
-            if let Some(help) = p.help {
-                e = e.help(help);
-            }
-            self.error(e);
+            self.option_problem(p, &spans, spec.span);
         }
         params.sort_unstable();
         params.dedup();
@@ -631,17 +617,20 @@ impl<'a> Checker<'a> {
             spans.push((key, a.span));
         }
         if let Err(p) = crate::lr_schedule::LrSchedule::from_options(name, &options) {
-            let span = p
-                .option
-                .as_ref()
-                .and_then(|o| spans.iter().find(|(k, _)| k == o))
-                .map_or(if p.code == "E0100" { f.span } else { spec.span }, |(_, s)| *s);
-            let mut e = TypeError::new(p.code, span, p.message).label(p.label);
-            if let Some(help) = p.help {
-                e = e.help(help);
-            }
-            self.error(e);
+            let at = if p.code == "E0100" { f.span } else { spec.span };
+            self.option_problem(p, &spans, at);
         }
+    }
+
+    /// An option table's problem as a diagnostic: at the option it names (`spans`: each
+    /// given option's key and span), else at `at`.
+    fn option_problem(&mut self, p: crate::option_table::OptionProblem, spans: &[(String, Span)], at: Span) {
+        let span = p.option.as_ref().and_then(|o| spans.iter().find(|(k, _)| k == o)).map_or(at, |(_, s)| *s);
+        let mut e = TypeError::new(p.code, span, p.message).label(p.label);
+        if let Some(help) = p.help {
+            e = e.help(help);
+        }
+        self.error(e);
     }
 
     fn step(
