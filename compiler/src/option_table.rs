@@ -115,7 +115,7 @@ pub fn unknown_kind(what: &str, kind: &str, names: &[&'static str]) -> OptionPro
     OptionProblem {
         code: "E0100",
         option: None,
-        label: format!("not a {what}"),
+        label: format!("not {} {what}", if what.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }),
         message: format!("unknown {what} `{kind}`"),
         help: Some(help),
     }
