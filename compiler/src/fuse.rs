@@ -128,6 +128,15 @@ pub fn partition(g: &Graph) -> Partition {
                     }
                     _ => None,
                 });
+                // A node that reads only leaves and constants can run anywhere: it joins the
+                // group made last if that group has its shape (an optimizer's `m * beta1`
+                // beside the `g * (1 - beta1)` it is added to), rather than start a kernel.
+                let join = join.or_else(|| {
+                    let k = groups.len().checked_sub(1)?;
+                    let same_pass = !backward || g.node(NodeId::new(groups[k].1)).origin == node.origin;
+                    (groups[k].0 == node.ty.shape && same_pass && inputs.iter().all(|&q| ready(q)))
+                        .then_some(k)
+                });
                 match join {
                     Some(k) => Role::Fused(k),
                     None => {

@@ -7,6 +7,7 @@ pub use genc_grammar as grammar;
 
 pub mod autodiff;
 pub mod check;
+pub mod data_source;
 pub mod diag;
 pub mod dim;
 pub mod fuse;
@@ -28,3 +29,4 @@ pub mod shape_rules;
 pub mod stages;
 pub mod train_spec;
 pub mod types;
+pub mod update;

@@ -168,6 +168,19 @@ pub fn optimizer_doc(name: &str) -> Option<&'static OptimizerDoc> {
     OPTIMIZERS.iter().find(|o| o.name == name)
 }
 
+impl OptimizerKind {
+    /// The name a spec gives this kind (`adamw` for decoupled Adam).
+    pub fn name(&self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd { .. } => "sgd",
+            OptimizerKind::Adam { decoupled: false, .. } => "adam",
+            OptimizerKind::Adam { decoupled: true, .. } => "adamw",
+            OptimizerKind::RmsProp { .. } => "rmsprop",
+            OptimizerKind::Adagrad => "adagrad",
+        }
+    }
+}
+
 impl OptimizerConfig {
     /// The optimizer `kind(options)`, each option checked against the kind's table. The nets
     /// it trains (its positional arguments) are not options: leave them out.

@@ -26,6 +26,14 @@ pub enum ValueKind {
     Bool,
     /// A pair of numbers in [0, 1) (Adam's betas).
     FractionPair,
+    /// A pair of numbers, the first below the second (a pixel range).
+    Range,
+    /// Any string (a path).
+    Text,
+    /// `"train"` or `"test"`.
+    Split,
+    /// 1 or 3 (image channels).
+    Channels,
 }
 
 impl ValueKind {
@@ -40,11 +48,15 @@ impl ValueKind {
             ValueKind::NumberList => "a list of numbers, 0 or more",
             ValueKind::Bool => "true or false",
             ValueKind::FractionPair => "a pair of numbers from 0 up to (not including) 1",
+            ValueKind::Range => "a pair of numbers, the first below the second",
+            ValueKind::Text => "a string",
+            ValueKind::Split => "\"train\" or \"test\"",
+            ValueKind::Channels => "1 or 3",
         }
     }
 }
 
-/// One option of a schedule or an optimizer.
+/// One option of a schedule, an optimizer or a data source.
 #[derive(Clone, Copy, Debug)]
 pub struct OptionDoc {
     pub name: &'static str,
@@ -147,6 +159,12 @@ pub fn check_value(option: &OptionDoc, key: &str, value: &OptionValue) -> Result
         (ValueKind::FractionPair, OptionValue::List(xs)) => {
             xs.len() == 2 && xs.iter().all(|x| (0.0..1.0).contains(x))
         }
+        (ValueKind::Range, OptionValue::List(xs)) => {
+            matches!(xs[..], [lo, hi] if lo.is_finite() && hi.is_finite() && lo < hi)
+        }
+        (ValueKind::Text, OptionValue::Str(_)) => true,
+        (ValueKind::Split, OptionValue::Str(s)) => s == "train" || s == "test",
+        (ValueKind::Channels, OptionValue::Number(x)) => *x == 1.0 || *x == 3.0,
         _ => false,
     };
     if fits {

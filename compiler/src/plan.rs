@@ -96,6 +96,7 @@ pub fn plan(checked: &Checked, batch: Option<u64>) -> Result<(Program, Vec<Phase
         params: checked.table.params.iter().map(spec).collect(),
         buffers: checked.table.buffers.iter().map(spec).collect(),
         phases: Vec::new(),
+        updates: crate::program::Updates::default(),
     };
     let mut stages = Vec::new();
     let phases: Vec<_> = checked.units.iter().filter(|u| u.kind == UnitKind::Phase).collect();
@@ -163,6 +164,9 @@ pub fn plan(checked: &Checked, batch: Option<u64>) -> Result<(Program, Vec<Phase
         lowered.primitive_ops = passes::op_count(&g);
         program.phases.push(lowered);
         stages.push(PhaseStages { name: unit.name.clone(), grad: g, simplified, partition });
+    }
+    if let Some(run) = &checked.run {
+        program.updates = crate::update::plan_updates(run, &checked.table.params)?;
     }
     Ok((program, stages))
 }

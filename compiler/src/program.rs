@@ -11,6 +11,20 @@ pub struct Program {
     pub params: Vec<TensorSpec>,
     pub buffers: Vec<TensorSpec>,
     pub phases: Vec<PhaseProgram>,
+    /// The step's weight updates, planned like the phases.
+    #[serde(default)]
+    pub updates: Updates,
+}
+
+/// The weight updates of a training step (`update::plan_updates`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Updates {
+    /// Per optimizer of the run, in declaration order: its update of the weights it trains.
+    pub optimizers: Vec<PhaseProgram>,
+    /// Per `ema` entry: the averages' update.
+    pub ema: Vec<PhaseProgram>,
+    /// Per clip of the step, in the order `update::clips` lists them.
+    pub clips: Vec<PhaseProgram>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -164,6 +178,10 @@ impl Program {
         for phase in &self.phases {
             out.push_str(&phase.to_text());
         }
+        let updates = &self.updates;
+        for update in updates.optimizers.iter().chain(&updates.ema).chain(&updates.clips) {
+            out.push_str(&update.to_text_headed("update"));
+        }
         out
     }
 }
@@ -171,12 +189,17 @@ impl Program {
 impl PhaseProgram {
     /// The stable text form of one phase (`--emit program`, and each sampler segment).
     pub fn to_text(&self) -> String {
+        self.to_text_headed("phase")
+    }
+
+    /// The text form under another heading (`update` for a weight update).
+    pub fn to_text_headed(&self, heading: &str) -> String {
         use std::fmt::Write as _;
         let phase = self;
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "\nphase {} {{  // {} primitive ops, {} kernels, peak {} bytes in {} slots",
+            "\n{heading} {} {{  // {} primitive ops, {} kernels, peak {} bytes in {} slots",
             phase.name,
             phase.primitive_ops,
             phase.kernels,

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::check::Checked;
+pub use crate::data_source::DataSpec;
 use crate::interp::{self, Value};
 use crate::params::{Entry, Init};
 
@@ -39,17 +40,6 @@ impl OptionValue {
 }
 
 pub type Options = BTreeMap<String, OptionValue>;
-
-/// A `data` entry: the names it binds and where they come from.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DataSpec {
-    pub names: Vec<String>,
-    /// `fashion_mnist`, `mnist` or `folder`.
-    pub source: String,
-    pub options: Options,
-    /// `downsample` (with its factor) or `edges`, for `|> paired(..)`.
-    pub paired: Option<(String, Options)>,
-}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerSpec {

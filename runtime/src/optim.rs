@@ -1,18 +1,20 @@
-//! Optimizers as fused update kernels: SGD (with momentum), Adam, AdamW, RMSprop and Adagrad,
-//! with PyTorch's update rules and defaults, global-norm gradient clipping and learning-rate
-//! schedules.
+//! Optimizers: SGD (with momentum), Adam, AdamW, RMSprop and Adagrad with PyTorch's update
+//! rules and defaults, global-norm gradient clipping and learning-rate schedules.
 //!
-//! Each parameter's update is one launch of the fused element-wise kernel: inputs are the
-//! parameter, its gradient, its state tensors and per-step scalars (read as broadcast views
-//! into one small uploaded buffer); outputs are the new parameter and the new state.
+//! The update itself is the compiler's planned program (`genc_compiler::update`): this
+//! module keeps what changes from update to update — the state tensors, the schedule's
+//! position, Adam's bias-correction count — and feeds the program its per-update scalars.
 
 use genc_compiler::lr_schedule::LrSchedule;
-use genc_compiler::optimizer::OptimizerKind;
-use genc_compiler::prim::{DType, ReduceOp};
+use genc_compiler::optimizer::OptimizerConfig;
+use genc_compiler::prim::DType;
+use genc_compiler::program::PhaseProgram;
 use genc_compiler::train_spec::OptimizerSpec;
+use genc_compiler::update::optimizer::{slot_names, step_scalars};
 
 use crate::device::{Device, DeviceError, DeviceTensor};
-use crate::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};
+use crate::executor::LoadedPhase;
+use crate::kernels::Leaves;
 
 /// Why an optimizer cannot be built (its options were checked with the spec).
 #[derive(Clone, Debug, PartialEq, thiserror::Error, miette::Diagnostic)]
@@ -23,26 +25,17 @@ pub enum OptimError {
     State { name: String, reason: String },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Kind {
-    Sgd { momentum: f64, nesterov: bool },
-    Adam { b1: f64, b2: f64, decoupled: bool },
-    RmsProp { alpha: f64 },
-    Adagrad,
-}
-
-/// One optimizer: its rule, hyper-parameters, parameters and state.
+/// One optimizer: its rule, its planned update, parameters and state.
 pub struct Optimizer {
     pub name: String,
-    kind: Kind,
-    lr: f64,
-    eps: f64,
-    weight_decay: f64,
-    grad_clip: Option<f64>,
+    config: OptimizerConfig,
     schedule: Option<LrSchedule>,
     /// The updates this optimizer makes in the whole run: the length of `linear` and
     /// `cosine` schedules that give none.
     run_updates: u64,
+    /// The planned update: gradients, state and scalars in; `grad_norm2`, then each
+    /// parameter's new value and state out.
+    update: LoadedPhase,
     /// Indices into the program's parameters.
     pub params: Vec<usize>,
     /// Per parameter, the state tensors (momentum buffer; Adam's m and v; ...).
@@ -56,22 +49,16 @@ pub struct Optimizer {
 
 impl Optimizer {
     /// Builds an optimizer with zeroed state for parameters of the given shapes, making
-    /// `run_updates` updates in the whole run.
+    /// `run_updates` updates in the whole run with the planned `update`.
     pub fn new(
         device: &Device,
         spec: &OptimizerSpec,
         shapes: &[Vec<usize>],
         run_updates: u64,
+        update: &PhaseProgram,
     ) -> Result<Optimizer, OptimError> {
-        let c = &spec.config;
-        let (kind, slots) = match c.kind {
-            OptimizerKind::Sgd { momentum, nesterov } => {
-                (Kind::Sgd { momentum, nesterov }, usize::from(momentum != 0.0))
-            }
-            OptimizerKind::Adam { betas: (b1, b2), decoupled } => (Kind::Adam { b1, b2, decoupled }, 2),
-            OptimizerKind::RmsProp { alpha } => (Kind::RmsProp { alpha }, 1),
-            OptimizerKind::Adagrad => (Kind::Adagrad, 1),
-        };
+        let fail = |e: DeviceError| OptimError::State { name: spec.name.clone(), reason: e.to_string() };
+        let slots = slot_names(&spec.config.kind).len();
         let state = shapes
             .iter()
             .map(|s| {
@@ -79,16 +66,13 @@ impl Optimizer {
                 (0..slots).map(|_| DeviceTensor::from_f32(device, DType::F32, s, &vec![0.0; n])).collect()
             })
             .collect::<Result<_, _>>()
-            .map_err(|e: DeviceError| OptimError::State { name: spec.name.clone(), reason: e.to_string() })?;
+            .map_err(fail)?;
         Ok(Optimizer {
             name: spec.name.clone(),
-            kind,
-            lr: c.lr,
-            eps: c.eps,
-            weight_decay: c.weight_decay,
-            grad_clip: c.grad_clip,
+            config: spec.config.clone(),
             schedule: spec.schedule.clone(),
             run_updates,
+            update: LoadedPhase::load(device, update).map_err(fail)?,
             params: spec.params.clone(),
             state,
             steps: 0,
@@ -98,20 +82,14 @@ impl Optimizer {
 
     /// The state tensors' names for checkpoints (`m`, `v`, `momentum`, ...).
     pub fn slot_names(&self) -> &'static [&'static str] {
-        match self.kind {
-            Kind::Sgd { momentum, .. } if momentum != 0.0 => &["momentum"],
-            Kind::Sgd { .. } => &[],
-            Kind::Adam { .. } => &["m", "v"],
-            Kind::RmsProp { .. } => &["square_avg"],
-            Kind::Adagrad => &["sum"],
-        }
+        slot_names(&self.config.kind)
     }
 
     /// The learning rate at update `t` (0-based) after the schedule.
     pub fn lr_at(&self, t: u64) -> f64 {
         match &self.schedule {
-            Some(s) => s.lr(self.lr, t, self.run_updates),
-            None => self.lr,
+            Some(s) => s.lr(self.config.lr, t, self.run_updates),
+            None => self.config.lr,
         }
     }
 
@@ -124,63 +102,51 @@ impl Optimizer {
     /// warm-up (a `gamma` above 1 is an easy slip for a decay factor that divides).
     pub fn rising_rate(&self) -> Option<(f64, f64)> {
         let factor = self.schedule.as_ref()?.rises(self.run_updates)?;
-        Some((self.lr, self.lr * factor))
+        Some((self.config.lr, self.config.lr * factor))
     }
 
-    /// Applies one update. `grads[i]` is the gradient of `self.params[i]`,
-    /// `params` the program's parameter tensors (updated in place); `maximize` ascends.
+    /// Applies one update. `grads[i]` is the gradient of `self.params[i]`, `params` the
+    /// program's parameter tensors (replaced by the updated ones); `maximize` ascends.
+    /// Returns the gradients' squared global norm; when it is not finite, nothing is
+    /// replaced and nothing counts as done, so the caller can stop with the weights intact.
     pub fn step(
         &mut self,
         device: &Device,
         params: &mut [DeviceTensor],
         grads: &[DeviceTensor],
         maximize: bool,
-    ) -> Result<(), DeviceError> {
+    ) -> Result<f64, DeviceError> {
         let t = self.applied + 1;
-        let lr = self.lr_at(self.steps);
-        let gscale = match self.grad_clip {
-            Some(max) => {
-                let norm = global_norm(device, grads)?;
-                if norm > max { max / (norm + 1e-6) } else { 1.0 }
-            }
-            None => 1.0,
+        let scalars: Vec<f64> = step_scalars(&self.config, self.lr_at(self.steps), t, maximize)
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        let mut inputs: Vec<DeviceTensor> = grads.to_vec();
+        inputs.extend(self.state.iter().flatten().cloned());
+        inputs.extend(scalar_inputs(device, &scalars)?);
+        let leaves = Leaves { inputs, params: params.to_vec(), buffers: Vec::new(), seed: 0 };
+        let mut outputs = self.update.run(device, &leaves)?.into_iter().map(|(_, t)| t);
+        let slots = self.slot_names().len();
+        let malformed = || DeviceError::Kernel {
+            op: format!("update {}", self.name),
+            reason: "the program's outputs are not grad_norm2 and each parameter's value and state".into(),
         };
-        // `maximize` ascends: the gradient's sign flips.
-        let gscale = if maximize { -gscale } else { gscale };
-        // Per-step scalars, in one buffer: [gscale, lr, c0, c1, c2, c3, c4, c5].
-        let (c, program) = self.program(lr, t, gscale);
-        let scalars = DeviceTensor::from_f32(
-            device,
-            DType::F32,
-            &[c.len()],
-            &c.iter().map(|&x| x as f32).collect::<Vec<_>>(),
-        )?;
-        for (k, &p) in self.params.iter().enumerate() {
-            let param = &params[p];
-            let rank = param.shape.len();
-            let mut inputs: Vec<DeviceTensor> = vec![param.clone(), grads[k].clone()];
-            inputs.extend(self.state[k].iter().cloned());
-            for i in 0..c.len() {
-                inputs.push(DeviceTensor {
-                    dtype: DType::F32,
-                    shape: vec![1; rank],
-                    strides: vec![0; rank],
-                    offset: i,
-                    buffer: scalars.buffer.clone(),
-                });
-            }
-            let refs: Vec<&DeviceTensor> = inputs.iter().collect();
-            let n_out = 1 + self.state[k].len();
-            let mut outs =
-                run_fused(device, &program, &refs, &param.shape, &vec![DType::F32; n_out])?.into_iter();
-            if let Some(new_param) = outs.next() {
-                params[p] = new_param;
-            }
-            self.state[k] = outs.collect();
+        let norm2 =
+            outputs.next().ok_or_else(malformed)?.to_f64(device)?.first().copied().unwrap_or(f64::NAN);
+        if !norm2.is_finite() {
+            return Ok(norm2);
+        }
+        let updated: Vec<DeviceTensor> = outputs.collect();
+        if updated.len() != self.params.len() * (1 + slots) {
+            return Err(malformed());
+        }
+        for (k, chunk) in updated.chunks(1 + slots).enumerate() {
+            params[self.params[k]] = chunk[0].clone();
+            self.state[k] = chunk[1..].to_vec();
         }
         self.steps += 1;
         self.applied = t;
-        Ok(())
+        Ok(norm2)
     }
 
     /// Whether this update's rate is zero: the phase it would follow changes nothing, so the
@@ -193,165 +159,20 @@ impl Optimizer {
     pub fn skip(&mut self) {
         self.steps += 1;
     }
-
-    /// The update as a register program over inputs `[p, g, state.., scalars..]`, and the
-    /// scalars' values.
-    fn program(&self, lr: f64, t: u64, gscale: f64) -> (Vec<f64>, FusedProgram) {
-        let n_state = match self.kind {
-            Kind::Sgd { momentum, .. } => usize::from(momentum != 0.0),
-            Kind::Adam { .. } => 2,
-            Kind::RmsProp { .. } | Kind::Adagrad => 1,
-        };
-        let mut b = Prog { instrs: Vec::new() };
-        let (p, g0) = (0, 1);
-        let s = |i: usize| 2 + i;
-        let base = 2 + n_state;
-        let k = |i: usize| base + i;
-        let wd = self.weight_decay;
-        let decoupled = matches!(self.kind, Kind::Adam { decoupled: true, .. });
-        // scalars: 0 gscale, 1 lr, 2 wd, then rule-specific
-        let mut c = vec![gscale, lr, wd];
-        let g1 = b.op(EwOp::Mul, g0, k(0));
-        let g = if wd != 0.0 && !decoupled {
-            let pw = b.op(EwOp::Mul, p, k(2));
-            b.op(EwOp::Add, g1, pw)
-        } else {
-            g1
-        };
-        let outputs = match self.kind {
-            Kind::Sgd { momentum, nesterov } => {
-                if momentum == 0.0 {
-                    let d = b.op(EwOp::Mul, g, k(1));
-                    vec![b.op(EwOp::Sub, p, d)]
-                } else {
-                    c.push(momentum);
-                    let mb = b.op(EwOp::Mul, s(0), k(3));
-                    let buf = b.op(EwOp::Add, mb, g);
-                    let dir = if nesterov {
-                        let mb2 = b.op(EwOp::Mul, buf, k(3));
-                        b.op(EwOp::Add, g, mb2)
-                    } else {
-                        buf
-                    };
-                    let d = b.op(EwOp::Mul, dir, k(1));
-                    vec![b.op(EwOp::Sub, p, d), buf]
-                }
-            }
-            Kind::Adam { b1, b2, .. } => {
-                let bc1 = 1.0 - b1.powi(t as i32);
-                let bc2 = 1.0 - b2.powi(t as i32);
-                // 3 b1, 4 1-b1, 5 b2, 6 1-b2, 7 lr/bc1, 8 1/sqrt(bc2), 9 eps, 10 1 - lr wd
-                c.extend([b1, 1.0 - b1, b2, 1.0 - b2, lr / bc1, 1.0 / bc2.sqrt(), self.eps, 1.0 - lr * wd]);
-                let m1 = b.op(EwOp::Mul, s(0), k(3));
-                let m2 = b.op(EwOp::Mul, g, k(4));
-                let m = b.op(EwOp::Add, m1, m2);
-                let v1 = b.op(EwOp::Mul, s(1), k(5));
-                let gg = b.op(EwOp::Mul, g, g);
-                let v2 = b.op(EwOp::Mul, gg, k(6));
-                let v = b.op(EwOp::Add, v1, v2);
-                let sv = b.op(EwOp::Sqrt, v, v);
-                let sv = b.op(EwOp::Mul, sv, k(8));
-                let den = b.op(EwOp::Add, sv, k(9));
-                let q = b.op(EwOp::Div, m, den);
-                let step = b.op(EwOp::Mul, q, k(7));
-                let p0 = if decoupled { b.op(EwOp::Mul, p, k(10)) } else { p };
-                vec![b.op(EwOp::Sub, p0, step), m, v]
-            }
-            Kind::RmsProp { alpha } => {
-                // 3 alpha, 4 1-alpha, 5 eps
-                c.extend([alpha, 1.0 - alpha, self.eps]);
-                let a1 = b.op(EwOp::Mul, s(0), k(3));
-                let gg = b.op(EwOp::Mul, g, g);
-                let a2 = b.op(EwOp::Mul, gg, k(4));
-                let sq = b.op(EwOp::Add, a1, a2);
-                let r = b.op(EwOp::Sqrt, sq, sq);
-                let den = b.op(EwOp::Add, r, k(5));
-                let q = b.op(EwOp::Div, g, den);
-                let d = b.op(EwOp::Mul, q, k(1));
-                vec![b.op(EwOp::Sub, p, d), sq]
-            }
-            Kind::Adagrad => {
-                // 3 eps
-                c.push(self.eps);
-                let gg = b.op(EwOp::Mul, g, g);
-                let sum = b.op(EwOp::Add, s(0), gg);
-                let r = b.op(EwOp::Sqrt, sum, sum);
-                let den = b.op(EwOp::Add, r, k(3));
-                let q = b.op(EwOp::Div, g, den);
-                let d = b.op(EwOp::Mul, q, k(1));
-                vec![b.op(EwOp::Sub, p, d), sum]
-            }
-        };
-        // The scalars are inputs too: instruction results follow them.
-        let n_inputs = base + c.len();
-        let renumber = |r: usize| if r >= RESERVED { r - RESERVED + n_inputs } else { r };
-        let instrs = b
-            .instrs
-            .iter()
-            .map(|i| Instr { op: i.op, a: renumber(i.a), b: renumber(i.b), c: renumber(i.c) })
-            .collect();
-        let outputs = outputs.into_iter().map(renumber).collect();
-        (c, FusedProgram { n_inputs, instrs, outputs })
-    }
 }
 
-/// A register-program builder: instruction results are numbered from [`RESERVED`] until the
-/// number of scalar inputs is known, then renumbered.
-struct Prog {
-    instrs: Vec<Instr>,
-}
-
-impl Prog {
-    fn op(&mut self, op: EwOp, a: usize, b: usize) -> usize {
-        self.instrs.push(Instr { op, a, b, c: a });
-        RESERVED + self.instrs.len() - 1
-    }
-}
-
-/// Registers at or above this are instruction results (before renumbering).
-const RESERVED: usize = 1 << 16;
-
-/// ‖g‖ over every gradient of one optimizer.
-fn global_norm(device: &Device, grads: &[DeviceTensor]) -> Result<f64, DeviceError> {
-    Ok(squared_norm(device, grads)?.sqrt())
-}
-
-/// Σ g² over every element of every tensor, summed on the device: one read-back in all. NaN
-/// or infinite if any element is.
-pub fn squared_norm(device: &Device, tensors: &[DeviceTensor]) -> Result<f64, DeviceError> {
-    let square = FusedProgram {
-        n_inputs: 1,
-        instrs: vec![Instr { op: EwOp::Mul, a: 0, b: 0, c: 0 }],
-        outputs: vec![1],
-    };
-    let add = FusedProgram {
-        n_inputs: 2,
-        instrs: vec![Instr { op: EwOp::Add, a: 0, b: 1, c: 0 }],
-        outputs: vec![2],
-    };
-    let mut total: Option<DeviceTensor> = None;
-    for g in tensors {
-        let sq = run_fused(device, &square, &[g], &g.shape, &[DType::F32])?;
-        let axes: Vec<usize> = (0..g.shape.len()).collect();
-        let ones = vec![1; g.shape.len()];
-        let s = crate::kernels::eval(
-            device,
-            &genc_compiler::prim::Prim::Reduce { op: ReduceOp::Sum, axes },
-            &[&sq[0]],
-            &ones,
-            DType::F32,
-            &crate::kernels::Leaves::default(),
-        )?
-        .reshaped(device, &[1])?;
-        total = Some(match total {
-            None => s,
-            Some(t) => run_fused(device, &add, &[&t, &s], &[1], &[DType::F32])?
-                .pop()
-                .ok_or_else(|| DeviceError::Kernel { op: "norm".into(), reason: "no output".into() })?,
-        });
-    }
-    match total {
-        Some(t) => Ok(t.to_f64(device)?.first().copied().unwrap_or(0.0)),
-        None => Ok(0.0),
-    }
+/// One-element tensors holding `values`, as views into one uploaded buffer: a program's
+/// per-run scalars.
+pub fn scalar_inputs(device: &Device, values: &[f64]) -> Result<Vec<DeviceTensor>, DeviceError> {
+    let data: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+    let buffer = DeviceTensor::from_f32(device, DType::F32, &[values.len().max(1)], &data)?;
+    Ok((0..values.len())
+        .map(|i| DeviceTensor {
+            dtype: DType::F32,
+            shape: vec![1],
+            strides: vec![1],
+            offset: i,
+            buffer: buffer.buffer.clone(),
+        })
+        .collect())
 }

@@ -1,22 +1,22 @@
 //! The training loop's core: parameters and buffers on the device, initialised from the
 //! parameter table; one `step` runs the declared phases in order (with `repeat`, a fresh
-//! batch per run), applies each phase's optimizer, clamps clipped weights and updates EMAs.
+//! batch per run), applies each phase's optimizer, clamps clipped weights and updates EMAs,
+//! every update one of the program's planned `updates`.
 //!
 //! Data comes from a caller-supplied feed, so this module knows nothing of files: the feed is
 //! asked for a phase's inputs each time the phase runs.
 
 use genc_compiler::interp;
 use genc_compiler::params::{Entry, Init};
-use genc_compiler::prim::{DType, ReduceOp};
+use genc_compiler::prim::DType;
 use genc_compiler::program::{PhaseProgram, Program};
 use genc_compiler::train_spec::{StepOp, TrainSpec};
 
 use crate::device::{Device, DeviceError, DeviceTensor};
 use crate::executor::LoadedPhase;
 use crate::kernels::Leaves;
-use crate::kernels::elementwise::{EwOp, FusedProgram, Instr, run_fused};
 use crate::labels::{FeedError, LabelOutOfRange};
-use crate::optim::{OptimError, Optimizer, squared_norm};
+use crate::optim::{OptimError, Optimizer};
 use crate::profile::Profile;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -88,7 +88,11 @@ pub struct Trainer {
     phases: Vec<LoadedPhase>,
     /// Per phase: its optimizer's index and whether it maximizes.
     phase_optimizer: Vec<(usize, bool)>,
-    step_ops: Vec<StepOp>,
+    actions: Vec<Action>,
+    /// The planned clips, in the order `update::clips` lists the step's clips.
+    clips: Vec<LoadedPhase>,
+    /// Per EMA entry, its planned update.
+    ema_updates: Vec<LoadedPhase>,
     pub params: Vec<DeviceTensor>,
     pub buffers: Vec<DeviceTensor>,
     pub optimizers: Vec<Optimizer>,
@@ -128,12 +132,28 @@ impl Trainer {
         let phase_optimizer = spec.phase_optimizers.clone();
         let mut per_step = vec![0u64; run.optimizers.len()];
         count_updates(&run.step, &phase_optimizer, 1, &mut per_step);
+        let updates = &program.updates;
+        let planned = |what: &str, have: usize, want: usize| match have == want {
+            true => Ok(()),
+            false => Err(TrainError::Init {
+                name: "the step's updates".into(),
+                reason: format!(
+                    "the program plans {have} {what} for the spec's {want}; plan it from this spec"
+                ),
+            }),
+        };
+        planned("optimizer updates", updates.optimizers.len(), run.optimizers.len())?;
+        planned("EMA updates", updates.ema.len(), run.ema.len())?;
+        planned("clips", updates.clips.len(), genc_compiler::update::clips(&run.step).len())?;
         let mut optimizers = Vec::new();
-        for (optimizer, &updates) in run.optimizers.iter().zip(&per_step) {
+        for ((optimizer, &count), update) in run.optimizers.iter().zip(&per_step).zip(&updates.optimizers) {
             let shapes: Vec<Vec<usize>> =
                 optimizer.params.iter().map(|&p| spec.params[p].shape.clone()).collect();
-            optimizers.push(Optimizer::new(device, optimizer, &shapes, steps.saturating_mul(updates))?);
+            optimizers.push(Optimizer::new(device, optimizer, &shapes, steps.saturating_mul(count), update)?);
         }
+        let load = |p: &PhaseProgram| LoadedPhase::load(device, p);
+        let clips = updates.clips.iter().map(load).collect::<Result<Vec<_>, _>>()?;
+        let ema_updates = updates.ema.iter().map(load).collect::<Result<Vec<_>, _>>()?;
         let phases =
             program.phases.iter().map(|p| LoadedPhase::load(device, p)).collect::<Result<Vec<_>, _>>()?;
         let ema = run
@@ -145,7 +165,9 @@ impl Trainer {
             program,
             phases,
             phase_optimizer,
-            step_ops: run.step,
+            actions: actions(&run.step, &mut 0),
+            clips,
+            ema_updates,
             params,
             buffers,
             optimizers,
@@ -170,10 +192,12 @@ impl Trainer {
 
     /// One training step: every phase of the `step` block, in order.
     pub fn train_step(&mut self, device: &Device, feed: &mut Feed<'_>) -> Result<StepReport, TrainError> {
-        let ops = self.step_ops.clone();
+        let actions = std::mem::take(&mut self.actions);
         let mut sums: Vec<(String, f64, u32)> = Vec::new();
         self.runs = 0;
-        self.run_ops(device, &ops, feed, &mut sums)?;
+        let done = self.run_actions(device, &actions, feed, &mut sums);
+        self.actions = actions;
+        done?;
         for o in self.optimizers.iter().filter(|o| o.is_scheduled() && o.steps > 0) {
             sums.push((format!("lr.{}", o.name), o.lr_at(o.steps - 1), 1));
         }
@@ -184,32 +208,26 @@ impl Trainer {
         Ok(StepReport { metrics: sums.into_iter().map(|(n, s, c)| (n, s / f64::from(c))).collect() })
     }
 
-    fn run_ops(
+    fn run_actions(
         &mut self,
         device: &Device,
-        ops: &[StepOp],
+        actions: &[Action],
         feed: &mut Feed<'_>,
         sums: &mut Vec<(String, f64, u32)>,
     ) -> Result<(), TrainError> {
-        for op in ops {
-            match op {
-                StepOp::Repeat { count, body } => {
+        for action in actions {
+            match action {
+                Action::Repeat { count, body } => {
                     for _ in 0..*count {
-                        self.run_ops(device, body, feed, sums)?;
+                        self.run_actions(device, body, feed, sums)?;
                     }
                 }
-                StepOp::Phase { phase } => self.run_phase(device, *phase, feed, sums)?,
-                StepOp::Clip { params, lo, hi } => {
+                Action::Phase(phase) => self.run_phase(device, *phase, feed, sums)?,
+                Action::Clip(k) => {
                     let started = self.profile.start();
-                    for &p in params {
-                        self.params[p] = clamp(device, &self.params[p], *lo, *hi)?;
-                    }
-                    self.profile.stop(device, "weight clip", started)?;
-                }
-                StepOp::ClipNorm { params, max } => {
-                    let started = self.profile.start();
-                    for &p in params {
-                        self.params[p] = clip_norm(device, &self.params[p], *max)?;
+                    let leaves = Leaves { params: self.params.clone(), ..Leaves::default() };
+                    for (name, t) in self.clips[*k].run(device, &leaves)? {
+                        self.replace_param(&name, t);
                     }
                     self.profile.stop(device, "weight clip", started)?;
                 }
@@ -283,10 +301,21 @@ impl Trainer {
             }
         }
         self.profile.stop(device, "read back losses", read_back)?;
-        let computed: Vec<DeviceTensor> = grads.iter().flatten().cloned().collect();
+        let Some(optimizer) = self.optimizers.get_mut(opt) else { return Ok(()) };
+        let g: Vec<DeviceTensor> = optimizer
+            .params
+            .iter()
+            .map(|&p| match &grads[p] {
+                Some(g) => Ok(g.clone()),
+                None => {
+                    let shape = &self.program.params[p].shape;
+                    DeviceTensor::from_f32(device, DType::F32, shape, &vec![0.0; shape.iter().product()])
+                }
+            })
+            .collect::<Result<_, _>>()?;
         let started = self.profile.start();
-        let norm2 = squared_norm(device, &computed)?;
-        self.profile.stop(device, "gradient finiteness check", started)?;
+        let norm2 = optimizer.step(device, &mut self.params, &g, maximize)?;
+        self.profile.stop(device, "optimizer update", started)?;
         if !norm2.is_finite() {
             let first = self.diagnose(device, k, &leaves);
             let what = "a parameter gradient".to_string();
@@ -297,22 +326,6 @@ impl Trainer {
                 value: norm2,
                 first,
             });
-        }
-        if let Some(optimizer) = self.optimizers.get_mut(opt) {
-            let g: Vec<DeviceTensor> = optimizer
-                .params
-                .iter()
-                .map(|&p| match &grads[p] {
-                    Some(g) => Ok(g.clone()),
-                    None => {
-                        let shape = &self.program.params[p].shape;
-                        DeviceTensor::from_f32(device, DType::F32, shape, &vec![0.0; shape.iter().product()])
-                    }
-                })
-                .collect::<Result<_, _>>()?;
-            let started = self.profile.start();
-            optimizer.step(device, &mut self.params, &g, maximize)?;
-            self.profile.stop(device, "optimizer update", started)?;
         }
         Ok(())
     }
@@ -335,11 +348,19 @@ impl Trainer {
         }
     }
 
+    /// A planned update's `param.<name>` output replaces that parameter.
+    fn replace_param(&mut self, output: &str, value: DeviceTensor) {
+        let name = output.strip_prefix("param.").unwrap_or(output);
+        if let Some(i) = self.program.params.iter().position(|p| p.name == name) {
+            self.params[i] = value;
+        }
+    }
+
     fn update_ema(&mut self, device: &Device) -> Result<(), TrainError> {
-        for (params, decay, avg) in &mut self.ema {
-            for (k, &p) in params.iter().enumerate() {
-                avg[k] = lerp(device, &avg[k], &self.params[p], *decay)?;
-            }
+        for ((_, _, averages), update) in self.ema.iter_mut().zip(&self.ema_updates) {
+            let leaves =
+                Leaves { inputs: averages.clone(), params: self.params.clone(), ..Leaves::default() };
+            *averages = update.run(device, &leaves)?.into_iter().map(|(_, t)| t).collect();
         }
         Ok(())
     }
@@ -386,6 +407,28 @@ fn count_updates(ops: &[StepOp], phase_optimizer: &[(usize, bool)], times: u64, 
             StepOp::Clip { .. } | StepOp::ClipNorm { .. } => {}
         }
     }
+}
+
+/// What a step does, with each clip's planned program: the `step` block's ops.
+#[derive(Clone, Debug)]
+enum Action {
+    Phase(usize),
+    Clip(usize),
+    Repeat { count: u64, body: Vec<Action> },
+}
+
+/// The actions of `ops`, clips numbered from `next` in the order `update::clips` lists them.
+fn actions(ops: &[StepOp], next: &mut usize) -> Vec<Action> {
+    ops.iter()
+        .map(|op| match op {
+            StepOp::Phase { phase } => Action::Phase(*phase),
+            StepOp::Clip { .. } | StepOp::ClipNorm { .. } => {
+                *next += 1;
+                Action::Clip(*next - 1)
+            }
+            StepOp::Repeat { count, body } => Action::Repeat { count: *count, body: actions(body, next) },
+        })
+        .collect()
 }
 
 /// `minimize critic(x, ..)` → `critic`.
@@ -483,97 +526,6 @@ fn causal_mask(shape: &[usize], kind: char) -> Vec<f64> {
         })
         .collect();
     (0..per).flat_map(|_| window.iter().copied()).collect()
-}
-
-fn scalar_views(device: &Device, values: &[f64], rank: usize) -> Result<Vec<DeviceTensor>, DeviceError> {
-    let buf = DeviceTensor::from_f32(
-        device,
-        DType::F32,
-        &[values.len()],
-        &values.iter().map(|&v| v as f32).collect::<Vec<_>>(),
-    )?;
-    Ok((0..values.len())
-        .map(|i| DeviceTensor {
-            dtype: DType::F32,
-            shape: vec![1; rank],
-            strides: vec![0; rank],
-            offset: i,
-            buffer: buf.buffer.clone(),
-        })
-        .collect())
-}
-
-/// `min(max(x, lo), hi)`.
-fn clamp(device: &Device, x: &DeviceTensor, lo: f64, hi: f64) -> Result<DeviceTensor, DeviceError> {
-    let s = scalar_views(device, &[lo, hi], x.shape.len())?;
-    let program = FusedProgram {
-        n_inputs: 3,
-        instrs: vec![Instr { op: EwOp::Max, a: 0, b: 1, c: 0 }, Instr { op: EwOp::Min, a: 3, b: 2, c: 0 }],
-        outputs: vec![4],
-    };
-    let mut out = run_fused(device, &program, &[x, &s[0], &s[1]], &x.shape, &[DType::F32])?;
-    out.pop().ok_or_else(|| DeviceError::Kernel { op: "clip".into(), reason: "no output".into() })
-}
-
-/// Each output unit's weights (the slices along axis 0: a `linear` row, a convolution
-/// filter) scaled down to a norm of at most `max`: `w * min(1, max / |w_row|)`.
-fn clip_norm(device: &Device, w: &DeviceTensor, max: f64) -> Result<DeviceTensor, DeviceError> {
-    let rank = w.shape.len();
-    let square = FusedProgram {
-        n_inputs: 1,
-        instrs: vec![Instr { op: EwOp::Mul, a: 0, b: 0, c: 0 }],
-        outputs: vec![1],
-    };
-    let sq = run_fused(device, &square, &[w], &w.shape, &[DType::F32])?;
-    let mut per_row = vec![1; rank];
-    per_row[0] = w.shape[0];
-    let ss = crate::kernels::eval(
-        device,
-        &genc_compiler::prim::Prim::Reduce { op: ReduceOp::Sum, axes: (1..rank).collect() },
-        &[&sq[0]],
-        &per_row,
-        DType::F32,
-        &Leaves::default(),
-    )?;
-    // The row sums seen at every element of their row.
-    let mut strides = vec![0; rank];
-    strides[0] = ss.strides[0];
-    let ss = DeviceTensor { shape: w.shape.clone(), strides, ..ss };
-    let s = scalar_views(device, &[max, 1e-24, 1.0], rank)?;
-    let program = FusedProgram {
-        n_inputs: 5,
-        instrs: vec![
-            Instr { op: EwOp::Max, a: 1, b: 3, c: 0 },   // 5: |w_row|^2, not 0
-            Instr { op: EwOp::Rsqrt, a: 5, b: 0, c: 0 }, // 6: 1 / |w_row|
-            Instr { op: EwOp::Mul, a: 2, b: 6, c: 0 },   // 7: max / |w_row|
-            Instr { op: EwOp::Min, a: 7, b: 4, c: 0 },   // 8: the factor, at most 1
-            Instr { op: EwOp::Mul, a: 0, b: 8, c: 0 },
-        ],
-        outputs: vec![9],
-    };
-    let mut out = run_fused(device, &program, &[w, &ss, &s[0], &s[1], &s[2]], &w.shape, &[DType::F32])?;
-    out.pop().ok_or_else(|| DeviceError::Kernel { op: "clip to norm".into(), reason: "no output".into() })
-}
-
-/// `decay * avg + (1 - decay) * x`.
-fn lerp(
-    device: &Device,
-    avg: &DeviceTensor,
-    x: &DeviceTensor,
-    decay: f64,
-) -> Result<DeviceTensor, DeviceError> {
-    let s = scalar_views(device, &[decay, 1.0 - decay], x.shape.len())?;
-    let program = FusedProgram {
-        n_inputs: 4,
-        instrs: vec![
-            Instr { op: EwOp::Mul, a: 0, b: 2, c: 0 },
-            Instr { op: EwOp::Mul, a: 1, b: 3, c: 0 },
-            Instr { op: EwOp::Add, a: 4, b: 5, c: 0 },
-        ],
-        outputs: vec![6],
-    };
-    let mut out = run_fused(device, &program, &[avg, x, &s[0], &s[1]], &x.shape, &[DType::F32])?;
-    out.pop().ok_or_else(|| DeviceError::Kernel { op: "ema".into(), reason: "no output".into() })
 }
 
 #[cfg(test)]

@@ -133,6 +133,55 @@ fn gans() {
     });
 }
 
+/// Every weight update a spec plans (optimizers with their state, weight decay, gradient
+/// clipping; EMAs; clamps and norm bounds), on the device and on the interpreter: SGD with
+/// momentum and a norm bound (gan, cgan), RMSprop and a clamp (wgan), Adam and Adagrad (vae),
+/// Adam with a clipped gradient and an EMA (ddpm, small).
+#[test]
+fn weight_updates() {
+    on_every_device(|| {
+        let specs = [
+            ("gan", checked("gan")),
+            ("cgan", checked("cgan")),
+            ("wgan", checked("wgan")),
+            ("vae", checked("vae")),
+            ("ddpm", checked_with("ddpm", &[("F", 8), ("E", 8)], &[])),
+        ];
+        for (name, c) in &specs {
+            let (program, _) = plan::plan(c, Some(3)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let (_, params, _) = leaves(&program, 0);
+            let updates = &program.updates;
+            for update in updates.optimizers.iter().chain(&updates.ema).chain(&updates.clips) {
+                let what = format!("{name} / update {}", update.name);
+                // Gradients around 0 (some negative), state and scalars in (0.1, 0.9).
+                let inputs: Vec<Value> = update
+                    .inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(k, t)| {
+                        let n: usize = t.shape.iter().product();
+                        let shift = if t.name.starts_with("grad.") { 0.5 } else { 0.0 };
+                        let data =
+                            (0..n).map(|i| ((i * 37 + k * 11) % 97) as f64 / 121.25 + 0.1 - shift).collect();
+                        Value { dtype: t.dtype, shape: t.shape.clone(), data }
+                    })
+                    .collect();
+                let host = interp::Leaves { seed: 5, inputs: &inputs, params: &params, buffers: &[] };
+                let want = interp::run_phase(update, &host).unwrap_or_else(|e| panic!("{what}: {e}"));
+                let fed =
+                    Leaves { inputs: upload(&inputs), params: upload(&params), buffers: Vec::new(), seed: 5 };
+                let loaded = LoadedPhase::load(device(), update).unwrap_or_else(|e| panic!("{what}: {e}"));
+                let got = loaded.run(device(), &fed).unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(want.len(), got.len(), "{what}");
+                for ((out, want), (_, have)) in want.iter().zip(&got) {
+                    let have = have.to_value(device()).unwrap_or_else(|e| panic!("{what}: {e}"));
+                    assert_close(&format!("{what} / {out}"), want, &have, 1e-5, 1e-4);
+                }
+            }
+        }
+    });
+}
+
 /// The variants of `specs/variants/` (tied weights read as values, the batch size as a value).
 #[test]
 fn variants() {

@@ -33,7 +33,11 @@ impl<'a> Checker<'a> {
                         ast::ExprKind::Call(_, args) => args.first().map(|a| self.call_options(&a.value)),
                         _ => None,
                     });
-                    run.data.push(DataSpec { names, source: src, options, paired });
+                    let pairing = paired.as_ref().map(|(kind, o)| (kind.as_str(), o));
+                    // A source the check refused (it said why) reads nothing.
+                    if let Ok(spec) = DataSpec::from_options(names, &src, &options, pairing) {
+                        run.data.push(spec);
+                    }
                 }
                 ast::TrainEntryKind::Seed(e) => {
                     if let Val::Int(d) = self.eval(e) {

@@ -249,71 +249,55 @@ impl<'a> Checker<'a> {
             ast::ExprKind::Name(n) => n.as_str(),
             _ => "",
         };
-        let named = |k: &str| args.iter().find(|a| a.name.as_ref().is_some_and(|n| n.name == k));
-        let batch = self.batch_dim();
-        let image = |c: i64, h: Dim, w: Dim| TensorType::f32(vec![batch.clone(), Dim::constant(c), h, w]);
-        let (images, labels) = match name {
-            "fashion_mnist" | "mnist" => {
-                for a in args {
-                    let key = a.name.as_ref().map(|n| n.name.as_str()).unwrap_or("");
-                    if !["split", "range", "binarize", "labels", "flip"].contains(&key) {
-                        self.error(
-                            TypeError::new("E0104", a.span, format!("`{name}` has no option `{key}`"))
-                                .label("unknown option")
-                                .help("options: split, range, binarize, labels, flip"),
-                        );
-                    }
-                    let _ = self.eval(&a.value);
+        // Its options, checked against the source's table (`data_source.rs`).
+        let mut options = crate::train_spec::Options::new();
+        let mut spans = Vec::new();
+        for (i, a) in args.iter().enumerate() {
+            let key = a.name.as_ref().map_or_else(|| i.to_string(), |n| n.name.clone());
+            let value = self.eval(&a.value);
+            match super::run::option_of(&value) {
+                Some(v) => {
+                    options.insert(key.clone(), v);
                 }
-                let labels =
-                    named("labels").is_some_and(|a| matches!(a.value.kind, ast::ExprKind::Bool(true)));
-                (image(1, Dim::constant(28), Dim::constant(28)), labels)
+                None if value.is_poison() => return Vec::new(),
+                None => {
+                    self.error(
+                        TypeError::new(
+                            "E0105",
+                            a.value.span,
+                            "a data source option is a number, a pair, a string or true/false",
+                        )
+                        .label("not an option value"),
+                    );
+                    return Vec::new();
+                }
             }
-            "folder" => {
-                let size = named("size").map(|a| self.eval(&a.value));
-                let s = match size {
-                    Some(Val::Int(d)) => d,
-                    _ => {
-                        self.error(
-                            TypeError::new(
-                                "E0104",
-                                base.span,
-                                "folder(..) needs `size:` (images are resized to size x size)",
-                            )
-                            .label("missing size"),
-                        );
-                        return Vec::new();
+            spans.push((key, a.span));
+        }
+        // Each bad option is reported, then left out, so the names are still bound (with the
+        // shapes the rest gives) and nothing downstream cascades from it.
+        let mut reported = false;
+        let spec = loop {
+            match crate::data_source::DataSpec::from_options(Vec::new(), name, &options, None) {
+                Ok(spec) => break spec,
+                Err(p) => {
+                    let at = if p.code == "E0100" { f.span } else { base.span };
+                    let bad = p.option.clone();
+                    self.option_problem(p, &spans, at);
+                    reported = true;
+                    match bad.and_then(|key| options.remove(&key)) {
+                        Some(_) => continue,
+                        None => return Vec::new(),
                     }
-                };
-                // RGB unless `channels: 1` asks for grayscale.
-                let channels = match named("channels").map(|a| (a.value.span, self.eval(&a.value))) {
-                    None => 3,
-                    Some((_, Val::Int(d))) if matches!(d.as_const(), Some(1 | 3)) => {
-                        d.as_const().unwrap_or(3)
-                    }
-                    Some((span, _)) => {
-                        self.error(
-                            TypeError::new(
-                                "E0104",
-                                span,
-                                "folder(..) takes `channels: 1` (grayscale) or `channels: 3` (RGB)",
-                            )
-                            .label("not 1 or 3"),
-                        );
-                        return Vec::new();
-                    }
-                };
-                (image(channels, s.clone(), s), false)
-            }
-            other => {
-                self.error(
-                    TypeError::new("E0100", f.span, format!("unknown data source `{other}`"))
-                        .label("not a data source")
-                        .help("use fashion_mnist(split: \"train\", ..) or folder(path: .., size: ..)"),
-                );
-                return Vec::new();
+                }
             }
         };
+        let batch = self.batch_dim();
+        let (channels, side) = spec.image_size();
+        let side = Dim::constant(i64::from(side));
+        let images =
+            TensorType::f32(vec![batch.clone(), Dim::constant(i64::from(channels)), side.clone(), side]);
+        let labels = spec.labels;
         let mut types = vec![images.clone()];
         if labels {
             types.push(TensorType::new(DType::I32, vec![batch.clone()]));
@@ -325,6 +309,11 @@ impl<'a> Checker<'a> {
             ast::Pattern::Name(n) => vec![n.clone()],
             ast::Pattern::Tuple(ns, _) => ns.clone(),
         };
+        // After a reported option problem (`lables: true`), a pair binds images and labels as
+        // written rather than add a second error for the count.
+        if names.len() != types.len() && reported && names.len() == 2 && paired.is_none() {
+            types.push(TensorType::new(DType::I32, vec![self.batch_dim()]));
+        }
         if names.len() != types.len() {
             self.error(
                 TypeError::new(
@@ -337,7 +326,7 @@ impl<'a> Checker<'a> {
             return Vec::new();
         }
         // The IDX label files of both data sets hold the classes 0..=9.
-        if labels && paired.is_none() && matches!(name, "fashion_mnist" | "mnist") {
+        if labels && paired.is_none() {
             self.label_classes.insert(names[1].name.clone(), (10, source.span));
         }
         names.into_iter().zip(types).collect()

@@ -235,8 +235,12 @@ pub fn step_errors(phase: &PhaseProgram, leaves: &HostLeaves, reference: &[Optio
 
 /// The one-step program's text, without its header and footer.
 fn step_text(p: &PhaseProgram) -> String {
-    let program =
-        genc_compiler::program::Program { params: vec![], buffers: vec![], phases: vec![p.clone()] };
+    let program = genc_compiler::program::Program {
+        params: vec![],
+        buffers: vec![],
+        phases: vec![p.clone()],
+        updates: Default::default(),
+    };
     program
         .to_text()
         .lines()

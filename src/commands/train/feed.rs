@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use genc_compiler::check::{DataSpec, OptionValue, RunSpec};
+use genc_compiler::check::{DataSpec, RunSpec};
+use genc_compiler::data_source::{DataSource, DataSplit, Pairing};
 use genc_compiler::program::PhaseProgram;
 use genc_runtime::data::{Batch, Binarize, DataError, Dataset, FolderOptions, Pair, Split, Transforms};
 use genc_runtime::device::{Device, DeviceTensor};
@@ -53,60 +54,49 @@ impl RunData {
 }
 
 /// Opens one `data` source: Fashion-MNIST's IDX files (in `folder` when the run config names
-/// one) or a folder of PNG images.
+/// one), an MNIST IDX pair in `folder`, or a folder of PNG images.
 pub fn open_source(d: &DataSpec, folder: Option<&Path>) -> Result<Dataset, DataProblem> {
-    let loaded = match d.source.as_str() {
-        "fashion_mnist" | "mnist" => Dataset::fashion_mnist(split_of(d), folder),
-        "folder" => {
+    let loaded = match &d.source {
+        DataSource::FashionMnist => Dataset::fashion_mnist(split_of(d), folder),
+        DataSource::Mnist => match folder {
+            Some(folder) => Dataset::fashion_mnist(split_of(d), Some(folder)),
+            None => {
+                return Err(DataProblem::Spec(
+                    "`mnist(..)` reads the MNIST IDX pair in the folder the run config's `data:` names, and this run names none (only Fashion-MNIST ships with the system: `fashion_mnist(..)`)".into(),
+                ));
+            }
+        },
+        DataSource::Folder { path, size, channels } => {
             // The run config's `data` wins over the spec's `path`.
-            let path = folder.map(Path::to_path_buf).or_else(|| match d.options.get("path") {
-                Some(OptionValue::Str(p)) => Some(PathBuf::from(p)),
-                _ => None,
-            });
+            let path = folder.map(Path::to_path_buf).or_else(|| path.as_ref().map(PathBuf::from));
             let path = path.ok_or_else(|| {
                 DataProblem::Spec("a `folder(..)` source needs `path:` (or `data:` in the run config)".into())
             })?;
-            let size = d.options.get("size").and_then(|v| v.number()).unwrap_or(0.0);
-            if !(size >= 1.0 && size.fract() == 0.0) {
-                return Err(DataProblem::Spec(
-                    "a `folder(..)` source needs `size:`, the image side in pixels".into(),
-                ));
-            }
-            let channels = d.options.get("channels").and_then(|v| v.number()).map_or(3, |c| c as usize);
-            let options = FolderOptions { size: size as u32, channels: Some(channels) };
+            let options = FolderOptions { size: *size, channels: Some(*channels as usize) };
             Dataset::from_folder(&path, &options, split_of(d))
-        }
-        other => {
-            return Err(DataProblem::Spec(format!(
-                "data source `{other}` is not supported (supported: fashion_mnist, folder)"
-            )));
         }
     };
     loaded.map_err(DataProblem::Load)
 }
 
 pub fn split_of(d: &DataSpec) -> Split {
-    match d.options.get("split") {
-        Some(OptionValue::Str(s)) if s == "test" => Split::Test,
-        _ => Split::Train,
+    match d.split {
+        DataSplit::Train => Split::Train,
+        DataSplit::Test => Split::Test,
     }
 }
 
 /// The transforms a `data` declaration asks for.
 pub fn transforms_of(d: &DataSpec) -> Transforms {
-    let range = d.options.get("range").and_then(|v| v.list()).and_then(|r| match r {
-        [lo, hi] => Some((*lo as f32, *hi as f32)),
-        _ => None,
-    });
-    let binarize =
-        matches!(d.options.get("binarize"), Some(OptionValue::Bool(true))).then_some(Binarize::Sample);
-    let pair = d.paired.as_ref().and_then(|(kind, o)| match kind.as_str() {
-        "downsample" => o.get("0").and_then(|v| v.number()).map(|r| Pair::Downsample(r as usize)),
-        "edges" => "sobel".parse().ok().map(Pair::Edges),
-        _ => None,
-    });
-    let flip = matches!(d.options.get("flip"), Some(OptionValue::Bool(true)));
-    Transforms { flip, binarize, pair, range }
+    Transforms {
+        flip: d.flip,
+        binarize: d.binarize.then_some(Binarize::Sample),
+        pair: d.paired.map(|p| match p {
+            Pairing::Downsample(r) => Pair::Downsample(r as usize),
+            Pairing::Edges => Pair::Edges(genc_runtime::data::EdgeFilter::Sobel),
+        }),
+        range: d.range.map(|(lo, hi)| (lo as f32, hi as f32)),
+    }
 }
 
 /// A phase's inputs from a batch: each data name maps to the images, the pair or the labels;
