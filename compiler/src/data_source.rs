@@ -33,6 +33,9 @@ pub enum DataSplit {
 pub enum Pairing {
     /// `downsample(r)`: the image averaged over r x r blocks, first in the pair.
     Downsample(u32),
+    /// `downsample(r, mode: "bicubic")`: the image downsampled by r with an anti-aliased
+    /// bicubic filter (PyTorch's `antialias=True`, PIL's resize), first in the pair.
+    Bicubic(u32),
     /// `edges("sobel")`: the Sobel edge magnitude, first in the pair.
     Edges,
 }
@@ -162,9 +165,17 @@ impl DataSpec {
             Some(("downsample", o)) => {
                 let factor =
                     o.get("0").and_then(OptionValue::number).filter(|r| *r >= 1.0 && r.fract() == 0.0);
-                Some(Pairing::Downsample(factor.ok_or_else(|| {
+                let factor = factor.ok_or_else(|| {
                     OptionProblem::bad_value("0", "`downsample(r)` takes a whole factor r of at least 1")
-                })? as u32))
+                })? as u32;
+                match o.get("mode") {
+                    None => Some(Pairing::Downsample(factor)),
+                    Some(OptionValue::Str(m)) if m == "box" => Some(Pairing::Downsample(factor)),
+                    Some(OptionValue::Str(m)) if m == "bicubic" => Some(Pairing::Bicubic(factor)),
+                    Some(_) => {
+                        return Err(OptionProblem::bad_value("mode", "`mode` is \"box\" or \"bicubic\""));
+                    }
+                }
             }
             Some(("edges", _)) => Some(Pairing::Edges),
             Some((other, _)) => {

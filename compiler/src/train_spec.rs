@@ -117,13 +117,22 @@ pub struct RunSpec {
     pub cadences: Vec<Cadence>,
 }
 
+/// How a training phase runs: which optimizer follows it, and what its loss is logged as.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PhaseRun {
+    /// The optimizer's index in `RunSpec::optimizers`.
+    pub optimizer: usize,
+    pub maximize: bool,
+    /// The metric its loss is logged under (`critic` for `minimize critic(x, ..)`).
+    pub label: String,
+}
+
 /// Everything the runtime trains from, besides the planned phases.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TrainSpec {
     pub run: RunSpec,
-    /// Per training phase (in plan order), its optimizer's index in `run.optimizers` and
-    /// whether it maximizes.
-    pub phase_optimizers: Vec<(usize, bool)>,
+    /// Per training phase (in plan order): its optimizer, direction and metric name.
+    pub phases: Vec<PhaseRun>,
     pub params: Vec<Entry>,
     pub buffers: Vec<Entry>,
     /// Values of the constant graph's nodes (noise schedules), by node index; empty when no
@@ -136,10 +145,14 @@ impl TrainSpec {
     pub fn from_checked(checked: &Checked) -> Result<TrainSpec, String> {
         let run = checked.run.clone().unwrap_or_default();
         let schedule = checked.schedule.clone().unwrap_or_default();
-        let phase_optimizers = schedule
+        let phases = schedule
             .phases
             .iter()
-            .map(|p| (run.optimizers.iter().position(|o| o.name == p.optimizer).unwrap_or(0), p.maximize))
+            .map(|p| PhaseRun {
+                optimizer: run.optimizers.iter().position(|o| o.name == p.optimizer).unwrap_or(0),
+                maximize: p.maximize,
+                label: p.label.clone(),
+            })
             .collect();
         let consts = if checked.table.buffers.iter().any(|b| matches!(b.init, Init::Computed { .. })) {
             interp::eval_graph(&checked.consts, &interp::Leaves::default())
@@ -149,7 +162,7 @@ impl TrainSpec {
         };
         Ok(TrainSpec {
             run,
-            phase_optimizers,
+            phases,
             params: checked.table.params.clone(),
             buffers: checked.table.buffers.clone(),
             consts,

@@ -10,7 +10,7 @@ use genc_compiler::interp;
 use genc_compiler::params::{Entry, Init};
 use genc_compiler::prim::DType;
 use genc_compiler::program::{PhaseProgram, Program};
-use genc_compiler::train_spec::{StepOp, TrainSpec};
+use genc_compiler::train_spec::{PhaseRun, StepOp, TrainSpec};
 
 use crate::device::{Device, DeviceError, DeviceTensor};
 use crate::executor::LoadedPhase;
@@ -86,8 +86,8 @@ pub type Feed<'f> = dyn FnMut(&PhaseProgram) -> Result<Vec<DeviceTensor>, FeedEr
 pub struct Trainer {
     pub program: Program,
     phases: Vec<LoadedPhase>,
-    /// Per phase: its optimizer's index and whether it maximizes.
-    phase_optimizer: Vec<(usize, bool)>,
+    /// Per phase: its optimizer, direction and metric name.
+    phase_runs: Vec<PhaseRun>,
     actions: Vec<Action>,
     /// The planned clips, in the order `update::clips` lists the step's clips.
     clips: Vec<LoadedPhase>,
@@ -129,9 +129,9 @@ impl Trainer {
             .enumerate()
             .map(|(i, e)| init(device, e, &spec.consts, seed, 1 << 20 | i as u64))
             .collect::<Result<_, _>>()?;
-        let phase_optimizer = spec.phase_optimizers.clone();
+        let phase_runs = spec.phases.clone();
         let mut per_step = vec![0u64; run.optimizers.len()];
-        count_updates(&run.step, &phase_optimizer, 1, &mut per_step);
+        count_updates(&run.step, &phase_runs, 1, &mut per_step);
         let updates = &program.updates;
         let planned = |what: &str, have: usize, want: usize| match have == want {
             true => Ok(()),
@@ -164,7 +164,7 @@ impl Trainer {
         Ok(Trainer {
             program,
             phases,
-            phase_optimizer,
+            phase_runs,
             actions: actions(&run.step, &mut 0),
             clips,
             ema_updates,
@@ -246,7 +246,10 @@ impl Trainer {
         let Some(loaded) = self.phases.get(k) else { return Ok(()) };
         // A phase whose optimizer has a zero rate at this update changes nothing: skipped,
         // forward and backward (a pretraining stage runs alone, 2-3x faster for SRGAN).
-        let (opt, _) = self.phase_optimizer.get(k).copied().unwrap_or((0, false));
+        let (opt, maximize, label) = match self.phase_runs.get(k) {
+            Some(run) => (run.optimizer, run.maximize, run.label.clone()),
+            None => (0, false, loaded.phase.name.clone()),
+        };
         if let Some(o) = self.optimizers.get_mut(opt).filter(|o| o.idle()) {
             o.skip();
             return Ok(());
@@ -262,7 +265,6 @@ impl Trainer {
         let outputs = loaded.run_profiled(device, &leaves, &mut self.profile)?;
         let read_back = self.profile.start();
         let phase_name = loaded.phase.name.clone();
-        let (opt, maximize) = self.phase_optimizer.get(k).copied().unwrap_or((0, false));
         let mut grads: Vec<Option<DeviceTensor>> = vec![None; self.program.params.len()];
         for (name, t) in &outputs {
             if let Some(param) = name.strip_prefix("grad.") {
@@ -276,11 +278,8 @@ impl Trainer {
                 continue;
             }
             let value = t.to_f64(device)?.first().copied().unwrap_or(f64::NAN);
-            let metric = if name == "loss" {
-                phase_label(&phase_name)
-            } else {
-                name.trim_start_matches("log.").to_string()
-            };
+            let metric =
+                if name == "loss" { label.clone() } else { name.trim_start_matches("log.").to_string() };
             if name == "loss" && !value.is_finite() {
                 let first = self.diagnose(device, k, &leaves);
                 let what = format!("the loss `{metric}`");
@@ -393,16 +392,16 @@ impl Trainer {
 
 /// Adds to `per_step[o]` the updates optimizer `o` makes in one run of `ops`, each counted
 /// `times` times.
-fn count_updates(ops: &[StepOp], phase_optimizer: &[(usize, bool)], times: u64, per_step: &mut [u64]) {
+fn count_updates(ops: &[StepOp], phases: &[PhaseRun], times: u64, per_step: &mut [u64]) {
     for op in ops {
         match op {
             StepOp::Phase { phase } => {
-                if let Some(n) = phase_optimizer.get(*phase).and_then(|(o, _)| per_step.get_mut(*o)) {
+                if let Some(n) = phases.get(*phase).and_then(|p| per_step.get_mut(p.optimizer)) {
                     *n += times;
                 }
             }
             StepOp::Repeat { count, body } => {
-                count_updates(body, phase_optimizer, times.saturating_mul(*count), per_step)
+                count_updates(body, phases, times.saturating_mul(*count), per_step)
             }
             StepOp::Clip { .. } | StepOp::ClipNorm { .. } => {}
         }
@@ -429,12 +428,6 @@ fn actions(ops: &[StepOp], next: &mut usize) -> Vec<Action> {
             StepOp::Repeat { count, body } => Action::Repeat { count: *count, body: actions(body, next) },
         })
         .collect()
-}
-
-/// `minimize critic(x, ..)` → `critic`.
-fn phase_label(phase: &str) -> String {
-    let body = phase.split_once(' ').map_or(phase, |(_, b)| b);
-    body.split('(').next().unwrap_or(body).to_string()
 }
 
 /// SplitMix64-style mixing of two words: the seeds of a step's, a phase's or an eval batch's

@@ -291,6 +291,40 @@ fn downsample_averages_blocks() {
     assert_eq!(y.data, vec![2.5, 4.5, 10.5, 12.5, 18.5, 20.5, 26.5, 28.5]);
 }
 
+/// Anti-aliased bicubic downsampling against PyTorch 2.15's
+/// `interpolate(x, scale_factor=0.25, mode="bicubic", antialias=True, align_corners=False)` on
+/// a 12x8 image `x[i][j] = ((7i + 3j) % 11) / 10` (f64), and by 2 against `size=(6, 4)`.
+#[test]
+fn bicubic_downsampling_matches_pytorch_antialias() {
+    let (h, w) = (12, 8);
+    let data = (0..h * w).map(|k| ((7 * (k / w) + 3 * (k % w)) % 11) as f32 / 10.0).collect();
+    let x = images(data, [1, 1, h, w]);
+    let by4 = [
+        5.150914120577e-01,
+        5.095408962123e-01,
+        4.820405234119e-01,
+        5.179594765881e-01,
+        4.904591037877e-01,
+        4.849085879423e-01,
+    ];
+    #[rustfmt::skip]
+    let by2 = [
+        4.789201869715e-01, 5.650635692477e-01, 3.860810003069e-01, 6.029743877033e-01,
+        6.125183761167e-01, 4.852447041636e-01, 4.312622053935e-01, 6.137122178963e-01,
+        5.474666579498e-01, 3.983439913127e-01, 5.686926882239e-01, 5.134169063808e-01,
+        4.865830936192e-01, 4.313073117761e-01, 6.016560086873e-01, 4.525333420502e-01,
+        3.862877821037e-01, 5.687377946065e-01, 5.147552958364e-01, 3.874816238833e-01,
+        3.970256122967e-01, 6.139189996931e-01, 4.349364307523e-01, 5.210798130285e-01,
+    ];
+    for (r, want, shape) in [(4, &by4[..], [1, 1, 3, 2]), (2, &by2[..], [1, 1, 6, 4])] {
+        let y = genc_runtime::data::downsample_bicubic(&x, r);
+        assert_eq!(y.shape(), shape);
+        for (a, b) in y.data.iter().zip(want) {
+            assert!((f64::from(*a) - b).abs() < 1e-6, "by {r}: {a}, PyTorch {b}");
+        }
+    }
+}
+
 #[test]
 fn sobel_finds_a_vertical_edge() {
     // Left half 0, right half 1, 4×4: the edge lies between columns 1 and 2.

@@ -21,6 +21,8 @@ use crate::types::TensorType;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Phase {
     pub name: String,
+    /// The name its loss is logged under: the loss called (`critic`), else the objective.
+    pub label: String,
     pub optimizer: String,
     pub maximize: bool,
     /// How many times it runs per step (`repeat n`).
@@ -351,6 +353,24 @@ impl<'a> Checker<'a> {
         };
         match &inner.kind {
             ast::ExprKind::Call(f, args) if matches!(&f.kind, ast::ExprKind::Name(n) if n == "downsample") => {
+                for a in args.iter().skip(1) {
+                    let key = a.name.as_ref().map_or("", |n| n.name.as_str());
+                    let value = self.eval(&a.value);
+                    let problem = match (key, &value) {
+                        ("mode", Val::Str(m)) if m == "box" || m == "bicubic" => continue,
+                        (_, Val::Poison) => continue,
+                        ("mode", _) => TypeError::new(
+                            "E0105",
+                            a.value.span,
+                            "`mode` is \"box\" (r x r averages) or \"bicubic\" (anti-aliased, as PyTorch's antialias=True)",
+                        )
+                        .label("not a mode"),
+                        _ => TypeError::new("E0104", a.span, "`downsample` takes the factor and `mode:`")
+                            .label("unknown option")
+                            .help("write downsample(4, mode: \"bicubic\")"),
+                    };
+                    self.error(problem);
+                }
                 let Some(a) = args.first() else { return Vec::new() };
                 let r = match self.eval(&a.value) {
                     Val::Int(d) => d,
@@ -650,8 +670,16 @@ impl<'a> Checker<'a> {
                     let params = opts[k].1.clone();
                     self.unit_from_expr(UnitKind::Phase, &name, objective, data, Some((optimizer, params)));
                     opts[k].2 = true;
+                    let label = match &objective.kind {
+                        ast::ExprKind::Call(f, _) => match &f.kind {
+                            ast::ExprKind::Name(n) => n.clone(),
+                            _ => genc_grammar::format::expr(objective),
+                        },
+                        _ => genc_grammar::format::expr(objective),
+                    };
                     phases.push(Phase {
                         name,
+                        label,
                         optimizer: optimizer.name.clone(),
                         maximize: *maximize,
                         repeat,

@@ -9,6 +9,7 @@
 //!   only and can be resumed from its serialisable [`BatcherState`].
 
 mod batcher;
+mod bicubic;
 mod error;
 mod folder;
 pub mod idx;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use batcher::{Batch, Batcher, BatcherState, epoch_order, in_order, make_batch};
+pub use bicubic::downsample_bicubic;
 pub use error::DataError;
 pub use folder::FolderOptions;
 pub use transform::{Binarize, EdgeFilter, Images, Pair, Transforms};

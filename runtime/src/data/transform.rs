@@ -7,7 +7,7 @@
 //!    (deterministic); [`Binarize::Sample`]: 1 with probability equal to the pixel's value
 //!    (dynamic binarisation, a fresh draw each time an image is seen);
 //! 3. **pair** — [`Pair::Downsample`]`(r)` makes the low-resolution input by r×r average
-//!    pooling; [`Pair::Edges`] makes a one-channel Sobel edge map (see [`sobel`]);
+//!    pooling, [`Pair::Bicubic`]`(r)` by anti-aliased bicubic downsampling; [`Pair::Edges`] makes a one-channel Sobel edge map (see [`sobel`]);
 //! 4. **range** — every value `v` in [0, 1] becomes `lo + v·(hi − lo)`, in the images and in
 //!    their pair.
 //!
@@ -72,6 +72,9 @@ impl FromStr for EdgeFilter {
 pub enum Pair {
     /// Average pooling by this factor (super-resolution).
     Downsample(usize),
+    /// Anti-aliased bicubic downsampling by this factor (super-resolution as the papers make
+    /// their inputs; see `bicubic.rs`).
+    Bicubic(usize),
     /// An edge map (pix2pix-style edges → image).
     Edges(EdgeFilter),
 }
@@ -97,7 +100,7 @@ impl Transforms {
         if let Some((lo, hi)) = self.range.filter(|(lo, hi)| !(lo.is_finite() && hi.is_finite() && lo < hi)) {
             return setting(format!("the range [{lo}, {hi}] must be finite with lo < hi"));
         }
-        if let Some(Pair::Downsample(r)) = self.pair {
+        if let Some(Pair::Downsample(r) | Pair::Bicubic(r)) = self.pair {
             let (_, h, w) = shape;
             if r == 0 || h % r != 0 || w % r != 0 {
                 return setting(format!("downsample({r}) must divide the image size {h}×{w}"));
@@ -147,6 +150,7 @@ impl Transforms {
     fn pair_and_scale(&self, mut x: Images) -> (Images, Option<Images>) {
         let mut pair = match self.pair {
             Some(Pair::Downsample(r)) => Some(downsample(&x, r)),
+            Some(Pair::Bicubic(r)) => Some(super::bicubic::downsample_bicubic(&x, r)),
             Some(Pair::Edges(EdgeFilter::Sobel)) => Some(sobel(&x)),
             None => None,
         };

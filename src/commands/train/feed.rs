@@ -93,6 +93,7 @@ pub fn transforms_of(d: &DataSpec) -> Transforms {
         binarize: d.binarize.then_some(Binarize::Sample),
         pair: d.paired.map(|p| match p {
             Pairing::Downsample(r) => Pair::Downsample(r as usize),
+            Pairing::Bicubic(r) => Pair::Bicubic(r as usize),
             Pairing::Edges => Pair::Edges(genc_runtime::data::EdgeFilter::Sobel),
         }),
         range: d.range.map(|(lo, hi)| (lo as f32, hi as f32)),

@@ -212,6 +212,9 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
         None => format!("training {} for {steps} steps", spec.display()),
     };
     eprintln!("{what}, batch {batch} ({per_epoch} steps per epoch), into {}", out.display());
+    // Samples and evals read the EMA weights where the spec keeps them, and say so in their
+    // file and metric names.
+    let averaged = if trainer.ema.is_empty() { "" } else { "_ema" };
     let progress = Progress::new(first, steps);
     for step in first + 1..=steps {
         let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, FeedError> {
@@ -271,7 +274,7 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
                     match sampled {
                         Ok(Some((values, shape))) => {
                             let nrow = (shape[0] as f64).sqrt().ceil() as usize;
-                            let path = folder.sample_path(name, step);
+                            let path = folder.sample_path(&format!("{name}{averaged}"), step);
                             if let Err(e) =
                                 genc_runtime::images::write_grid(&path, &values, shape, nrow, range)
                             {
@@ -287,9 +290,9 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
                     match outputs::evaluate(&device, &trainer, unit, &data, batch as usize, seed, step) {
                         Ok(outputs::Scored { value, examples }) => {
                             progress.println(&format!(
-                                "step {step}: eval {name} {value:.4} ({examples} test examples)"
+                                "step {step}: eval {name}{averaged} {value:.4} ({examples} test examples)"
                             ));
-                            let metric = format!("eval.{name}");
+                            let metric = format!("eval.{name}{averaged}");
                             let clock = (progress.seconds(), progress.rate(step));
                             let entry =
                                 [(metric.clone(), value), (format!("{metric}.examples"), examples as f64)];
