@@ -24,6 +24,11 @@ pub enum Init {
     Uniform {
         bound: f64,
     },
+    /// `U(lo, hi)` (`init linear = uniform(0, 0.1)`, as `torch.nn.init.uniform_(a, b)`).
+    UniformRange {
+        lo: f64,
+        hi: f64,
+    },
     /// `N(mean, std)`: embeddings (N(0, 1)), and DCGAN's `init` (N(0, std) weights, N(1, std)
     /// norm scales).
     Normal {

@@ -61,6 +61,7 @@ fn init_text(e: &Entry) -> String {
         Init::Uniform { bound } => format!("uniform(±{bound:.6})"),
         Init::Normal { mean: 0.0, std } => format!("normal(std={std})"),
         Init::Normal { mean, std } => format!("normal(mean={mean}, std={std})"),
+        Init::UniformRange { lo, hi } => format!("uniform({lo}, {hi})"),
         Init::Orthogonal { gain } => format!("orthogonal(gain={gain})"),
         Init::CausalMask { kind } => format!("causal_mask({kind})"),
         Init::Computed { node } => format!("consts %{}", node.index()),

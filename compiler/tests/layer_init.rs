@@ -61,3 +61,51 @@ net G(z: [B, Z, 7, 7]) -> [B, C, 14, 14] {
     let names: Vec<&str> = c.table.params.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["G.weight0", "G.conv_transpose2d0.bias"]);
 }
+
+/// `init KIND = RULE` sets one tensor of every layer of a kind, with `torch.nn.init`'s
+/// argument order; a layer's own `init:` and a net's `init NET(std:)` are more specific and
+/// win, wherever the default is written.
+#[test]
+fn a_layer_kind_default_reaches_every_layer_of_the_kind() {
+    let spec = r#"
+dims B, C = 1, H = 28, W = 28, N = 8
+
+net G(x: [B, C, H, W]) -> [B, N] {
+    let h = x |> conv2d(N, kernel: 3, pad: 1) |> relu |> conv2d(N, kernel: 3, pad: 1, init: "zeros")
+    return h |> flatten |> linear(N) |> linear(N)
+}
+
+net D(x: [B, N]) -> [B, 1] {
+    return x |> linear(1)
+}
+
+loss l(x: [B, C, H, W]) = mean(D(G(x)))
+
+train {
+    data x = fashion_mnist(split: "train", range: [0, 1])
+    batch B = 4
+    steps 1
+    optimizer opt = adam([G, D], lr: 1e-3)
+    init D(std: 0.05)
+    init conv2d = normal(0, 0.02)
+    init linear = uniform(-0.1, 0.2)
+    init linear.bias = ones
+    step {
+        minimize l(x) with opt
+    }
+}
+"#;
+    let (ast, errors) = genc_grammar::parse(spec);
+    assert!(errors.is_empty(), "{errors:?}");
+    let c = check::check(&ast, &[]);
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    let init = |name: &str| c.table.params.iter().find(|p| p.name == name).unwrap().init.clone();
+    assert_eq!(init("G.conv2d0.weight"), Init::Normal { mean: 0.0, std: 0.02 });
+    assert_eq!(init("G.conv2d1.weight"), Init::Zeros, "its own init: wins");
+    assert!(matches!(init("G.conv2d0.bias"), Init::Uniform { .. }), "biases keep PyTorch's default");
+    assert_eq!(init("G.linear0.weight"), Init::UniformRange { lo: -0.1, hi: 0.2 });
+    assert_eq!(init("G.linear1.bias"), Init::Ones);
+    // D's own `init D(std:)` wins over the kind defaults, written before or after them.
+    assert_eq!(init("D.linear0.weight"), Init::Normal { mean: 0.0, std: 0.05 });
+    assert_eq!(init("D.linear0.bias"), Init::Zeros);
+}

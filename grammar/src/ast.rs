@@ -374,6 +374,12 @@ pub enum TrainEntryKind {
         target: Path,
         args: Vec<Arg>,
     },
+    /// `init conv2d = normal(0, 0.02)`: the initialiser of every tensor of one layer kind
+    /// (`conv2d` for its weights, `conv2d.bias` for its biases) in the spec.
+    InitDefault {
+        target: Path,
+        rule: Expr,
+    },
     Step(Vec<StepStmt>),
     Sample {
         name: Option<Ident>,

@@ -127,6 +127,9 @@ impl Dumper {
             TrainEntryKind::Init { target, args: a } => {
                 format!("(init {} {})", path(target), args(a))
             }
+            TrainEntryKind::InitDefault { target, rule } => {
+                format!("(init-default {} {})", path(target), expr(rule))
+            }
             TrainEntryKind::Step(stmts) => {
                 self.nested("step", |d| d.step_stmts(stmts));
                 return;

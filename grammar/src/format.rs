@@ -332,6 +332,9 @@ impl Printer<'_> {
             TrainEntryKind::Init { target, args: a } => {
                 self.simple(span, &format!("init {}({})", path(target), args(a)));
             }
+            TrainEntryKind::InitDefault { target, rule } => {
+                self.simple(span, &format!("init {} = {}", path(target), expr(rule)));
+            }
             TrainEntryKind::Step(stmts) => {
                 let open = open_brace(self.source, span);
                 self.braced(span, open, "step", |p| p.step_stmts(stmts));

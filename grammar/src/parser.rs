@@ -585,6 +585,10 @@ impl Builder<'_> {
                 let args = self.args(next(&mut inner)).into_iter().map(|a| a.0).collect();
                 TrainEntryKind::Init { target, args }
             }
+            Rule::init_default_entry => {
+                let target = self.path(next(&mut inner));
+                TrainEntryKind::InitDefault { target, rule: self.expr(next(&mut inner)) }
+            }
             Rule::step_entry => TrainEntryKind::Step(inner.map(|p| self.step_stmt(p)).collect()),
             Rule::sample_entry | Rule::eval_entry => {
                 let mut name = None;

@@ -462,6 +462,7 @@ fn init(
         Init::Zeros => vec![0.0; n],
         Init::Ones => vec![1.0; n],
         Init::Uniform { bound } => (0..n).map(|_| (2.0 * uniform() - 1.0) * bound).collect(),
+        Init::UniformRange { lo, hi } => (0..n).map(|_| lo + uniform() * (hi - lo)).collect(),
         Init::Normal { mean, std } => (0..n).map(|_| mean + normal() * std).collect(),
         Init::Orthogonal { gain } => {
             let rows = e.shape.first().copied().unwrap_or(1);

@@ -17,6 +17,13 @@ impl<'a> Checker<'a> {
     pub(super) fn run_spec(&mut self, train: &ast::Train) -> RunSpec {
         let mut run = RunSpec::default();
         let (mut phases, mut samples, mut evals) = (0usize, 0usize, 0usize);
+        // Layer-kind defaults first, wherever they are written: a net's or a layer's own
+        // `init` is more specific and wins.
+        for entry in &train.entries {
+            if let ast::TrainEntryKind::InitDefault { target, rule } = &entry.kind {
+                self.apply_init_default(target, rule);
+            }
+        }
         for entry in &train.entries {
             match &entry.kind {
                 ast::TrainEntryKind::Data { pattern, source } => {
@@ -85,6 +92,7 @@ impl<'a> Checker<'a> {
                     run.ema.push((params, decay));
                 }
                 ast::TrainEntryKind::Init { target, args } => self.apply_init(target, args),
+                ast::TrainEntryKind::InitDefault { .. } => {}
                 ast::TrainEntryKind::Step(stmts) => run.step = self.step_ops(stmts, &mut phases),
                 ast::TrainEntryKind::Sample { name, every, .. } => {
                     let name = name.as_ref().map_or("sample".to_string(), |n| n.name.clone());

@@ -143,6 +143,9 @@ impl<'a> Checker<'a> {
                     }
                 }
                 ast::TrainEntryKind::Init { target, args } => self.check_init(target, args),
+                ast::TrainEntryKind::InitDefault { target, rule } => {
+                    let _ = self.init_default(target, rule);
+                }
                 ast::TrainEntryKind::Step(stmts) => {
                     let phases = self.step(stmts, 1, &data, &mut optimizers);
                     sched.phases.extend(phases);
