@@ -94,6 +94,8 @@ pub(super) const NAMES: &[&str] = &[
     // differentiation, output
     "grad",
     "grid",
+    // evaluation in training mode (a special form: `calls::train_mode`)
+    "train_mode",
 ];
 
 /// Every named option a built-in or layer takes, for "did you mean" suggestions.

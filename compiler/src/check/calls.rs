@@ -34,6 +34,10 @@ impl<'a> Checker<'a> {
                     .label("not a function name"),
             );
         };
+        // `train_mode(e)` evaluates `e` itself, in training mode: not an ordinary call.
+        if name == "train_mode" && !matches!(self.lookup_quiet(name), Some(Val::Def(_))) {
+            return self.train_mode(args, piped.is_some(), span);
+        }
         let mut a = Args { span, ..Args::default() };
         if let Some(p) = piped {
             a.pos.push(p);
@@ -77,6 +81,29 @@ impl<'a> Checker<'a> {
     }
 
     /// Inlines a user definition at a call site.
+    /// `train_mode(e)`: `e` with its layers as in training — dropout draws its masks, batch
+    /// norm normalises with the batch's own statistics — wherever it is written, as pix2pix
+    /// runs its generator at test time. The running statistics it computes are dropped: a
+    /// sample or an eval changes no buffer. In a training phase it changes nothing.
+    fn train_mode(&mut self, args: &[ast::Arg], piped: bool, span: Span) -> Val {
+        let expr = match args {
+            [a] if a.name.is_none() && !piped => &a.value,
+            _ => {
+                return self.error(
+                    TypeError::new("E0104", span, "`train_mode` takes one expression: train_mode(G(x))")
+                        .label("one positional argument")
+                        .help("write train_mode(G(x)), not x |> train_mode"),
+                );
+            }
+        };
+        let mode = std::mem::replace(&mut self.mode, super::Mode::Train);
+        let running = self.running.clone();
+        let v = self.eval(expr);
+        self.mode = mode;
+        self.running = running;
+        v
+    }
+
     pub(super) fn call_def(&mut self, name: &str, args: Args, callee_span: Span) -> Val {
         let Some(def) = self.defs.get(name).copied() else { return Val::Poison };
         if self.frames.iter().any(|f| f.def == name) {
