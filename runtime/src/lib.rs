@@ -1,4 +1,5 @@
-//! The genc runtime: the CubeCL device layer, kernels, the executor and the training loop.
+//! The genc runtime: the CubeCL device layer, kernels, the executor and the training loop
+//! ([`train`] one step, [`run`] a whole run with its data and cadences).
 //!
 //! It reads only the compiler's `Program` and knows nothing of the `.gen` syntax.
 //! [`device`] opens a device — a Vulkan adapter through CubeCL (a GPU, or lavapipe) or the
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod npy;
 pub mod optim;
 pub mod profile;
+pub mod run;
 pub mod sample;
 pub mod snapshot;
 pub mod train;

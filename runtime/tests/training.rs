@@ -389,3 +389,43 @@ fn clip_to_norm_bounds_each_units_weights() {
         }
     });
 }
+
+/// specs/cgan.gen's schedule as Mirza & Osindero state it: the rate starts at 0.1, is divided
+/// by 1.00004 each update (each step logs `lr.opt_d`, falling), and never goes below the
+/// paper's 1e-6.
+#[test]
+fn cgan_learning_rate_falls_by_the_papers_factor_to_its_floor() {
+    let c = checked("cgan");
+    let (program, _) = plan::plan(&c, Some(8)).unwrap_or_else(|e| panic!("{e}"));
+    let d = device();
+    let steps = 60_000;
+    let mut trainer = new_trainer(&c, program, 3, steps);
+    let opt_d = trainer.optimizers.iter().find(|o| o.name == "opt_d").unwrap_or_else(|| panic!("no opt_d"));
+    assert_eq!(opt_d.lr_at(0), 0.1);
+    assert!((opt_d.lr_at(steps - 1) - 0.1 / 1.00004f64.powf((steps - 1) as f64)).abs() < 1e-12);
+    // 288k updates would take it below 1e-6: the floor holds it there.
+    assert_eq!(opt_d.lr_at(400_000), 1e-6);
+    let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, FeedError> {
+        Ok(phase
+            .inputs
+            .iter()
+            .map(|spec| {
+                let n: usize = spec.shape.iter().product();
+                let values: Vec<f32> = match spec.dtype {
+                    DType::I32 => (0..n).map(|i| (i % 10) as f32).collect(),
+                    _ => (0..n).map(|i| ((i * 37) % 101) as f32 / 101.0).collect(),
+                };
+                DeviceTensor::from_f32(d, spec.dtype, &spec.shape, &values).unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect())
+    };
+    let mut logged = Vec::new();
+    for _ in 0..3 {
+        let report = trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
+        let lr = report.metrics.iter().find(|(n, _)| n == "lr.opt_d").map(|m| m.1);
+        logged.push(lr.unwrap_or_else(|| panic!("no lr.opt_d in {:?}", report.metrics)));
+    }
+    for (t, lr) in logged.iter().enumerate() {
+        assert!((lr - 0.1 / 1.00004f64.powi(t as i32)).abs() < 1e-15, "update {t}: {lr}");
+    }
+}

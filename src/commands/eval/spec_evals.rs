@@ -11,8 +11,9 @@ use genc_runtime::config::RunConfig;
 use genc_runtime::device::Device;
 use genc_runtime::train::Trainer;
 
-use crate::commands::train::outputs::{self, Units};
-use crate::commands::train::{DataProblem, RunData};
+use genc_runtime::run::{DataProblem, RunData};
+
+use crate::commands::train::outputs;
 use crate::commands::{Status, fail, load_checked};
 use crate::report::Reporter;
 
@@ -74,12 +75,12 @@ pub fn run(run_dir: &Path, device: &Device, reporter: &Reporter) -> Result<(Vec<
     };
     let test_len = data.test.as_ref().map_or(0, |(_, ds)| ds.len() as u64);
     let warn = |line: &str| eprintln!("{line}");
-    let units = Units::load(device, &checked, batch, test_len, &warn);
+    let units = outputs::plan_units(device, &checked, batch, test_len, &warn);
     let mut scored = Vec::new();
     for (index, name) in entries {
         let Some(Some(unit)) = units.evals.get(index) else { continue };
         eprintln!("evaluating `{name}` on the test set ({test_len} examples)");
-        let s = outputs::evaluate(device, &trainer, unit, &data, batch as usize, seed, ck.step)
+        let s = genc_runtime::run::evaluate(device, &trainer, unit, &data, batch as usize, seed, ck.step)
             .map_err(|e| emit(&e, "eval"))?;
         scored.push(SpecEval { name, value: s.value, examples: s.examples });
     }

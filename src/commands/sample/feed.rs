@@ -7,8 +7,8 @@ use genc_compiler::check::DataSpec;
 use genc_compiler::sampler::{HostStep, SamplerProgram, VarKind};
 use genc_runtime::data::{Batch, Dataset, Split};
 
-use crate::commands::train::{DataProblem, open_source, split_of, transforms_of};
 use genc_runtime::device::{Device, DeviceTensor};
+use genc_runtime::run::{DataProblem, open_source, split_of, transforms_of};
 use genc_runtime::sample::SampleError;
 
 /// How a unit's inputs map onto data names.

@@ -2,7 +2,6 @@
 //! metrics (JSONL), a loss plot, sample grids and safetensors checkpoints; `genc train
 //! --resume RUN_DIR` continues such a run exactly where its checkpoint left it.
 
-mod feed;
 mod folder;
 mod interrupt;
 pub(crate) mod outputs;
@@ -11,16 +10,14 @@ mod progress;
 use std::path::PathBuf;
 
 use genc_compiler::check::{Cadence, CadenceKind, Every, RunSpec};
-use genc_compiler::program::PhaseProgram;
 use genc_compiler::train_spec::TrainSpec;
 use genc_runtime::checkpoint;
 use genc_runtime::config::RunConfig;
 use genc_runtime::data::{Batcher, BatcherState};
-use genc_runtime::device::{Device, DeviceChoice, DeviceTensor};
-use genc_runtime::labels::FeedError;
+use genc_runtime::device::{Device, DeviceChoice};
+use genc_runtime::run::{DataProblem, Event, Run, RunData, RunLength, transforms_of};
 use genc_runtime::train::Trainer;
 
-pub use feed::{DataProblem, RunData, inputs_for, open_source, split_of, transforms_of};
 use folder::{RunFolder, record};
 use interrupt::Interrupt;
 use progress::Progress;
@@ -196,13 +193,12 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
         return Ok(());
     }
     folder.write_config(&config).map_err(|e| fail(format!("cannot write the run config: {e}")))?;
-    let mut batcher = Batcher::new(data.train.clone(), transforms.clone(), data_state)
+    let batcher = Batcher::new(data.train.clone(), transforms.clone(), data_state)
         .map_err(|e| report(reporter, &e, "data"))?;
     let warn = |line: &str| eprintln!("{line}");
     let test_len = data.test.as_ref().map_or(0, |(_, ds)| ds.len() as u64);
-    let units = outputs::Units::load(&device, &checked, batch, test_len, &warn);
+    let units = outputs::plan_units(&device, &checked, batch, test_len, &warn);
     let range = transforms.range.unwrap_or((0.0, 1.0));
-    let names = data.train_spec.names.clone();
     let (mut metrics_file, mut history) = folder.open_metrics(done).map_err(fail)?;
     let cadences = cadences(&run, &config);
     let interrupt = Interrupt::install().map_err(|e| fail(format!("cannot catch Ctrl-C: {e}")))?;
@@ -212,18 +208,14 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
         None => format!("training {} for {steps} steps", spec.display()),
     };
     eprintln!("{what}, batch {batch} ({per_epoch} steps per epoch), into {}", out.display());
-    // Samples and evals read the EMA weights where the spec keeps them, and say so in their
-    // file and metric names.
-    let averaged = if trainer.ema.is_empty() { "" } else { "_ema" };
+    let length = RunLength { steps, per_epoch, batch: batch as usize, seed };
+    let mut run = Run::new(trainer, data, batcher, units, cadences, length, first);
     let progress = Progress::new(first, steps);
-    for step in first + 1..=steps {
-        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, FeedError> {
-            let b = batcher.next_batch().map_err(|e| FeedError::Data(e.to_string()))?;
-            inputs_for(&device, phase, &names, &b)
-        };
-        let reported = match trainer.train_step(&device, &mut feed) {
-            Ok(r) => r,
+    while !run.finished() {
+        let outcome = match run.step(&device) {
+            Ok(o) => o,
             Err(e) => {
+                let step = run.done() + 1;
                 progress.finish();
                 folder.write_loss_plot(&history);
                 let path = folder.checkpoint_path();
@@ -243,74 +235,57 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
                 return Err(report(reporter, &e, "train"));
             }
         };
+        let step = outcome.step;
         if args.profile && step == first + 1 {
             // The first step compiles kernels and fills the buffer pool: not a typical step.
-            *trainer.profile_mut() = genc_runtime::profile::Profile::on();
+            *run.trainer.profile_mut() = genc_runtime::profile::Profile::on();
         }
-        for (name, value) in &reported.metrics {
+        for (name, value) in &outcome.metrics {
             record(&mut history, name, step, *value);
         }
-        progress.step(step, &reported.metrics);
-        let epoch_end = step % per_epoch == 0;
-        let due = |every: &Every| {
-            step == steps
-                || match every {
-                    Every::Steps(n) => step % n == 0,
-                    Every::Epochs(n) => epoch_end && (step / per_epoch) % n == 0,
-                }
-        };
+        progress.step(step, &outcome.metrics);
         let mut saved = false;
-        for cadence in cadences.iter().filter(|c| due(&c.every)) {
-            match &cadence.kind {
-                CadenceKind::Log => {
-                    progress.log(step, &reported.metrics);
+        for event in outcome.events {
+            match event {
+                Event::Log => {
+                    progress.log(step, &outcome.metrics);
                     let clock = (progress.seconds(), progress.rate(step));
-                    RunFolder::append_metrics(&mut metrics_file, step, clock, &reported.metrics);
+                    RunFolder::append_metrics(&mut metrics_file, step, clock, &outcome.metrics);
                 }
-                CadenceKind::Sample { index, name } => {
-                    let Some(Some(unit)) = units.samples.get(*index) else { continue };
-                    let sampled =
-                        outputs::sample(&device, &trainer, unit, &data, batch as usize, seed ^ 0x5A4D_504C);
-                    match sampled {
-                        Ok(Some((values, shape))) => {
-                            let nrow = (shape[0] as f64).sqrt().ceil() as usize;
-                            let path = folder.sample_path(&format!("{name}{averaged}"), step);
-                            if let Err(e) =
-                                genc_runtime::images::write_grid(&path, &values, shape, nrow, range)
-                            {
-                                reporter.emit(&e, "samples", None);
-                            }
+                Event::Sample { name, images } => match images {
+                    Ok(Some((values, shape))) => {
+                        let nrow = (shape[0] as f64).sqrt().ceil() as usize;
+                        let path = folder.sample_path(&name, step);
+                        if let Err(e) = genc_runtime::images::write_grid(&path, &values, shape, nrow, range) {
+                            reporter.emit(&e, "samples", None);
                         }
-                        Ok(None) => {}
-                        Err(e) => reporter.emit(&e, "sample", None),
                     }
-                }
-                CadenceKind::Eval { index, name } => {
-                    let Some(Some(unit)) = units.evals.get(*index) else { continue };
-                    match outputs::evaluate(&device, &trainer, unit, &data, batch as usize, seed, step) {
-                        Ok(outputs::Scored { value, examples }) => {
-                            progress.println(&format!(
-                                "step {step}: eval {name}{averaged} {value:.4} ({examples} test examples)"
-                            ));
-                            let metric = format!("eval.{name}{averaged}");
-                            let clock = (progress.seconds(), progress.rate(step));
-                            let entry =
-                                [(metric.clone(), value), (format!("{metric}.examples"), examples as f64)];
-                            RunFolder::append_metrics(&mut metrics_file, step, clock, &entry);
-                            record(&mut history, &metric, step, value);
-                        }
-                        Err(e) => reporter.emit(&e, "eval", None),
+                    Ok(None) => {}
+                    Err(e) => reporter.emit(&e, "sample", None),
+                },
+                Event::Eval { name, scored } => match scored {
+                    Ok(genc_runtime::run::Scored { value, examples }) => {
+                        progress.println(&format!(
+                            "step {step}: eval {name} {value:.4} ({examples} test examples)"
+                        ));
+                        let metric = format!("eval.{name}");
+                        let clock = (progress.seconds(), progress.rate(step));
+                        let entry =
+                            [(metric.clone(), value), (format!("{metric}.examples"), examples as f64)];
+                        RunFolder::append_metrics(&mut metrics_file, step, clock, &entry);
+                        record(&mut history, &metric, step, value);
                     }
-                }
-                CadenceKind::Checkpoint => {
-                    save(&folder, &device, &trainer, &batcher, &spec_hash, reporter)?;
+                    Err(e) => reporter.emit(&e, "eval", None),
+                },
+                Event::Checkpoint => {
+                    save(&folder, &device, &run, &spec_hash, reporter)?;
                     saved = true;
                 }
             }
         }
         if interrupt.requested() {
             if !saved {
-                save(&folder, &device, &trainer, &batcher, &spec_hash, reporter)?;
+                save(&folder, &device, &run, &spec_hash, reporter)?;
             }
             progress.finish();
             folder.write_loss_plot(&history);
@@ -322,14 +297,14 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
             return Err(Status::Interrupted);
         }
         if step == steps && !saved {
-            save(&folder, &device, &trainer, &batcher, &spec_hash, reporter)?;
+            save(&folder, &device, &run, &spec_hash, reporter)?;
         }
     }
     progress.finish();
     folder.write_loss_plot(&history);
     if args.profile {
         let timed = steps - first - 1;
-        let table = trainer.profile().table(timed);
+        let table = run.trainer.profile().table(timed);
         let text = format!(
             "# where a step's time goes\n\n{}, {timed} steps (the first step is not timed)\n\n{table}",
             info.adapter.name
@@ -351,10 +326,11 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
 fn save(
     folder: &RunFolder,
     device: &Device,
-    trainer: &Trainer,
-    batcher: &Batcher,
+    run: &Run,
     spec_hash: &str,
     reporter: &Reporter,
 ) -> Result<(), Status> {
-    folder.save(device, trainer, batcher.state(), spec_hash).map_err(|e| report(reporter, &e, "checkpoint"))
+    folder
+        .save(device, &run.trainer, run.batcher_state(), spec_hash)
+        .map_err(|e| report(reporter, &e, "checkpoint"))
 }

@@ -1,132 +1,47 @@
-//! The forward-only work a run does on its cadences: sample grids written as PNG and evals
-//! averaged over the whole test set.
+//! The spec's `sample` and `eval` expressions planned for a run (the runtime's `run::units`
+//! runs them): planning needs the checked spec, which only the CLI holds.
 
 use genc_compiler::check::{Checked, UnitKind};
 use genc_runtime::device::Device;
 use genc_runtime::executor::LoadedPhase;
-use genc_runtime::train::{TrainError, Trainer};
+use genc_runtime::run::{Eval, Units};
 
-use super::feed::{RunData, inputs_for, transforms_of, unit_inputs};
-
-/// The spec's `sample` and `eval` expressions, planned and loaded (`None` where one cannot be
-/// planned yet; a warning said so).
-pub struct Units {
-    pub samples: Vec<Option<LoadedPhase>>,
-    pub evals: Vec<Option<Eval>>,
-}
-
-/// An eval planned at the batch size, and at the size of the test set's last, partial batch
-/// when the batch does not divide it: every test example is scored once.
-pub struct Eval {
-    pub full: LoadedPhase,
-    pub tail: Option<LoadedPhase>,
-}
-
-impl Units {
-    /// Plans the units at `batch`, and the evals also at `test_len % batch`.
-    pub fn load(device: &Device, checked: &Checked, batch: u64, test_len: u64, warn: &dyn Fn(&str)) -> Units {
-        let load = |kind: UnitKind, batch: u64| -> Vec<Option<LoadedPhase>> {
-            let count = checked.units.iter().filter(|u| u.kind == kind).count();
-            (0..count)
-                .map(|i| {
-                    let planned = genc_compiler::plan::plan_forward(checked, kind, i, batch)
-                        .map_err(|e| e.to_string())
-                        .and_then(|p| LoadedPhase::load(device, &p).map_err(|e| e.to_string()));
-                    let later = match kind {
-                        UnitKind::Sample => "; after training, `genc sample RUN_DIR` runs it",
-                        _ => "",
-                    };
-                    planned
-                        .map_err(|e| warn(&format!("warning: {} #{i} is skipped: {e}{later}", kind.name())))
-                        .ok()
-                })
-                .collect()
-        };
-        let full = load(UnitKind::Eval, batch);
-        let tail = test_len % batch;
-        let mut tails = if tail > 0 { load(UnitKind::Eval, tail) } else { Vec::new() }.into_iter();
-        let evals = full
-            .into_iter()
-            .map(|full| {
-                // Taken first, so a full unit that failed does not shift the tails.
-                let tail = tails.next().flatten();
-                Some(Eval { full: full?, tail })
+/// Plans the units at `batch`, and the evals also at `test_len % batch`; a unit that cannot
+/// be planned is skipped with a warning.
+pub fn plan_units(
+    device: &Device,
+    checked: &Checked,
+    batch: u64,
+    test_len: u64,
+    warn: &dyn Fn(&str),
+) -> Units {
+    let load = |kind: UnitKind, batch: u64| -> Vec<Option<LoadedPhase>> {
+        let count = checked.units.iter().filter(|u| u.kind == kind).count();
+        (0..count)
+            .map(|i| {
+                let planned = genc_compiler::plan::plan_forward(checked, kind, i, batch)
+                    .map_err(|e| e.to_string())
+                    .and_then(|p| LoadedPhase::load(device, &p).map_err(|e| e.to_string()));
+                let later = match kind {
+                    UnitKind::Sample => "; after training, `genc sample RUN_DIR` runs it",
+                    _ => "",
+                };
+                planned
+                    .map_err(|e| warn(&format!("warning: {} #{i} is skipped: {e}{later}", kind.name())))
+                    .ok()
             })
-            .collect();
-        Units { samples: load(UnitKind::Sample, batch), evals }
-    }
-}
-
-/// Images as f32 values with their N×C×H×W shape.
-pub type Images = (Vec<f32>, [usize; 4]);
-
-/// Runs sample `unit` on the test set's first batch; its `out` as images.
-pub fn sample(
-    device: &Device,
-    trainer: &Trainer,
-    unit: &LoadedPhase,
-    data: &RunData,
-    batch: usize,
-    seed: u64,
-) -> Result<Option<Images>, TrainError> {
-    let test = data.first_test_batch(batch);
-    let test = data.test.as_ref().map(|(d, _)| d).zip(test.as_ref());
-    let inputs = unit_inputs(device, &unit.phase, test)?;
-    let outs = trainer.forward(device, unit, inputs, seed)?;
-    let Some((_, t)) = outs.iter().find(|(n, _)| n == "out") else { return Ok(None) };
-    let shape = match t.shape[..] {
-        [n, c, h, w] => [n, c, h, w],
-        [n, h, w] => [n, 1, h, w],
-        _ => return Ok(None),
+            .collect()
     };
-    Ok(Some((t.to_f32(device)?, shape)))
-}
-
-/// An eval's value over the whole test set and the number of examples it scored.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Scored {
-    pub value: f64,
-    pub examples: usize,
-}
-
-/// The mean of eval `unit` over every test example, in the test set's order: each batch's
-/// value weighted by its size (exact for a per-example mean; the last batch may be partial).
-/// Every batch draws fresh noise from the run's seed, the step and the batch's position, so
-/// two evals at one step agree and evals at different steps are independent. NaN without a
-/// test set.
-pub fn evaluate(
-    device: &Device,
-    trainer: &Trainer,
-    unit: &Eval,
-    data: &RunData,
-    batch: usize,
-    seed: u64,
-    step: u64,
-) -> Result<Scored, TrainError> {
-    let none = Scored { value: f64::NAN, examples: 0 };
-    let Some((d, ds)) = data.test.as_ref() else { return Ok(none) };
-    let transforms = transforms_of(d);
-    let Ok(batches) = genc_runtime::data::in_order(ds, &transforms, batch, seed, true) else {
-        return Ok(none);
-    };
-    let (mut total, mut examples) = (0.0, 0usize);
-    for (k, b) in batches.enumerate() {
-        let size = b.indices.len();
-        let program = if size == batch { Some(&unit.full) } else { unit.tail.as_ref() };
-        let Some(program) = program else {
-            // A partial batch that could not be planned: say so in the count, not silently.
-            continue;
-        };
-        let inputs = inputs_for(device, &program.phase, &d.names, &b)?;
-        let noise = genc_runtime::train::mix(genc_runtime::train::mix(seed ^ 0x4556_414C, step), k as u64);
-        let outs = trainer.forward(device, program, inputs, noise)?;
-        if let Some((_, t)) = outs.iter().find(|(n, _)| n == "out") {
-            if let Some(v) = t.to_f64(device)?.first() {
-                total += v * size as f64;
-                examples += size;
-            }
-        }
-    }
-    let value = if examples == 0 { f64::NAN } else { total / examples as f64 };
-    Ok(Scored { value, examples })
+    let full = load(UnitKind::Eval, batch);
+    let tail = test_len % batch;
+    let mut tails = if tail > 0 { load(UnitKind::Eval, tail) } else { Vec::new() }.into_iter();
+    let evals = full
+        .into_iter()
+        .map(|full| {
+            // Taken first, so a full unit that failed does not shift the tails.
+            let tail = tails.next().flatten();
+            Some(Eval { full: full?, tail })
+        })
+        .collect();
+    Units { samples: load(UnitKind::Sample, batch), evals }
 }

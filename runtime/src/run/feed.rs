@@ -5,12 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use genc_compiler::check::{DataSpec, RunSpec};
-use genc_compiler::data_source::{DataSource, DataSplit, Pairing};
+use genc_compiler::data_source::{DataSource, DataSpec, DataSplit, Pairing};
 use genc_compiler::program::PhaseProgram;
-use genc_runtime::data::{Batch, Binarize, DataError, Dataset, FolderOptions, Pair, Split, Transforms};
-use genc_runtime::device::{Device, DeviceTensor};
-use genc_runtime::labels::{self, FeedError};
+use genc_compiler::train_spec::RunSpec;
+
+use crate::data::{Batch, Binarize, DataError, Dataset, EdgeFilter, FolderOptions, Pair, Split, Transforms};
+use crate::device::{Device, DeviceTensor};
+use crate::labels::{self, FeedError};
 
 /// The data a run reads: the training source and, if the spec declares one, the test source.
 pub struct RunData {
@@ -20,6 +21,7 @@ pub struct RunData {
 }
 
 /// Why the spec's data cannot be opened.
+#[derive(Debug)]
 pub enum DataProblem {
     /// The spec declares no training data or a source `genc train` cannot read.
     Spec(String),
@@ -49,7 +51,7 @@ impl RunData {
     /// sample entry is the first four test images (shuffling is for training batches only).
     pub fn first_test_batch(&self, batch: usize) -> Option<Batch> {
         let (d, ds) = self.test.as_ref()?;
-        genc_runtime::data::in_order(ds, &transforms_of(d), batch, 0, true).ok()?.next()
+        crate::data::in_order(ds, &transforms_of(d), batch, 0, true).ok()?.next()
     }
 }
 
@@ -94,7 +96,7 @@ pub fn transforms_of(d: &DataSpec) -> Transforms {
         pair: d.paired.map(|p| match p {
             Pairing::Downsample(r) => Pair::Downsample(r as usize),
             Pairing::Bicubic(r) => Pair::Bicubic(r as usize),
-            Pairing::Edges => Pair::Edges(genc_runtime::data::EdgeFilter::Sobel),
+            Pairing::Edges => Pair::Edges(EdgeFilter::Sobel),
         }),
         range: d.range.map(|(lo, hi)| (lo as f32, hi as f32)),
     }
