@@ -429,3 +429,50 @@ fn cgan_learning_rate_falls_by_the_papers_factor_to_its_floor() {
         assert!((lr - 0.1 / 1.00004f64.powi(t as i32)).abs() < 1e-15, "update {t}: {lr}");
     }
 }
+
+/// `state` and `keep` carry spectral normalisation's power-iteration vector from step to step
+/// (specs/variants/sngan.gen, as the paper): after a step each `D.snK.state0` buffer holds the
+/// unit vector `u = W v / |W v|` that step computed, and the next step starts from it.
+#[test]
+fn a_kept_state_carries_from_one_step_to_the_next() {
+    on_every_device(|| {
+        let c = common::checked_with("variants/sngan", &[("F", 8)], &[]);
+        let (program, _) = plan::plan(&c, Some(4)).unwrap_or_else(|e| panic!("{e}"));
+        let d = device();
+        let mut trainer = new_trainer(&c, program, 5, 10);
+        let states: Vec<usize> = trainer
+            .program
+            .buffers
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.name.contains(".state"))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(states.len(), 4, "one state per spectrally normalised weight");
+        let read = |t: &Trainer, i: usize| t.buffers[i].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
+        let before: Vec<Vec<f64>> = states.iter().map(|&i| read(&trainer, i)).collect();
+        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, FeedError> {
+            Ok(phase
+                .inputs
+                .iter()
+                .map(|spec| {
+                    let n: usize = spec.shape.iter().product();
+                    let values: Vec<f32> = (0..n).map(|i| ((i * 37) % 101) as f32 / 50.5 - 1.0).collect();
+                    DeviceTensor::from_f32(d, spec.dtype, &spec.shape, &values)
+                        .unwrap_or_else(|e| panic!("{e}"))
+                })
+                .collect())
+        };
+        for step in 0..2 {
+            trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
+            for (k, &i) in states.iter().enumerate() {
+                let u = read(&trainer, i);
+                let norm = u.iter().map(|x| x * x).sum::<f64>().sqrt();
+                assert!((norm - 1.0).abs() < 1e-5, "step {step}, state {k}: |u| = {norm}");
+                if step == 0 && u.len() > 1 {
+                    assert_ne!(u, before[k], "state {k} was not updated");
+                }
+            }
+        }
+    });
+}

@@ -96,6 +96,8 @@ pub(super) const NAMES: &[&str] = &[
     "grid",
     // evaluation in training mode (a special form: `calls::train_mode`)
     "train_mode",
+    // the next value of a `state(..)`
+    "keep",
 ];
 
 /// Every named option a built-in or layer takes, for "did you mean" suggestions.
@@ -449,6 +451,7 @@ impl<'a> Checker<'a> {
             "psnr" => self.psnr(a),
             "ssim" => self.ssim(a),
             "grad" => self.grad_fn(a, span),
+            "keep" => self.keep(a, span).map(Val::Tensor),
             "grid" => self.one_tensor(a, name).and_then(|(x, s)| {
                 if self.ty(x).rank() != 4 {
                     let t = self.ty(x).clone();
@@ -496,6 +499,37 @@ impl<'a> Checker<'a> {
                 .help("use `bce_logits` on logits, or apply `sigmoid` first"),
             );
         }
+    }
+
+    /// `keep(s, value)`: `value` is the next value of state `s` (a `state(..)`), written when
+    /// a training phase ends and read by the next step; `value` is also the result. In a
+    /// sample or an eval nothing is kept, as with batch norm's running statistics.
+    fn keep(&mut self, a: &mut Args, span: Span) -> Result<NodeId, ()> {
+        let at = a.pos.first().map_or(span, |p| p.1);
+        let (s, value, _) = self.two_tensors(a, "keep")?;
+        let Some(&index) = self.states.get(&s) else {
+            let from = self.graph.node(s).span;
+            self.error(
+                TypeError::new("E0105", at, "`keep` keeps the next value of a `state(..)`")
+                    .label("not a state")
+                    .note(from, "made here")
+                    .help("make the state in the net: `let u = state([1, n], init: \"normal\")`, then `keep(u, next)`"),
+            );
+            return Err(());
+        };
+        let (want, have) = (self.ty(s).clone(), self.ty(value).clone());
+        if want != have {
+            return self.fail(span, &format!("the next value {have} of a state {want} must have its type"));
+        }
+        if self.mode == super::Mode::Train {
+            let next = self.node(Prim::StopGrad, &[value], None, span)?;
+            match self.running.iter_mut().find(|(i, _)| *i == index) {
+                Some(entry) => entry.1 = next,
+                None => self.running.push((index, next)),
+            }
+            self.states.insert(next, index);
+        }
+        Ok(value)
     }
 
     pub(super) fn fail<T>(&mut self, span: Span, message: &str) -> Result<T, ()> {

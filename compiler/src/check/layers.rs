@@ -25,6 +25,7 @@ pub(super) const LAYERS: &[&str] = &[
     "embedding",
     "dropout",
     "weight",
+    "state",
 ];
 
 impl<'a> Checker<'a> {
@@ -38,6 +39,7 @@ impl<'a> Checker<'a> {
             "embedding" => self.embedding(&mut a, span),
             "dropout" => self.dropout(&mut a, span),
             "weight" => self.free_weight(&mut a, span),
+            "state" => self.state(&mut a, span),
             _ => return self.unknown(name, span, "layer"),
         };
         if r.is_ok() && self.reject_leftover(&a, name) {
@@ -713,6 +715,18 @@ impl<'a> Checker<'a> {
         let (init, _) = self.init_option(a, 1, shape.len(), Init::Uniform { bound }, span)?;
         let name = self.layer_name("weight");
         self.param(&name, "", &shape, init, Kind::Trainable, span)
+    }
+
+    /// `state(shape, init:)`: a tensor the net keeps from step to step without training it
+    /// (spectral normalisation's power-iteration vector), a buffer named `<net>.state<k>`;
+    /// it reads as its latest value in this graph, and `keep(s, value)` gives its next.
+    fn state(&mut self, a: &mut Args, span: Span) -> Result<NodeId, ()> {
+        let shape = self.shape_arg(a, 0, "shape")?;
+        let (init, _) = self.init_option(a, 1, shape.len(), Init::Zeros, span)?;
+        let name = self.layer_name("state");
+        let (index, value) = self.running_stat(&name, "", &shape, init, span)?;
+        self.states.insert(value, index);
+        Ok(value)
     }
 
     fn embedding(&mut self, a: &mut Args, span: Span) -> Result<NodeId, ()> {

@@ -200,6 +200,7 @@ struct SavedGraph {
     logs: Vec<(String, NodeId)>,
     mode: Mode,
     running: Vec<(usize, NodeId)>,
+    states: HashMap<NodeId, usize>,
     host: crate::host::Recorder,
 }
 
@@ -255,6 +256,9 @@ struct Checker<'a> {
     /// Per buffer index, the latest value of a running statistic the current graph updated
     /// (training mode): the next call of the same layer starts from it.
     running: Vec<(usize, NodeId)>,
+    /// The nodes of the current graph that read a `state(..)` (or a value `keep` gave it),
+    /// with its buffer index: what `keep` may name.
+    states: HashMap<NodeId, usize>,
     units: Vec<Unit>,
     schedule: Option<Schedule>,
     run: Option<RunSpec>,
@@ -298,6 +302,7 @@ impl<'a> Checker<'a> {
             logs: Vec::new(),
             mode: Mode::Train,
             running: Vec::new(),
+            states: HashMap::new(),
             units: Vec::new(),
             label_classes: HashMap::new(),
             explicit_init: Default::default(),
@@ -338,6 +343,7 @@ impl<'a> Checker<'a> {
             logs: std::mem::take(&mut self.logs),
             mode: std::mem::replace(&mut self.mode, mode),
             running: std::mem::take(&mut self.running),
+            states: std::mem::take(&mut self.states),
             host: std::mem::take(&mut self.host),
         }
     }
@@ -354,6 +360,7 @@ impl<'a> Checker<'a> {
     ) -> (Graph, Option<crate::host::HostBody>) {
         let logs = std::mem::replace(&mut self.logs, saved.logs);
         let running = std::mem::replace(&mut self.running, saved.running);
+        self.states = saved.states;
         let mut g = std::mem::replace(&mut self.graph, saved.graph);
         let host = std::mem::replace(&mut self.host, saved.host).finish(&g);
         self.streams = saved.streams;
