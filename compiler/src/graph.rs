@@ -52,12 +52,29 @@ pub struct Graph {
     pub input_names: Vec<String>,
     /// Inputs read as indices, with the range they must lie in.
     pub index_uses: Vec<IndexUse>,
+    /// Indices the graph computes, each with the output that counts its out-of-range values.
+    pub index_guards: Vec<IndexGuard>,
+}
+
+/// Output `output` counts the values of an index the graph computes that lie outside
+/// `0..classes`; the runtime reads it after the phase (`check/index_guard.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexGuard {
+    pub output: String,
+    pub classes: i64,
+    pub op: String,
+    pub span: Span,
 }
 
 impl Graph {
     /// An empty graph with `g`'s inputs: what a pass that rebuilds a graph starts from.
     pub fn with_inputs_of(g: &Graph) -> Graph {
-        Graph { input_names: g.input_names.clone(), index_uses: g.index_uses.clone(), ..Graph::default() }
+        Graph {
+            input_names: g.input_names.clone(),
+            index_uses: g.index_uses.clone(),
+            index_guards: g.index_guards.clone(),
+            ..Graph::default()
+        }
     }
 
     pub fn add(&mut self, node: Node, inputs: &[NodeId]) -> NodeId {

@@ -75,6 +75,7 @@ pub fn plan_graph(g: &Graph, name: &str) -> Result<PhaseProgram, String> {
     let mut lowered = lower(&simplified, &partition, name)?;
     lowered.inputs = input_specs(g)?;
     lowered.index_checks = index_checks(g);
+    lowered.index_guards = index_guards(g);
     lowered.primitive_ops = passes::op_count(g);
     Ok(lowered)
 }
@@ -161,6 +162,7 @@ pub fn plan(checked: &Checked, batch: Option<u64>) -> Result<(Program, Vec<Phase
         let mut lowered = lower(&simplified, &partition, &unit.name).map_err(fail)?;
         lowered.inputs = input_specs(&g).map_err(fail)?;
         lowered.index_checks = index_checks(&g);
+        lowered.index_guards = index_guards(&g);
         lowered.primitive_ops = passes::op_count(&g);
         program.phases.push(lowered);
         stages.push(PhaseStages { name: unit.name.clone(), grad: g, simplified, partition });
@@ -226,6 +228,19 @@ fn index_checks(g: &Graph) -> Vec<IndexCheck> {
     uses.into_iter().map(check).collect()
 }
 
+/// The guards of the indices a graph computes (`check/index_guard.rs`).
+fn index_guards(g: &Graph) -> Vec<crate::program::IndexGuardSpec> {
+    g.index_guards
+        .iter()
+        .map(|guard| crate::program::IndexGuardSpec {
+            output: guard.output.clone(),
+            classes: guard.classes.max(0) as u64,
+            op: guard.op.clone(),
+            span: (guard.span.start, guard.span.end),
+        })
+        .collect()
+}
+
 /// Fuses and lowers one concrete graph (already differentiated and simplified) to a phase named
 /// `name`: what `plan` does per phase after autodiff. Its `inputs` are left empty.
 pub fn lower_graph(g: &Graph, name: &str) -> Result<PhaseProgram, PlanError> {
@@ -257,6 +272,7 @@ fn lower(g: &Graph, part: &Partition, name: &str) -> Result<PhaseProgram, String
         primitive_ops: 0,
         kernels: part.kernel_count(g),
         index_checks: Vec::new(),
+        index_guards: Vec::new(),
     };
     // Which nodes are read from outside their fused group (so the group must write them). A
     // group's reduction reads its input inside the group's kernel.

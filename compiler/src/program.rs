@@ -162,6 +162,20 @@ pub struct PhaseProgram {
     /// Inputs whose values index something, checked by the feed.
     #[serde(default)]
     pub index_checks: Vec<IndexCheck>,
+    /// Indices the phase computes: each output named here counts the values that fell
+    /// outside `0..classes`, read by the runtime after the phase.
+    #[serde(default)]
+    pub index_guards: Vec<IndexGuardSpec>,
+}
+
+/// A computed index's guard: output `output` counts its values outside `0..classes`, read
+/// by `op` at `span` (a byte range of the spec).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IndexGuardSpec {
+    pub output: String,
+    pub classes: u64,
+    pub op: String,
+    pub span: (usize, usize),
 }
 
 impl Program {

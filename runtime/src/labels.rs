@@ -27,6 +27,46 @@ pub struct LabelOutOfRange {
     pub span: miette::SourceSpan,
 }
 
+/// Values of an index the graph computes that fell outside the classes of the op that reads
+/// them: the device clamped them, so the step is refused (the interpreter raises).
+#[derive(Clone, Debug, PartialEq, Error, Diagnostic)]
+#[error("{count} values of the index `{op}` reads are outside 0..{classes} (in `{phase}`)")]
+#[diagnostic(
+    code(E0945),
+    help("the index is computed in the spec (no data to check before the step): keep it in 0..={last}, e.g. clamp(.., 0, {last}) before to_int, or scale the data it comes from to the range it assumes", last = classes.saturating_sub(1))
+)]
+pub struct ComputedIndexOutOfRange {
+    pub phase: String,
+    pub count: u64,
+    pub classes: u64,
+    pub op: String,
+    #[label("{count} indices out of range here")]
+    pub span: miette::SourceSpan,
+}
+
+/// The index guards of `phase` against its outputs: the first guard that counted an
+/// out-of-range value. `read` gives an output's first value.
+pub fn check_guards(
+    phase: &PhaseProgram,
+    outputs: &[(String, crate::device::DeviceTensor)],
+    read: &mut dyn FnMut(&crate::device::DeviceTensor) -> Result<f64, crate::device::DeviceError>,
+) -> Result<Option<ComputedIndexOutOfRange>, crate::device::DeviceError> {
+    for guard in &phase.index_guards {
+        let Some((_, t)) = outputs.iter().find(|(n, _)| *n == guard.output) else { continue };
+        let count = read(t)?;
+        if count != 0.0 {
+            return Ok(Some(ComputedIndexOutOfRange {
+                phase: phase.name.clone(),
+                count: count as u64,
+                classes: guard.classes,
+                op: guard.op.clone(),
+                span: (guard.span.0, guard.span.1 - guard.span.0).into(),
+            }));
+        }
+    }
+    Ok(None)
+}
+
 /// Why a feed could not give a phase its inputs.
 #[derive(Clone, Debug, PartialEq, Error)]
 pub enum FeedError {

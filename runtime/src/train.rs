@@ -15,7 +15,7 @@ use genc_compiler::train_spec::{PhaseRun, StepOp, TrainSpec};
 use crate::device::{Device, DeviceError, DeviceTensor};
 use crate::executor::LoadedPhase;
 use crate::kernels::Leaves;
-use crate::labels::{FeedError, LabelOutOfRange};
+use crate::labels::{ComputedIndexOutOfRange, FeedError, LabelOutOfRange};
 use crate::optim::{OptimError, Optimizer};
 use crate::profile::Profile;
 
@@ -55,6 +55,9 @@ pub enum TrainError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Label(#[from] LabelOutOfRange),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Index(#[from] ComputedIndexOutOfRange),
     #[error("cannot resume from the checkpoint: {reason}")]
     #[diagnostic(
         code(E0943),
@@ -265,8 +268,15 @@ impl Trainer {
         let outputs = loaded.run_profiled(device, &leaves, &mut self.profile)?;
         let read_back = self.profile.start();
         let phase_name = loaded.phase.name.clone();
+        let read = &mut |t: &DeviceTensor| Ok(t.to_f64(device)?.first().copied().unwrap_or(0.0));
+        if let Some(e) = crate::labels::check_guards(&loaded.phase, &outputs, read)? {
+            return Err(TrainError::Index(e));
+        }
         let mut grads: Vec<Option<DeviceTensor>> = vec![None; self.program.params.len()];
         for (name, t) in &outputs {
+            if name.starts_with("check.") {
+                continue;
+            }
             if let Some(param) = name.strip_prefix("grad.") {
                 if let Some(i) = self.program.params.iter().position(|p| p.name == param) {
                     grads[i] = Some(t.clone());
@@ -386,7 +396,12 @@ impl Trainer {
         seed: u64,
     ) -> Result<Vec<(String, DeviceTensor)>, TrainError> {
         let leaves = Leaves { inputs, params: self.averaged_params(), buffers: self.buffers.clone(), seed };
-        Ok(program.run(device, &leaves)?)
+        let outputs = program.run(device, &leaves)?;
+        let read = &mut |t: &DeviceTensor| Ok(t.to_f64(device)?.first().copied().unwrap_or(0.0));
+        if let Some(e) = crate::labels::check_guards(&program.phase, &outputs, read)? {
+            return Err(TrainError::Index(e));
+        }
+        Ok(outputs)
     }
 }
 

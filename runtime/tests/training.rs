@@ -476,3 +476,66 @@ fn a_kept_state_carries_from_one_step_to_the_next() {
         }
     });
 }
+
+/// An index the spec computes (`to_int(round(x * 3))`) is counted out of range on the device
+/// and the step refused (E0945), where a gather would have clamped it; in range, the step runs.
+#[test]
+fn a_computed_index_out_of_range_stops_the_step() {
+    let spec = r#"
+dims B, C = 1, H = 28, W = 28, K = 4
+
+net G(x: [B, C, H, W]) -> [B, K, C, H, W] {
+    return reshape(x |> conv2d(K, kernel: 1), [B, K, C, H, W])
+}
+
+loss nll(x: [B, C, H, W]) = cross_entropy(G(x), to_int(round(x * (K - 1))))
+
+train {
+    data x = fashion_mnist(split: "train", range: [-1, 1])
+    batch B = 2
+    steps 1
+    optimizer opt = sgd(G, lr: 0.1)
+    step {
+        minimize nll(x) with opt
+    }
+}
+"#;
+    let (ast, errors) = genc_grammar::parse(spec);
+    assert!(errors.is_empty(), "{errors:?}");
+    let c = genc_compiler::check::check(&ast, &[]);
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    on_every_device(|| {
+        let d = device();
+        for (lo, want_error) in [(0.0f32, false), (-1.0f32, true)] {
+            let (program, _) = plan::plan(&c, Some(2)).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(program.phases[0].index_guards.len(), 1);
+            let mut trainer = new_trainer(&c, program, 1, 1);
+            let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, FeedError> {
+                Ok(phase
+                    .inputs
+                    .iter()
+                    .map(|spec| {
+                        let n: usize = spec.shape.iter().product();
+                        let values: Vec<f32> =
+                            (0..n).map(|i| lo + (1.0 - lo) * (i % 9) as f32 / 8.0).collect();
+                        DeviceTensor::from_f32(d, spec.dtype, &spec.shape, &values)
+                            .unwrap_or_else(|e| panic!("{e}"))
+                    })
+                    .collect())
+            };
+            match trainer.train_step(d, &mut feed) {
+                Ok(_) => assert!(!want_error, "data from {lo}: the out-of-range targets were not caught"),
+                Err(genc_runtime::train::TrainError::Index(e)) => {
+                    assert!(want_error, "data from {lo}: {e}");
+                    // Values -1, -0.75, -0.5, -0.25 of each 9 round to -3, -2, -2 (-1.5 away
+                    // from zero) and -1: 4 of every 9.
+                    assert_eq!(
+                        (e.count, e.classes, e.op.as_str()),
+                        ((0..2 * 784).filter(|i| i % 9 < 4).count() as u64, 4, "cross_entropy")
+                    );
+                }
+                Err(e) => panic!("data from {lo}: {e}"),
+            }
+        }
+    });
+}

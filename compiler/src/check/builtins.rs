@@ -404,7 +404,14 @@ impl<'a> Checker<'a> {
                 let scaled = self.binary_const(BinaryOp::Mul, u, hi - lo, span)?;
                 let shifted = self.binary_const(BinaryOp::Add, scaled, lo, span)?;
                 let f = self.unary(UnaryOp::Floor, shifted, span)?;
-                self.cast(f, DType::I32, span).map(Val::Tensor)
+                // f32 rounding of u * (hi - lo) + lo can reach hi (u just below 1, a large
+                // lo): the draw is held below it, so its range is exactly lo..hi.
+                let f = self.binary_const(BinaryOp::Min, f, (hi - 1.0).max(lo), span)?;
+                let drawn = self.cast(f, DType::I32, span)?;
+                if lo.fract() == 0.0 && hi.fract() == 0.0 && lo < hi {
+                    self.int_ranges.insert(drawn, (lo as i64, hi as i64));
+                }
+                Ok(Val::Tensor(drawn))
             }
             "categorical" => self.one_tensor(a, name).and_then(|(logits, s)| {
                 // Gumbel-max: argmax over the class axis (1) of logits - log(-log(u)).

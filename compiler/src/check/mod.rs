@@ -13,6 +13,7 @@ mod cause;
 mod expr;
 mod host;
 mod image_metrics;
+mod index_guard;
 mod init;
 mod layers;
 mod module;
@@ -201,6 +202,8 @@ struct SavedGraph {
     mode: Mode,
     running: Vec<(usize, NodeId)>,
     states: HashMap<NodeId, usize>,
+    int_ranges: HashMap<NodeId, (i64, i64)>,
+    guards: Vec<index_guard::PendingGuard>,
     host: crate::host::Recorder,
 }
 
@@ -259,6 +262,11 @@ struct Checker<'a> {
     /// The nodes of the current graph that read a `state(..)` (or a value `keep` gave it),
     /// with its buffer index: what `keep` may name.
     states: HashMap<NodeId, usize>,
+    /// Int tensors of the current graph whose values are known to lie in `lo..hi` (a
+    /// `randint`): an index among them needs no run-time guard.
+    int_ranges: HashMap<NodeId, (i64, i64)>,
+    /// Indices the current graph computes that need a run-time guard.
+    guards: Vec<index_guard::PendingGuard>,
     units: Vec<Unit>,
     schedule: Option<Schedule>,
     run: Option<RunSpec>,
@@ -303,6 +311,8 @@ impl<'a> Checker<'a> {
             mode: Mode::Train,
             running: Vec::new(),
             states: HashMap::new(),
+            int_ranges: HashMap::new(),
+            guards: Vec::new(),
             units: Vec::new(),
             label_classes: HashMap::new(),
             explicit_init: Default::default(),
@@ -344,6 +354,8 @@ impl<'a> Checker<'a> {
             mode: std::mem::replace(&mut self.mode, mode),
             running: std::mem::take(&mut self.running),
             states: std::mem::take(&mut self.states),
+            int_ranges: std::mem::take(&mut self.int_ranges),
+            guards: std::mem::take(&mut self.guards),
             host: std::mem::take(&mut self.host),
         }
     }
@@ -361,6 +373,8 @@ impl<'a> Checker<'a> {
         let logs = std::mem::replace(&mut self.logs, saved.logs);
         let running = std::mem::replace(&mut self.running, saved.running);
         self.states = saved.states;
+        self.int_ranges = saved.int_ranges;
+        let guards = std::mem::replace(&mut self.guards, saved.guards);
         let mut g = std::mem::replace(&mut self.graph, saved.graph);
         let host = std::mem::replace(&mut self.host, saved.host).finish(&g);
         self.streams = saved.streams;
@@ -372,6 +386,11 @@ impl<'a> Checker<'a> {
         for (index, node) in running {
             let buffer = &self.table.buffers[index].name;
             g.outputs.push(Output { name: format!("buffer.{buffer}"), node });
+        }
+        // A sampler with host loops runs segment by segment: its computed indices stay
+        // unguarded on devices (the interpreter still raises).
+        if !host.has_control() {
+            index_guard::add_guards(&mut g, guards);
         }
         (g, host.has_control().then_some(host))
     }

@@ -167,6 +167,11 @@ impl<'a> Checker<'a> {
     /// step and the train block can compare them with the data's classes.
     pub(super) fn index_use(&mut self, indices: NodeId, classes: &Dim, op: &str, span: Span) {
         let Some(classes) = classes.as_const() else { return };
+        if let Some((lo, hi)) = self.int_range(indices) {
+            if lo >= 0 && hi <= classes {
+                return;
+            }
+        }
         let mut n = indices;
         loop {
             match self.graph.node(n).prim {
@@ -178,8 +183,50 @@ impl<'a> Checker<'a> {
                 Prim::Reshape | Prim::Cast { .. } | Prim::Broadcast | Prim::StopGrad => {
                     n = self.graph.inputs(n)[0];
                 }
-                _ => return,
+                // Computed here: counted out of range at run time.
+                _ => {
+                    let guard =
+                        super::index_guard::PendingGuard { node: indices, classes, op: op.to_string(), span };
+                    self.guards.push(guard);
+                    return;
+                }
             }
+        }
+    }
+
+    /// The values `lo..hi` an int tensor is known to take: a `randint`, an `arange`, a
+    /// constant, `% c` with `c > 0` (floor modulo: `0..c`), and sums, differences, minima and
+    /// maxima of those; `None` when the checker cannot tell.
+    fn int_range(&self, n: NodeId) -> Option<(i64, i64)> {
+        if let Some(&range) = self.int_ranges.get(&n) {
+            return Some(range);
+        }
+        let node = self.graph.node(n);
+        let inputs = self.graph.inputs(n);
+        let range = |k: usize| inputs.get(k).and_then(|&i| self.int_range(i));
+        match &node.prim {
+            Prim::Iota { axis } => node.ty.shape.get(*axis)?.as_const().map(|e| (0, e.max(1))),
+            Prim::Fill { value } if value.0.fract() == 0.0 && value.0.abs() < 2f64.powi(31) => {
+                Some((value.0 as i64, value.0 as i64 + 1))
+            }
+            Prim::Reshape | Prim::Broadcast | Prim::StopGrad => range(0),
+            Prim::Cast { to: DType::I32 } if self.ty(inputs[0]).dtype == DType::I32 => range(0),
+            Prim::Binary(BinaryOp::Rem) => match range(1)? {
+                (c, d) if d == c + 1 && c > 0 => Some((0, c)),
+                _ => None,
+            },
+            Prim::Binary(op @ (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Min | BinaryOp::Max)) => {
+                let ((a, b), (c, d)) = (range(0)?, range(1)?);
+                // Closed bounds [a, b - 1] and [c, d - 1].
+                let (lo, hi) = match op {
+                    BinaryOp::Add => (a + c, b - 1 + d - 1),
+                    BinaryOp::Sub => (a - (d - 1), b - 1 - c),
+                    BinaryOp::Min => (a.min(c), (b - 1).min(d - 1)),
+                    _ => (a.max(c), (b - 1).max(d - 1)),
+                };
+                Some((lo, hi + 1))
+            }
+            _ => None,
         }
     }
 

@@ -145,6 +145,7 @@ fn isolate(phase: &PhaseProgram, step: &Step) -> Option<Isolated> {
         primitive_ops: 1,
         kernels: 1,
         index_checks: Vec::new(),
+        index_guards: Vec::new(),
     };
     Some(Isolated { phase: isolated, feeds })
 }

@@ -227,10 +227,17 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Status> {
                 } else {
                     eprintln!("training stopped at step {step}, before the first checkpoint");
                 }
-                // A label error points into the spec: show it there.
-                if let genc_runtime::train::TrainError::Label(label) = &e {
-                    reporter.emit(label, &file.name(), Some(&file.text));
-                    return Err(Status::Diagnostics);
+                // A label or index error points into the spec: show it there.
+                match &e {
+                    genc_runtime::train::TrainError::Label(label) => {
+                        reporter.emit(label, &file.name(), Some(&file.text));
+                        return Err(Status::Diagnostics);
+                    }
+                    genc_runtime::train::TrainError::Index(index) => {
+                        reporter.emit(index, &file.name(), Some(&file.text));
+                        return Err(Status::Diagnostics);
+                    }
+                    _ => {}
                 }
                 return Err(report(reporter, &e, "train"));
             }
