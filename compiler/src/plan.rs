@@ -229,7 +229,7 @@ fn index_checks(g: &Graph) -> Vec<IndexCheck> {
 }
 
 /// The guards of the indices a graph computes (`check/index_guard.rs`).
-fn index_guards(g: &Graph) -> Vec<crate::program::IndexGuardSpec> {
+pub(crate) fn index_guards(g: &Graph) -> Vec<crate::program::IndexGuardSpec> {
     g.index_guards
         .iter()
         .map(|guard| crate::program::IndexGuardSpec {

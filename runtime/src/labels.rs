@@ -44,19 +44,20 @@ pub struct ComputedIndexOutOfRange {
     pub span: miette::SourceSpan,
 }
 
-/// The index guards of `phase` against its outputs: the first guard that counted an
-/// out-of-range value. `read` gives an output's first value.
+/// The index `guards` of program `phase` against its outputs: the first guard that counted
+/// an out-of-range value. `read` gives an output's first value.
 pub fn check_guards(
-    phase: &PhaseProgram,
+    phase: &str,
+    guards: &[genc_compiler::program::IndexGuardSpec],
     outputs: &[(String, crate::device::DeviceTensor)],
     read: &mut dyn FnMut(&crate::device::DeviceTensor) -> Result<f64, crate::device::DeviceError>,
 ) -> Result<Option<ComputedIndexOutOfRange>, crate::device::DeviceError> {
-    for guard in &phase.index_guards {
+    for guard in guards {
         let Some((_, t)) = outputs.iter().find(|(n, _)| *n == guard.output) else { continue };
         let count = read(t)?;
         if count != 0.0 {
             return Ok(Some(ComputedIndexOutOfRange {
-                phase: phase.name.clone(),
+                phase: phase.to_string(),
                 count: count as u64,
                 classes: guard.classes,
                 op: guard.op.clone(),

@@ -72,6 +72,10 @@ pub enum SampleError {
     )]
     Malformed { name: String, reason: String },
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Index(#[from] crate::labels::ComputedIndexOutOfRange),
+
     #[error("cannot write samples to `{}`: genc writes `.png` (a grid) and `.npy` (the array)", path.display())]
     #[diagnostic(code(E0958), help("name the output `samples.png` or `samples.npy`"))]
     OutputFormat { path: PathBuf },
@@ -116,7 +120,13 @@ impl LoadedSampler {
     ) -> Result<Vec<(String, DeviceTensor)>, SampleError> {
         let leaves = Leaves { inputs: Vec::new(), params: params.to_vec(), buffers: buffers.to_vec(), seed };
         let mut on_device = OnDevice { device, sampler: self, leaves, runs: 0, progress };
-        walk::run(&self.program, &mut on_device, inputs, seed)
+        let outputs = walk::run(&self.program, &mut on_device, inputs, seed)?;
+        let read = &mut |t: &DeviceTensor| Ok(t.to_f64(device)?.first().copied().unwrap_or(0.0));
+        let guards = &self.program.index_guards;
+        if let Some(e) = crate::labels::check_guards(&self.program.name, guards, &outputs, read)? {
+            return Err(SampleError::Index(e));
+        }
+        Ok(outputs)
     }
 
     /// How many segments one run of the sampler runs (loops counted out).

@@ -269,7 +269,9 @@ impl Trainer {
         let read_back = self.profile.start();
         let phase_name = loaded.phase.name.clone();
         let read = &mut |t: &DeviceTensor| Ok(t.to_f64(device)?.first().copied().unwrap_or(0.0));
-        if let Some(e) = crate::labels::check_guards(&loaded.phase, &outputs, read)? {
+        if let Some(e) =
+            crate::labels::check_guards(&loaded.phase.name, &loaded.phase.index_guards, &outputs, read)?
+        {
             return Err(TrainError::Index(e));
         }
         let mut grads: Vec<Option<DeviceTensor>> = vec![None; self.program.params.len()];
@@ -398,7 +400,9 @@ impl Trainer {
         let leaves = Leaves { inputs, params: self.averaged_params(), buffers: self.buffers.clone(), seed };
         let outputs = program.run(device, &leaves)?;
         let read = &mut |t: &DeviceTensor| Ok(t.to_f64(device)?.first().copied().unwrap_or(0.0));
-        if let Some(e) = crate::labels::check_guards(&program.phase, &outputs, read)? {
+        if let Some(e) =
+            crate::labels::check_guards(&program.phase.name, &program.phase.index_guards, &outputs, read)?
+        {
             return Err(TrainError::Index(e));
         }
         Ok(outputs)

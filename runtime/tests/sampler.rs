@@ -132,3 +132,40 @@ fn ddpm_reverse_process_at_small_sizes_matches_on_the_device() {
         assert_eq!(x.len(), 2 * 8 * 8);
     });
 }
+
+/// A loop-free sampler that computes an index (`one_hot(to_int(..), K)`) counts its values
+/// out of range on the device and refuses to return samples (E0945), where a kernel would
+/// have given zero rows; an index known to be in range (`arange(n) % K`) has no guard.
+#[test]
+fn a_samplers_computed_index_out_of_range_is_refused() {
+    let source = r#"
+dims K = 4
+
+sampler wild(n: int = 6) -> [n, K] {
+    return one_hot(to_int(arange(n) * 3 - 5), K)
+}
+
+sampler tame(n: int = 6) -> [n, K] {
+    return one_hot(arange(n) % K, K)
+}
+"#;
+    on_every_device(|| {
+        for (name, out_of_range) in [("wild", Some(5)), ("tame", None)] {
+            let c = called(source, name, 6);
+            let unit = c.units.iter().find(|u| u.kind == UnitKind::Sampler && u.name == name);
+            let unit = unit.unwrap_or_else(|| panic!("no sampler {name}"));
+            let program = plan_sampler(&c, unit, &|_| None).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(program.index_guards.len(), usize::from(out_of_range.is_some()), "{name}");
+            let sampler = LoadedSampler::load(device(), &program).unwrap_or_else(|e| panic!("{e}"));
+            match (sampler.run(device(), &[], &[], Vec::new(), 1), out_of_range) {
+                (Err(genc_runtime::sample::SampleError::Index(e)), Some(count)) => {
+                    // arange(6) * 3 - 5 = -5, -2, 1, 4, 7, 10: all but 1 outside 0..4.
+                    assert_eq!((e.count, e.classes), (count, 4));
+                }
+                (Ok(_), None) => {}
+                (Err(e), _) => panic!("{name}: {e}"),
+                (Ok(_), Some(_)) => panic!("{name}: the out-of-range indices were not caught"),
+            }
+        }
+    });
+}

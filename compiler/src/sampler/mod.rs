@@ -37,6 +37,10 @@ pub struct SamplerProgram {
     pub body: Vec<HostStep>,
     /// The unit's results: name and variable.
     pub outputs: Vec<(String, usize)>,
+    /// Indices the sampler computes: each output named here counts the values that fell
+    /// outside `0..classes` (a loop-free sampler's; see `check/index_guard.rs`).
+    #[serde(default)]
+    pub index_guards: Vec<crate::program::IndexGuardSpec>,
 }
 
 /// A host variable.

@@ -196,6 +196,7 @@ pub fn plan_sampler(
         segments,
         body,
         outputs,
+        index_guards: crate::plan::index_guards(&bound),
     })
 }
 

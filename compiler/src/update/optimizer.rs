@@ -6,9 +6,10 @@
 //! tensors (`m.P`, `v.P`, ...: [`slot_names`]), then the scalars that change from update to
 //! update ([`step_scalars`]: the sign, the rate and Adam's bias corrections), each a
 //! one-element tensor. Everything fixed for the run (betas, eps, decay, the clip norm) is a
-//! constant of the program. Its outputs: `param.P` and the new state for each parameter, and
+//! constant of the program. Its outputs, in order (the runtime reads them by position):
 //! `grad_norm2`, the squared global norm of the gradients, which the runtime reads back to
-//! refuse a non-finite update before it replaces anything.
+//! refuse a non-finite update before it replaces anything; then, per parameter, `param.P` and
+//! its new state tensors.
 
 use crate::graph::{Graph, NodeId};
 use crate::optimizer::{OptimizerConfig, OptimizerKind};
