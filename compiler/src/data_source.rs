@@ -216,10 +216,7 @@ pub fn docs_table() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn options(pairs: &[(&str, OptionValue)]) -> Options {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
-    }
+    use crate::option_table::options;
 
     #[test]
     fn a_source_with_its_options_is_typed() {

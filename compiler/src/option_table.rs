@@ -233,3 +233,9 @@ pub fn docs_cell(options: &[OptionDoc]) -> String {
         .collect();
     cells.join("; ")
 }
+
+/// `kind(key: value, ..)`'s options, as a test writes them.
+#[cfg(test)]
+pub(crate) fn options(pairs: &[(&str, OptionValue)]) -> Options {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}

@@ -44,17 +44,17 @@ pub struct ComputedIndexOutOfRange {
     pub span: miette::SourceSpan,
 }
 
-/// The index `guards` of program `phase` against its outputs: the first guard that counted
-/// an out-of-range value. `read` gives an output's first value.
+/// The index `guards` of program `phase` against its outputs on `device`: the first guard
+/// that counted an out-of-range value.
 pub fn check_guards(
+    device: &crate::device::Device,
     phase: &str,
     guards: &[genc_compiler::program::IndexGuardSpec],
     outputs: &[(String, crate::device::DeviceTensor)],
-    read: &mut dyn FnMut(&crate::device::DeviceTensor) -> Result<f64, crate::device::DeviceError>,
 ) -> Result<Option<ComputedIndexOutOfRange>, crate::device::DeviceError> {
     for guard in guards {
         let Some((_, t)) = outputs.iter().find(|(n, _)| *n == guard.output) else { continue };
-        let count = read(t)?;
+        let count = t.to_f64(device)?.first().copied().unwrap_or(0.0);
         if count != 0.0 {
             return Ok(Some(ComputedIndexOutOfRange {
                 phase: phase.to_string(),

@@ -121,9 +121,8 @@ impl LoadedSampler {
         let leaves = Leaves { inputs: Vec::new(), params: params.to_vec(), buffers: buffers.to_vec(), seed };
         let mut on_device = OnDevice { device, sampler: self, leaves, runs: 0, progress };
         let outputs = walk::run(&self.program, &mut on_device, inputs, seed)?;
-        let read = &mut |t: &DeviceTensor| Ok(t.to_f64(device)?.first().copied().unwrap_or(0.0));
         let guards = &self.program.index_guards;
-        if let Some(e) = crate::labels::check_guards(&self.program.name, guards, &outputs, read)? {
+        if let Some(e) = crate::labels::check_guards(device, &self.program.name, guards, &outputs)? {
             return Err(SampleError::Index(e));
         }
         Ok(outputs)

@@ -136,14 +136,16 @@ impl Trainer {
         let mut per_step = vec![0u64; run.optimizers.len()];
         count_updates(&run.step, &phase_runs, 1, &mut per_step);
         let updates = &program.updates;
-        let planned = |what: &str, have: usize, want: usize| match have == want {
-            true => Ok(()),
-            false => Err(TrainError::Init {
+        let planned = |what: &str, have: usize, want: usize| {
+            if have == want {
+                return Ok(());
+            }
+            Err(TrainError::Init {
                 name: "the step's updates".into(),
                 reason: format!(
                     "the program plans {have} {what} for the spec's {want}; plan it from this spec"
                 ),
-            }),
+            })
         };
         planned("optimizer updates", updates.optimizers.len(), run.optimizers.len())?;
         planned("EMA updates", updates.ema.len(), run.ema.len())?;
@@ -268,12 +270,7 @@ impl Trainer {
         let outputs = loaded.run_profiled(device, &leaves, &mut self.profile)?;
         let read_back = self.profile.start();
         let phase_name = loaded.phase.name.clone();
-        let read = &mut |t: &DeviceTensor| Ok(t.to_f64(device)?.first().copied().unwrap_or(0.0));
-        if let Some(e) =
-            crate::labels::check_guards(&loaded.phase.name, &loaded.phase.index_guards, &outputs, read)?
-        {
-            return Err(TrainError::Index(e));
-        }
+        check_guards(device, &loaded.phase, &outputs)?;
         let mut grads: Vec<Option<DeviceTensor>> = vec![None; self.program.params.len()];
         for (name, t) in &outputs {
             if name.starts_with("check.") {
@@ -399,13 +396,20 @@ impl Trainer {
     ) -> Result<Vec<(String, DeviceTensor)>, TrainError> {
         let leaves = Leaves { inputs, params: self.averaged_params(), buffers: self.buffers.clone(), seed };
         let outputs = program.run(device, &leaves)?;
-        let read = &mut |t: &DeviceTensor| Ok(t.to_f64(device)?.first().copied().unwrap_or(0.0));
-        if let Some(e) =
-            crate::labels::check_guards(&program.phase.name, &program.phase.index_guards, &outputs, read)?
-        {
-            return Err(TrainError::Index(e));
-        }
+        check_guards(device, &program.phase, &outputs)?;
         Ok(outputs)
+    }
+}
+
+/// Refuses a run of `phase` whose computed indices fell out of range (E0945).
+fn check_guards(
+    device: &Device,
+    phase: &PhaseProgram,
+    outputs: &[(String, DeviceTensor)],
+) -> Result<(), TrainError> {
+    match crate::labels::check_guards(device, &phase.name, &phase.index_guards, outputs)? {
+        Some(e) => Err(TrainError::Index(e)),
+        None => Ok(()),
     }
 }
 

@@ -26,6 +26,23 @@ fn new_trainer(c: &Checked, program: Program, seed: u64, steps: u64) -> Trainer 
     Trainer::new(device(), &spec, program, seed, steps).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A feed that fills element `i` of every input `spec` with `value(spec, i)`.
+fn feed_with(
+    value: impl Fn(&TensorSpec, usize) -> f32,
+) -> impl FnMut(&PhaseProgram) -> Result<Vec<DeviceTensor>, FeedError> {
+    move |phase: &PhaseProgram| {
+        Ok(phase
+            .inputs
+            .iter()
+            .map(|spec| {
+                let values: Vec<f32> = (0..spec.shape.iter().product()).map(|i| value(spec, i)).collect();
+                DeviceTensor::from_f32(device(), spec.dtype, &spec.shape, &values)
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect())
+    }
+}
+
 /// Trains `name` for `steps` steps at `batch` on the first 512 training images scaled to
 /// `range`; returns each step's first metric.
 fn train(name: &str, batch: usize, steps: usize, range: (f32, f32)) -> Vec<f64> {
@@ -200,17 +217,7 @@ fn every_repeat_of_a_phase_draws_fresh_noise() {
         let d = device();
         let mut trainer = new_trainer(&c, program, 3, 1);
         let before = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
-        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, FeedError> {
-            let halves = |s: &TensorSpec| {
-                DeviceTensor::from_f32(d, s.dtype, &s.shape, &vec![0.5; s.shape.iter().product()])
-            };
-            phase
-                .inputs
-                .iter()
-                .map(halves)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| FeedError::Data(e.to_string()))
-        };
+        let mut feed = feed_with(|_, _| 0.5);
         let report = trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
         let after = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
         let m2 = report.metrics.iter().find(|(n, _)| n == "m2").map(|m| m.1).unwrap_or(f64::NAN);
@@ -292,17 +299,7 @@ fn a_phase_at_a_zero_rate_is_skipped_and_its_stage_starts_fresh() {
         let mut trainer = new_trainer(&c, program, 5, 4);
         let q = |t: &Trainer| t.params[1].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
         let start = q(&trainer);
-        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, FeedError> {
-            let zeros = |s: &TensorSpec| {
-                DeviceTensor::from_f32(d, s.dtype, &s.shape, &vec![0.0; s.shape.iter().product()])
-            };
-            phase
-                .inputs
-                .iter()
-                .map(zeros)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| FeedError::Data(e.to_string()))
-        };
+        let mut feed = feed_with(|_, _| 0.0);
         for step in 1..=3 {
             let report = trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
             let losses: Vec<&str> =
@@ -363,17 +360,7 @@ fn clip_to_norm_bounds_each_units_weights() {
         trainer.params[0] =
             DeviceTensor::from_f32(d, DType::F32, &[6, 4], &rows).unwrap_or_else(|e| panic!("{e}"));
         let bias_before = trainer.params[1].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
-        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, FeedError> {
-            let zeros = |s: &TensorSpec| {
-                DeviceTensor::from_f32(d, s.dtype, &s.shape, &vec![0.0; s.shape.iter().product()])
-            };
-            phase
-                .inputs
-                .iter()
-                .map(zeros)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| FeedError::Data(e.to_string()))
-        };
+        let mut feed = feed_with(|_, _| 0.0);
         trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
         let w = trainer.params[0].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
         for (r, row) in w.chunks(4).enumerate() {
@@ -405,20 +392,10 @@ fn cgan_learning_rate_falls_by_the_papers_factor_to_its_floor() {
     assert!((opt_d.lr_at(steps - 1) - 0.1 / 1.00004f64.powf((steps - 1) as f64)).abs() < 1e-12);
     // 288k updates would take it below 1e-6: the floor holds it there.
     assert_eq!(opt_d.lr_at(400_000), 1e-6);
-    let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, FeedError> {
-        Ok(phase
-            .inputs
-            .iter()
-            .map(|spec| {
-                let n: usize = spec.shape.iter().product();
-                let values: Vec<f32> = match spec.dtype {
-                    DType::I32 => (0..n).map(|i| (i % 10) as f32).collect(),
-                    _ => (0..n).map(|i| ((i * 37) % 101) as f32 / 101.0).collect(),
-                };
-                DeviceTensor::from_f32(d, spec.dtype, &spec.shape, &values).unwrap_or_else(|e| panic!("{e}"))
-            })
-            .collect())
-    };
+    let mut feed = feed_with(|spec, i| match spec.dtype {
+        DType::I32 => (i % 10) as f32,
+        _ => ((i * 37) % 101) as f32 / 101.0,
+    });
     let mut logged = Vec::new();
     for _ in 0..3 {
         let report = trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
@@ -451,18 +428,7 @@ fn a_kept_state_carries_from_one_step_to_the_next() {
         assert_eq!(states.len(), 4, "one state per spectrally normalised weight");
         let read = |t: &Trainer, i: usize| t.buffers[i].to_f64(d).unwrap_or_else(|e| panic!("{e}"));
         let before: Vec<Vec<f64>> = states.iter().map(|&i| read(&trainer, i)).collect();
-        let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, FeedError> {
-            Ok(phase
-                .inputs
-                .iter()
-                .map(|spec| {
-                    let n: usize = spec.shape.iter().product();
-                    let values: Vec<f32> = (0..n).map(|i| ((i * 37) % 101) as f32 / 50.5 - 1.0).collect();
-                    DeviceTensor::from_f32(d, spec.dtype, &spec.shape, &values)
-                        .unwrap_or_else(|e| panic!("{e}"))
-                })
-                .collect())
-        };
+        let mut feed = feed_with(|_, i| ((i * 37) % 101) as f32 / 50.5 - 1.0);
         for step in 0..2 {
             trainer.train_step(d, &mut feed).unwrap_or_else(|e| panic!("{e}"));
             for (k, &i) in states.iter().enumerate() {
@@ -510,19 +476,7 @@ train {
             let (program, _) = plan::plan(&c, Some(2)).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(program.phases[0].index_guards.len(), 1);
             let mut trainer = new_trainer(&c, program, 1, 1);
-            let mut feed = |phase: &PhaseProgram| -> Result<Vec<DeviceTensor>, FeedError> {
-                Ok(phase
-                    .inputs
-                    .iter()
-                    .map(|spec| {
-                        let n: usize = spec.shape.iter().product();
-                        let values: Vec<f32> =
-                            (0..n).map(|i| lo + (1.0 - lo) * (i % 9) as f32 / 8.0).collect();
-                        DeviceTensor::from_f32(d, spec.dtype, &spec.shape, &values)
-                            .unwrap_or_else(|e| panic!("{e}"))
-                    })
-                    .collect())
-            };
+            let mut feed = feed_with(|_, i| lo + (1.0 - lo) * (i % 9) as f32 / 8.0);
             match trainer.train_step(d, &mut feed) {
                 Ok(_) => assert!(!want_error, "data from {lo}: the out-of-range targets were not caught"),
                 Err(genc_runtime::train::TrainError::Index(e)) => {

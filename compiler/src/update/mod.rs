@@ -48,16 +48,15 @@ pub fn plan_updates(run: &RunSpec, params: &[Entry]) -> Result<Updates, PlanErro
         .collect::<Result<Vec<_>, _>>()?;
     let clips = clips(&run.step)
         .into_iter()
-        .map(|op| match op {
+        .filter_map(|op| match op {
             StepOp::ClipNorm { params, max } => {
-                planned(weights::clip_norm_graph(&entries(params), *max), format!("clip to norm {max}"))
+                Some(planned(weights::clip_norm_graph(&entries(params), *max), format!("clip to norm {max}")))
             }
-            StepOp::Clip { params, lo, hi } => {
-                planned(weights::clamp_graph(&entries(params), *lo, *hi), format!("clip to [{lo}, {hi}]"))
-            }
-            StepOp::Phase { .. } | StepOp::Repeat { .. } => {
-                Err(PlanError::Phase { phase: "clip".into(), message: "not a clip".into() })
-            }
+            StepOp::Clip { params, lo, hi } => Some(planned(
+                weights::clamp_graph(&entries(params), *lo, *hi),
+                format!("clip to [{lo}, {hi}]"),
+            )),
+            StepOp::Phase { .. } | StepOp::Repeat { .. } => None,
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Updates { optimizers, ema, clips })
